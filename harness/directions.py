@@ -1,0 +1,119 @@
+"""Sentiment-direction finders as scikit-learn estimators (paper §4, ``utils/classification.py``).
+
+Each is fit on residual-stream activations at the ADJ position, ``fit(X, y)`` with y = 1 for positive
+prompts, and exposes a unit ``direction_`` whose sign is oriented so that positive prompts project
+higher than negative ones (the authors left PCA and DAS unoriented; claims compare with |cos| anyway).
+``predict``/``score`` classify by projection, thresholded halfway between the two classes' mean
+projections on the training data.
+
+The paper's settings: K-means ``KMeans(n_clusters=2, n_init=10, random_state=0)`` with clusters
+oriented by majority vote and direction = positive centroid − negative centroid; the probe
+``LogisticRegression(solver='liblinear', max_iter=1000, tol=1e-4, random_state=0)`` with direction
+``coef_[0]``; PCA's first component; mean difference = mean(positive) − mean(negative); the random
+baseline a seeded Gaussian vector. DAS lives in ``harness.das``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+
+
+def _as_numpy(X) -> np.ndarray:
+    return X.detach().cpu().double().numpy() if isinstance(X, torch.Tensor) else np.asarray(X, float)
+
+
+class DirectionFinder(BaseEstimator):
+    """Base: subclasses implement ``_raw_direction(X, y)``; ``fit`` orients and normalises it."""
+
+    def fit(self, X, y):
+        X, y = _as_numpy(X), np.asarray(y).astype(int)
+        if X.ndim != 2 or len(X) != len(y):
+            raise ValueError(f"expected X [n, d_model] and y [n]; got {X.shape} and {y.shape}")
+        if set(np.unique(y)) != {0, 1}:
+            raise ValueError(f"y must contain both classes 0 (negative) and 1 (positive); got {np.unique(y)}")
+        direction = np.asarray(self._raw_direction(X, y), dtype=float)
+        direction = direction / np.linalg.norm(direction)
+        projection = X @ direction
+        if projection[y == 1].mean() < projection[y == 0].mean():
+            direction, projection = -direction, -projection
+        self.direction_ = torch.tensor(direction, dtype=torch.float32)
+        self.threshold_ = float((projection[y == 1].mean() + projection[y == 0].mean()) / 2)
+        return self
+
+    def _raw_direction(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def decision_function(self, X) -> np.ndarray:
+        return _as_numpy(X) @ self.direction_.double().numpy() - self.threshold_
+
+    def predict(self, X) -> np.ndarray:
+        return (self.decision_function(X) > 0).astype(int)
+
+    def score(self, X, y) -> float:
+        return float((self.predict(X) == np.asarray(y)).mean())
+
+
+class MeanDifference(DirectionFinder):
+    def _raw_direction(self, X, y):
+        return X[y == 1].mean(0) - X[y == 0].mean(0)
+
+
+class KMeansDirection(DirectionFinder):
+    def __init__(self, n_init: int = 10, random_state: int = 0):
+        self.n_init = n_init
+        self.random_state = random_state
+
+    def _raw_direction(self, X, y):
+        kmeans = KMeans(n_clusters=2, n_init=self.n_init, random_state=self.random_state).fit(X)
+        positive_share = [y[kmeans.labels_ == k].mean() for k in (0, 1)]
+        positive = int(np.argmax(positive_share))
+        self.cluster_positive_share_ = positive_share
+        return kmeans.cluster_centers_[positive] - kmeans.cluster_centers_[1 - positive]
+
+
+class LogisticProbe(DirectionFinder):
+    def __init__(self, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-4, random_state: int = 0):
+        self.C = C
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    def _raw_direction(self, X, y):
+        probe = LogisticRegression(
+            solver="liblinear", C=self.C, max_iter=self.max_iter, tol=self.tol, random_state=self.random_state
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            probe.fit(X, y)
+        self.converged_ = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        return probe.coef_[0]
+
+
+class PCADirection(DirectionFinder):
+    def _raw_direction(self, X, y):
+        pca = PCA(n_components=1).fit(X)
+        self.explained_variance_ratio_ = float(pca.explained_variance_ratio_[0])
+        return pca.components_[0]
+
+
+class RandomDirection(DirectionFinder):
+    """A seeded Gaussian direction: the paper's control (``torch.manual_seed(42)``, ``torch.randn``)."""
+
+    def __init__(self, random_state: int = 42):
+        self.random_state = random_state
+
+    def _raw_direction(self, X, y):
+        generator = torch.Generator().manual_seed(self.random_state)
+        return torch.randn(X.shape[1], generator=generator).double().numpy()
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=0))

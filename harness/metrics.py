@@ -1,0 +1,81 @@
+"""The paper's metrics, exactly as §5.1 defines them (authors' ``utils/circuit_analysis.py``).
+
+- Sentiment score s = mean over the K answer pairs of logit(positive_k) − logit(negative_k), read at
+  the final token. A prompt's logit difference (LD) is s for a positive clean label and −s for a
+  negative one: the answers are always the *clean* prompt's, also in corrupted and patched runs.
+- Centring: bias = mean over prompts of s (in that run); centred LD = LD − bias for positive labels and
+  LD + bias for negative ones. Accuracy = fraction of centred LDs > 0.
+- % logit difference recovered = (LD_patched − LD_corrupted)/(LD_clean − LD_corrupted) × 100, with
+  dataset means of centred LDs; not clipped, so it can exceed 100.
+- % logit flip = (acc_patched − acc_corrupted)/(acc_clean − acc_corrupted) × 100, each accuracy
+  centred with its own run's bias (commit 387ca15): a change in centred accuracy, not a sign count.
+
+The authors averaged per batch; the suite computes each metric over the whole set (one batch), and
+gives a 95% percentile bootstrap CI by resampling prompts.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
+
+
+def sentiment_score(
+    logits: Float[Tensor, "batch d_vocab"], answer_ids: Int[Tensor, "2 n_answers"]
+) -> Float[Tensor, "batch"]:
+    """s = mean_k logit(positive_k) − logit(negative_k)."""
+    return (logits[:, answer_ids[0]] - logits[:, answer_ids[1]]).mean(-1)
+
+
+def label_signs(labels: Int[Tensor, "batch"]) -> Float[Tensor, "batch"]:
+    return labels.float() * 2 - 1
+
+
+def logit_diff(score: Float[Tensor, "*boot batch"], labels: Int[Tensor, "batch"]) -> Float[Tensor, "*boot batch"]:
+    """Uncentred LD: the score signed by the clean label."""
+    return score * label_signs(labels)
+
+
+def centred_logit_diff(score: Float[Tensor, "*boot batch"], labels: Int[Tensor, "batch"]) -> Float[Tensor, "*boot batch"]:
+    """LD minus the run's mean positive-minus-negative bias, signed by the label."""
+    return (score - score.mean(-1, keepdim=True)) * label_signs(labels)
+
+
+def accuracy(score: Float[Tensor, "*boot batch"], labels: Int[Tensor, "batch"]) -> Float[Tensor, "*boot"]:
+    return (centred_logit_diff(score, labels) > 0).float().mean(-1)
+
+
+def logit_diff_recovered(
+    patched: Tensor, clean: Tensor, corrupted: Tensor, labels: Tensor
+) -> Float[Tensor, "*boot"]:
+    """% logit difference recovered (§5.1): 100 at the clean run, 0 at the corrupted run."""
+    mean = lambda score: centred_logit_diff(score, labels).mean(-1)
+    return (mean(patched) - mean(corrupted)) / (mean(clean) - mean(corrupted)) * 100
+
+
+def logit_flip(patched: Tensor, clean: Tensor, corrupted: Tensor, labels: Tensor) -> Float[Tensor, "*boot"]:
+    """% logit flip (§5.1): change in centred accuracy, normalised between corrupted and clean."""
+    acc = lambda score: accuracy(score, labels)
+    return (acc(patched) - acc(corrupted)) / (acc(clean) - acc(corrupted)) * 100
+
+
+def bootstrap_indices(n: int, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, n, (resamples, n), generator=generator)
+
+
+def bootstrap_ci(statistic, *per_item: Tensor, level: float = 0.95) -> tuple[float, float]:
+    """Percentile CI of ``statistic(*per_item)`` over prompts resampled with replacement (seeded).
+    ``statistic`` must accept a leading resample axis; resamples where it is undefined are dropped."""
+    index = bootstrap_indices(per_item[0].shape[-1])
+    values = statistic(*(item[..., index] for item in per_item)).flatten()
+    values = values[torch.isfinite(values)]
+    if values.numel() == 0:
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2
+    low, high = torch.quantile(values.double(), torch.tensor([tail, 1 - tail], dtype=torch.float64))
+    return float(low), float(high)

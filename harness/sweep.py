@@ -1,0 +1,91 @@
+"""The directional-patching layer sweep (paper §5.2, §6.2 P1–P2, the layer-sweep figure).
+
+For each layer L and each method with a direction at L, the corrupted prompts are run with every
+position of residual boundary L patched along that method's direction from the clean run:
+x' = x_corr + (d·x_clean − d·x_corr) d. All methods of one layer share one forward pass (stacked
+along the batch, one direction per row), restarted at L from the corrupted run's saved residual.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from harness.forward import block_inputs, resid_hook_name, run_from
+from harness.interventions import directional_patch, edit_hook
+from harness.metrics import bootstrap_ci, logit_diff_recovered, logit_flip, sentiment_score
+
+METRICS = {"ld_recovered": logit_diff_recovered, "logit_flip": logit_flip}
+
+
+@dataclass
+class PatchingResults:
+    """Sentiment scores of the clean, corrupted and every patched run, per pair."""
+
+    labels: Int[Tensor, "n"]
+    clean: Float[Tensor, "n"]
+    corrupted: Float[Tensor, "n"]
+    patched: dict[tuple[str, int], Float[Tensor, "n"]] = field(default_factory=dict)
+
+    def metric(self, name: str, method: str, layer: int) -> float:
+        return float(METRICS[name](self.patched[method, layer], self.clean, self.corrupted, self.labels))
+
+    def metric_ci(self, name: str, method: str, layer: int) -> tuple[float, float]:
+        return bootstrap_ci(METRICS[name], self.patched[method, layer], self.clean, self.corrupted, self.labels)
+
+    def layers(self, method: str) -> list[int]:
+        return sorted(layer for m, layer in self.patched if m == method)
+
+    def methods(self) -> list[str]:
+        return list(dict.fromkeys(m for m, _ in self.patched))
+
+    def best_layer(self, method: str, metric: str = "ld_recovered") -> int:
+        """The layer where ``method`` recovers the most (the paper's max over layers per method)."""
+        return max(self.layers(method), key=lambda layer: self.metric(metric, method, layer))
+
+    def table(self, metric: str) -> dict[str, dict[int, float]]:
+        return {m: {layer: self.metric(metric, m, layer) for layer in self.layers(m)} for m in self.methods()}
+
+
+def directional_patching_sweep(
+    bridge,
+    clean_resid: Float[Tensor, "boundary n pos d_model"],
+    corrupted_resid: Float[Tensor, "boundary n pos d_model"],
+    labels: Int[Tensor, "n"],
+    answer_ids: Int[Tensor, "2 n_answers"],
+    directions: dict[str, dict[int, Float[Tensor, "d_model"]]],
+) -> PatchingResults:
+    """Patch every (method, layer) direction, one forward pass per layer."""
+    n_layers = clean_resid.shape[0] - 1
+    n = clean_resid.shape[1]
+    results = PatchingResults(
+        labels=labels,
+        clean=_score_final(bridge, clean_resid, answer_ids),
+        corrupted=_score_final(bridge, corrupted_resid, answer_ids),
+    )
+    for layer in range(n_layers + 1):
+        methods = [m for m in directions if layer in directions[m]]
+        if not methods:
+            continue
+        stacked = torch.stack([directions[m][layer] for m in methods]).float()  # [M, d]
+        per_row = stacked.repeat_interleave(n, dim=0)[:, None, :]  # [M*n, 1, d]
+        source = clean_resid[layer].repeat(len(methods), 1, 1)
+        base = block_inputs(corrupted_resid, layer).repeat(len(methods), 1, 1)
+        hook = edit_hook(directional_patch(per_row, source))
+        with torch.no_grad():
+            logits = run_from(bridge, base, layer, [(resid_hook_name(n_layers, layer), hook)])
+        scores = sentiment_score(logits, answer_ids).view(len(methods), n)
+        for method, score in zip(methods, scores):
+            results.patched[method, layer] = score
+    return results
+
+
+def _score_final(bridge, resid: Tensor, answer_ids: Tensor) -> Tensor:
+    """Scores of an unpatched run, from its saved residual at the last block's input."""
+    n_layers = resid.shape[0] - 1
+    with torch.no_grad():
+        logits = run_from(bridge, block_inputs(resid, n_layers), n_layers)
+    return sentiment_score(logits, answer_ids)

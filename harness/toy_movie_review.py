@@ -1,0 +1,164 @@
+"""ToyMovieReview (paper §2.1): ``I thought this movie was{ADJ}, I{VRB} it. \\nConclusion: This movie is``.
+
+- Word lists are the paper-era ones (``prompts.yaml`` @0b438f2: 55 train / 30 test adjectives, 8 verbs),
+  inserted with a leading space and filtered to single tokens for the model's tokenizer.
+- Positive prompt i is (pos_adj[i], pos_verb[i mod 5]); negative prompt i is (neg_adj[i], neg_verb[i mod 3]).
+- Deviation, on purpose: the authors' code silently fitted on only the first n = min(#pos core, #neg core)
+  train adjectives of each list (the "size quirk", §2.1) and cut the test set to 14 per class. The suite
+  uses *all* single-token adjectives in both splits: the fitting set is every distinct prompt, and the
+  clean/corrupted pairs cycle the shorter class so that every prompt is a clean prompt at least once.
+- Pairs (§2.1 ``get_dataset``): clean = [pos0, neg0, pos1, neg1, ...], corrupted = clean shifted left
+  by one, cyclically; the answers are the clean prompt's. Answers: 5 aligned pairs (great/terrible,
+  amazing/awful, awesome/bad, good/horrible, perfect/disgusting); the logit difference averages them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+from harness.tokens import locate, single_token_id, split_single_tokens, tokenize
+
+TEMPLATE = "I thought this movie was{ADJ}, I{VRB} it. \nConclusion: This movie is"
+
+
+def paper_reference() -> dict:
+    """The paper-era word lists, templates and numbers shipped with the harness."""
+    return json.loads(resources.files("harness").joinpath("data/paper_reference.json").read_text())
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """Prompts of one template: tokens, labels (1 positive, 0 negative), located positions."""
+
+    texts: tuple[str, ...]
+    tokens: Int[Tensor, "batch pos"]
+    labels: Int[Tensor, "batch"]
+    positions: dict[str, Int[Tensor, "batch"]]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def select(self, index: Int[Tensor, "n"]) -> "PromptSet":
+        return PromptSet(
+            texts=tuple(self.texts[i] for i in index.tolist()),
+            tokens=self.tokens[index],
+            labels=self.labels[index],
+            positions={name: pos[index] for name, pos in self.positions.items()},
+        )
+
+
+@dataclass(frozen=True)
+class PromptPairs:
+    """Clean/corrupted prompts for patching; ``answer_ids`` rows: positive answers, negative answers.
+    ``clean_index``/``corrupted_index`` point into the split's distinct prompts, so activations are
+    computed once per distinct prompt and gathered per pair."""
+
+    clean: PromptSet
+    corrupted: PromptSet
+    answer_ids: Int[Tensor, "2 n_answers"]
+    clean_index: Int[Tensor, "n"]
+    corrupted_index: Int[Tensor, "n"]
+
+    def __len__(self) -> int:
+        return len(self.clean)
+
+
+@dataclass(frozen=True)
+class ToyMovieReview:
+    train: PromptSet
+    test: PromptSet
+    train_pairs: PromptPairs
+    test_pairs: PromptPairs
+    answer_pairs: tuple[tuple[str, str], ...]
+    kept: dict[str, list[str]] = field(default_factory=dict)
+    dropped: dict[str, list[str]] = field(default_factory=dict)
+    prepend_bos: bool = True
+
+
+def build_toy_movie_review(bridge, prepend_bos: bool) -> ToyMovieReview:
+    """Build the dataset for ``bridge``'s tokenizer (word filtering, prompts, positions, pairs)."""
+    reference = paper_reference()["toy_movie_review"]
+    if reference["format_string"] != TEMPLATE:
+        raise ValueError("shipped paper_reference.json disagrees with the ToyMovieReview template")
+    tokenizer = bridge.tokenizer
+    lists = {
+        "train_positive_adjectives": reference["adjectives_paper_era_order"]["train"]["positive"],
+        "train_negative_adjectives": reference["adjectives_paper_era_order"]["train"]["negative"],
+        "test_positive_adjectives": reference["adjectives_paper_era_order"]["test"]["positive"],
+        "test_negative_adjectives": reference["adjectives_paper_era_order"]["test"]["negative"],
+        "positive_verbs": reference["verbs_paper_era"]["positive"],
+        "negative_verbs": reference["verbs_paper_era"]["negative"],
+    }
+    kept, dropped = {}, {}
+    for name, words in lists.items():
+        kept[name], dropped[name] = split_single_tokens(tokenizer, words)
+        if not kept[name]:
+            raise ValueError(f"no word of {name} is a single token for this tokenizer")
+
+    answer_pairs, dropped_answers = [], []
+    for positive, negative in reference["answer_pairs_with_space"]:
+        if single_token_id(tokenizer, positive) is None or single_token_id(tokenizer, negative) is None:
+            dropped_answers.append(f"{positive.strip()}/{negative.strip()}")
+        else:
+            answer_pairs.append((positive, negative))
+    if not answer_pairs:
+        raise ValueError("no ToyMovieReview answer pair is single-token for this tokenizer")
+    dropped["answer_pairs"] = dropped_answers
+    kept["answer_pairs"] = [f"{p.strip()}/{n.strip()}" for p, n in answer_pairs]
+    answer_ids = torch.tensor(
+        [[single_token_id(tokenizer, p) for p, _ in answer_pairs],
+         [single_token_id(tokenizer, n) for _, n in answer_pairs]]
+    )
+
+    def class_prompts(split: str, sentiment: str) -> list[tuple[str, str]]:
+        adjectives = kept[f"{split}_{sentiment}_adjectives"]
+        verbs = kept[f"{sentiment}_verbs"]
+        return [(adjective, verbs[i % len(verbs)]) for i, adjective in enumerate(adjectives)]
+
+    def prompt_set(words: list[tuple[str, str]], labels: list[int]) -> PromptSet:
+        texts = tuple(TEMPLATE.format(ADJ=" " + adj, VRB=" " + verb) for adj, verb in words)
+        tokens = tokenize(bridge, texts, prepend_bos)
+        adj_ids = [single_token_id(tokenizer, " " + adj) for adj, _ in words]
+        verb_ids = [single_token_id(tokenizer, " " + verb) for _, verb in words]
+        movie_id = single_token_id(tokenizer, " movie")
+        comma_id = single_token_id(tokenizer, ",")
+        positions = {"ADJ": locate(tokens, adj_ids), "VRB": locate(tokens, verb_ids)}
+        if comma_id is not None:
+            positions["COMMA"] = locate(tokens, [comma_id], 0)
+        if movie_id is not None:
+            positions["SBJ2"] = locate(tokens, [movie_id], -1)
+        positions["END"] = torch.full((len(texts),), tokens.shape[1] - 1)
+        return PromptSet(texts, tokens, torch.tensor(labels), positions)
+
+    def split_sets(split: str) -> tuple[PromptSet, PromptPairs]:
+        positive, negative = class_prompts(split, "positive"), class_prompts(split, "negative")
+        distinct = prompt_set(positive + negative, [1] * len(positive) + [0] * len(negative))
+        n = max(len(positive), len(negative))
+        order = []  # indices into ``distinct``: pos_i, neg_i, ... cycling the shorter class
+        for i in range(n):
+            order += [i % len(positive), len(positive) + i % len(negative)]
+        clean_index = torch.tensor(order)
+        corrupted_index = torch.roll(clean_index, shifts=-1)
+        pairs = PromptPairs(
+            distinct.select(clean_index), distinct.select(corrupted_index), answer_ids, clean_index, corrupted_index
+        )
+        return distinct, pairs
+
+    train, train_pairs = split_sets("train")
+    test, test_pairs = split_sets("test")
+    return ToyMovieReview(
+        train=train,
+        test=test,
+        train_pairs=train_pairs,
+        test_pairs=test_pairs,
+        answer_pairs=tuple(answer_pairs),
+        kept=kept,
+        dropped=dropped,
+        prepend_bos=prepend_bos,
+    )
