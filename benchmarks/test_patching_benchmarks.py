@@ -72,7 +72,7 @@ def test_benchmark_directional_patching_sweep(benchmark, model, toy_movie_review
                 index_df=pd.DataFrame({"layer": list(by_layer)}), reduce="none",
             )
             for row, layer in enumerate(by_layer):
-                values[method, layer] = patched.values[..., row].flatten()
+                values[method, layer] = patched.values[row]
         return values
 
     with torch.no_grad():

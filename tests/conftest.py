@@ -1,0 +1,126 @@
+"""Shared fixtures of the harness tests: tiny random-weight models of the paper's two architectures.
+
+The models are built without the hub: a GPT-2 and a GPT-NeoX (parallel attention + MLP, partial
+rotary) with 2 layers and d_model 64, random weights (seed 0; LayerNorm gains and all biases drawn
+at random too, so that folding LayerNorm and centring the writing weights are not no-ops), and the
+embedded SmolLM2 tokenizer (vocab 49152), whose converted copy lives in the suite's cache. They are
+saved to a session tmp dir and loaded through the project's own path, ``resolve_model`` +
+``load_model``, so every test sees the same processed ``TransformerBridge`` the claims see.
+
+The bridges are shared by the whole session: tests must leave no hooks behind (``test_forward``
+checks that none are left).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.forward import residual_stream
+from harness.models import LoadedModel, converted_gguf_dir, default_cache_dir, embedded_gguf_path, load_model, resolve_model
+from harness.toy_movie_review import ToyMovieReview, build_toy_movie_review
+
+TINY_ARCHITECTURES = ("gpt2", "neox")
+N_LAYERS, D_MODEL = 2, 64
+
+
+def tiny_config(architecture: str, tokenizer):
+    from transformers import GPT2Config, GPTNeoXConfig
+
+    common = dict(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                  eos_token_id=tokenizer.eos_token_id, initializer_range=0.2)
+    if architecture == "gpt2":
+        return GPT2Config(n_layer=N_LAYERS, n_embd=D_MODEL, n_head=4, n_positions=64, **common)
+    return GPTNeoXConfig(num_hidden_layers=N_LAYERS, hidden_size=D_MODEL, num_attention_heads=4,
+                         intermediate_size=128, use_parallel_residual=True, rotary_pct=0.25,
+                         max_position_embeddings=64, **common)
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    return Path(os.environ.get("SENTIMENT_CLAIMS_CACHE") or default_cache_dir())
+
+
+@pytest.fixture(scope="session")
+def offline():
+    """HF_HUB_OFFLINE=1 while the session's models are built and loaded (all from local files)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        yield
+
+
+@pytest.fixture(scope="session")
+def tokenizer(cache_dir: Path, offline):
+    """The real SmolLM2 tokenizer, from the converted copy of the embedded GGUF (no hub)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(converted_gguf_dir(embedded_gguf_path(), cache_dir))
+
+
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory: pytest.TempPathFactory, tokenizer, offline) -> dict[str, Path]:
+    """``{"gpt2": dir, "neox": dir}``: saved random-weight models with the SmolLM2 tokenizer."""
+    from transformers import AutoModelForCausalLM
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    dirs = {}
+    for architecture in TINY_ARCHITECTURES:
+        torch.manual_seed(0)
+        hf = AutoModelForCausalLM.from_config(tiny_config(architecture, tokenizer))
+        with torch.no_grad():
+            for name, parameter in hf.named_parameters():
+                if parameter.dim() == 1:  # LayerNorm gains around 1, biases around 0
+                    parameter.normal_(1.0 if name.endswith("weight") else 0.0, 0.2)
+        dirs[architecture] = root / f"tiny-{architecture}"
+        hf.save_pretrained(dirs[architecture])
+        tokenizer.save_pretrained(dirs[architecture])
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_dirs: dict[str, Path], cache_dir: Path, offline) -> dict[str, LoadedModel]:
+    return {
+        architecture: load_model(resolve_model(str(path)), device="cpu", dtype="float32", cache_dir=cache_dir)
+        for architecture, path in tiny_dirs.items()
+    }
+
+
+@pytest.fixture(params=TINY_ARCHITECTURES)
+def tiny(request: pytest.FixtureRequest, tiny_models: dict[str, LoadedModel]) -> LoadedModel:
+    """Each tiny model in turn."""
+    return tiny_models[request.param]
+
+
+@pytest.fixture(scope="session")
+def gpt2(tiny_models: dict[str, LoadedModel]) -> LoadedModel:
+    return tiny_models["gpt2"]
+
+
+@pytest.fixture(scope="session")
+def toy(gpt2: LoadedModel) -> ToyMovieReview:
+    """ToyMovieReview for the SmolLM2 tokenizer, on the tiny GPT-2 bridge, BOS prepended."""
+    return build_toy_movie_review(gpt2.bridge, prepend_bos=True)
+
+
+@pytest.fixture(scope="session")
+def toy_resid(gpt2: LoadedModel, toy: ToyMovieReview) -> dict[str, torch.Tensor]:
+    """Residual streams [n_layers+1, prompts, pos, d_model] of each split's distinct prompts."""
+    return {split: residual_stream(gpt2.bridge, getattr(toy, split).tokens) for split in ("train", "test")}
+
+
+def hooks_left(bridge) -> int:
+    """Forward (pre-)hooks registered on any module of the bridge."""
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in bridge.modules())
+
+
+@pytest.fixture(autouse=True)
+def no_hooks_leak(request: pytest.FixtureRequest):
+    """After a test that used a tiny bridge, none of its modules may keep a hook."""
+    yield
+    if "tiny_models" in request.fixturenames:
+        models = request.getfixturevalue("tiny_models")
+        leaked = {name: hooks_left(m.bridge) for name, m in models.items() if hooks_left(m.bridge)}
+        assert not leaked, f"hooks left on the tiny bridges: {leaked}"
