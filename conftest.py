@@ -53,7 +53,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "claim(id): a paper claim (the report table row)")
     try:
         source = resolve_model(config.getoption("--model"))
         device = resolve_device(config.getoption("--device"))

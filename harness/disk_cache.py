@@ -34,15 +34,15 @@ def _update(digest: "hashlib._Hash", part: Any) -> None:
     if isinstance(part, torch.Tensor):
         tensor = part.detach().to("cpu").contiguous()
         digest.update(f"tensor:{tensor.dtype}:{tuple(tensor.shape)}:".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     elif isinstance(part, (list, tuple)):
         digest.update(f"seq:{len(part)}:".encode())
         for item in part:
             _update(digest, item)
     elif isinstance(part, dict):
         digest.update(f"dict:{len(part)}:".encode())
-        for key in sorted(part):
-            digest.update(f"{key}=".encode())
+        for key in sorted(part, key=repr):
+            digest.update(f"{key!r}=".encode())
             _update(digest, part[key])
     else:
         digest.update(json.dumps(part, sort_keys=True, default=str).encode())

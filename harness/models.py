@@ -100,7 +100,7 @@ def resolve_device(spec: str | None) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     accepted = "cpu, cuda, cuda:N (N a device index), mps"
     kind, _, index = spec.partition(":")
-    if kind not in ("cpu", "cuda", "mps") or (index and (kind != "cuda" or not index.isdigit())):
+    if kind not in ("cpu", "cuda", "mps") or (":" in spec and (kind != "cuda" or not index.isdigit())):
         raise ModelSpecError(f"unknown --device {spec!r}; accepted: {accepted}")
     if kind == "cuda" and not torch.cuda.is_available():
         raise ModelSpecError(f"--device {spec!r} requested but CUDA is not available; accepted here: cpu")
@@ -199,7 +199,7 @@ def weights_hash(bridge) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(bridge.original_model.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -234,7 +234,7 @@ def _load_from_hub(source: ModelSource, kwargs: dict):
 
     hub_id = source.location
     cached = isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
-    offline = cached or os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+    offline = cached or os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
     try:
         model = AutoModelForCausalLM.from_pretrained(hub_id, local_files_only=offline, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(hub_id, local_files_only=offline)

@@ -14,6 +14,7 @@ checks that none are left).
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,24 +45,26 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SENTIMENT_CLAIMS_CACHE") or default_cache_dir())
 
 
-@pytest.fixture(scope="session")
+@contextmanager
 def offline():
-    """HF_HUB_OFFLINE=1 while the session's models are built and loaded (all from local files)."""
+    """HF_HUB_OFFLINE=1 while a model or tokenizer is loaded (from local files only; restored after,
+    so claims that run later in the same session see the caller's environment)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HF_HUB_OFFLINE", "1")
         yield
 
 
 @pytest.fixture(scope="session")
-def tokenizer(cache_dir: Path, offline):
+def tokenizer(cache_dir: Path):
     """The real SmolLM2 tokenizer, from the converted copy of the embedded GGUF (no hub)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(converted_gguf_dir(embedded_gguf_path(), cache_dir))
+    with offline():
+        return AutoTokenizer.from_pretrained(converted_gguf_dir(embedded_gguf_path(), cache_dir))
 
 
 @pytest.fixture(scope="session")
-def tiny_dirs(tmp_path_factory: pytest.TempPathFactory, tokenizer, offline) -> dict[str, Path]:
+def tiny_dirs(tmp_path_factory: pytest.TempPathFactory, tokenizer) -> dict[str, Path]:
     """``{"gpt2": dir, "neox": dir}``: saved random-weight models with the SmolLM2 tokenizer."""
     from transformers import AutoModelForCausalLM
 
@@ -81,11 +84,13 @@ def tiny_dirs(tmp_path_factory: pytest.TempPathFactory, tokenizer, offline) -> d
 
 
 @pytest.fixture(scope="session")
-def tiny_models(tiny_dirs: dict[str, Path], cache_dir: Path, offline) -> dict[str, LoadedModel]:
-    return {
-        architecture: load_model(resolve_model(str(path)), device="cpu", dtype="float32", cache_dir=cache_dir)
-        for architecture, path in tiny_dirs.items()
-    }
+def tiny_models(tiny_dirs: dict[str, Path], cache_dir: Path) -> dict[str, LoadedModel]:
+    """The tiny models loaded through ``resolve_model`` + ``load_model`` (compatibility mode applied)."""
+    with offline():
+        return {
+            architecture: load_model(resolve_model(str(path)), device="cpu", dtype="float32", cache_dir=cache_dir)
+            for architecture, path in tiny_dirs.items()
+        }
 
 
 @pytest.fixture(params=TINY_ARCHITECTURES)
@@ -112,8 +117,12 @@ def toy_resid(gpt2: LoadedModel, toy: ToyMovieReview) -> dict[str, torch.Tensor]
 
 
 def hooks_left(bridge) -> int:
-    """Forward (pre-)hooks registered on any module of the bridge."""
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in bridge.modules())
+    """Hooks on the bridge's hook points (TransformerLens's own capture hooks on other modules are
+    its machinery, installed on the first forward, and do not count)."""
+    from transformer_lens.hook_points import HookPoint
+
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               for m in bridge.modules() if isinstance(m, HookPoint))
 
 
 @pytest.fixture(autouse=True)
