@@ -63,3 +63,12 @@ def full_patch(source: Float[Tensor, "batch pos d_model"]) -> Edit:
 def project_out(direction: Tensor) -> Edit:
     d = unit(direction)
     return lambda x: x - (x * d.to(x)).sum(-1, keepdim=True) * d.to(x)
+
+
+def hooks_attached(bridge) -> int:
+    """Hooks left on the bridge's hook points (TransformerLens's own capture hooks on other modules
+    are its machinery and do not count). Zero between tests: interventions must never leak."""
+    from transformer_lens.hook_points import HookPoint
+
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               for m in bridge.modules() if isinstance(m, HookPoint))

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from harness.forward import residual_stream
+from harness.interventions import hooks_attached
 from harness.models import LoadedModel, converted_gguf_dir, default_cache_dir, embedded_gguf_path, load_model, resolve_model
 from harness.toy_movie_review import ToyMovieReview, build_toy_movie_review
 
@@ -116,20 +117,11 @@ def toy_resid(gpt2: LoadedModel, toy: ToyMovieReview) -> dict[str, torch.Tensor]
     return {split: residual_stream(gpt2.bridge, getattr(toy, split).tokens) for split in ("train", "test")}
 
 
-def hooks_left(bridge) -> int:
-    """Hooks on the bridge's hook points (TransformerLens's own capture hooks on other modules are
-    its machinery, installed on the first forward, and do not count)."""
-    from transformer_lens.hook_points import HookPoint
-
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-               for m in bridge.modules() if isinstance(m, HookPoint))
-
-
 @pytest.fixture(autouse=True)
 def no_hooks_leak(request: pytest.FixtureRequest):
     """After a test that used a tiny bridge, none of its modules may keep a hook."""
     yield
     if "tiny_models" in request.fixturenames:
         models = request.getfixturevalue("tiny_models")
-        leaked = {name: hooks_left(m.bridge) for name, m in models.items() if hooks_left(m.bridge)}
+        leaked = {name: hooks_attached(m.bridge) for name, m in models.items() if hooks_attached(m.bridge)}
         assert not leaked, f"hooks left on the tiny bridges: {leaked}"

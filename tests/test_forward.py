@@ -17,7 +17,7 @@ import torch
 
 from harness.forward import block_inputs, first_block, resid_hook_name, residual_stream, run_from
 from harness.interventions import directional_patch, edit_hook, position_mask
-from tests.conftest import hooks_left
+from harness.interventions import hooks_attached
 
 PROMPTS = ["I thought this movie was great, I loved it.", "I thought this movie was awful, I hated it."]
 PADDED = ["I thought this movie was great, I loved it.", "It was awful"]
@@ -127,7 +127,7 @@ def test_run_from_leaks_nothing(tiny):
         with pytest.raises(RuntimeError, match="hook failed"), torch.no_grad():
             run_from(bridge, block_inputs(resid, layer), layer, [(name, failing)])
         assert original_blocks(bridge) is blocks and list(blocks) == block_list
-        assert hooks_left(bridge) == 0
+        assert hooks_attached(bridge) == 0
     with torch.no_grad():
         after = bridge(tokens)
     torch.testing.assert_close(after, before, atol=0, rtol=0)
