@@ -23,7 +23,17 @@ from harness.models import EMBEDDED_MODEL, ModelSpecError, resolve_device, resol
 from harness.report import ClaimOutcome, ReportBuilder
 from fixtures.settings import SuiteSettings, report_key, settings_key
 
-pytest_plugins = ["fixtures.model", "fixtures.toy_movie_review", "fixtures.directions", "fixtures.claims"]
+pytest_plugins = [
+    "fixtures.model",
+    "fixtures.toy_movie_review",
+    "fixtures.directions",
+    "fixtures.sst",
+    "fixtures.sst_experiments",
+    "fixtures.toy_mood_story",
+    "fixtures.circuit",
+    "fixtures.natural_text",
+    "fixtures.claims",
+]
 
 ROOT = Path(__file__).parent
 SEED = 0
@@ -49,6 +59,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--das-layers", default=None,
                     help="layers to fit DAS at: 'paper' (default, the authors' select_layers), 'all', or '0,3,6'")
     group.addoption("--report-dir", default=str(ROOT / "reports"), help="where reports/<model>/ is written")
+    group.addoption("--sst-path", default=None,
+                    help="directory of SST files in the shipped format (stsa.binary.train/.dev/.test, "
+                         "'LABEL SENTENCE' per line; whichever exist). Default: the SST-2 files the suite ships")
     group.addoption("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
 
 
@@ -82,6 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
         das_layers=config.getoption("--das-layers"),
         report_dir=Path(config.getoption("--report-dir")),
         threads=threads,
+        sst_path=Path(config.getoption("--sst-path")) if config.getoption("--sst-path") else None,
     )
     config.stash[settings_key] = settings
     torch.set_num_threads(threads)

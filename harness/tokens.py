@@ -50,3 +50,15 @@ def locate(
             )
         positions.append(hits[occurrence])
     return torch.tensor(positions)
+
+
+def tokenize_padded(
+    bridge, texts: Sequence[str], prepend_bos: bool
+) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"]]:
+    """Left-padded token ids and their attention mask (1 = real token) for prompts of any lengths, so
+    that the final position is every prompt's last real token (paper §2.3: "Tokens are left-padded").
+    The mask comes from each prompt's own length, not from the pad id (GPT-2 pads with its BOS id)."""
+    tokens = bridge.to_tokens(list(texts), prepend_bos=prepend_bos, padding_side="left", truncate=False).to("cpu")
+    lengths = torch.tensor([bridge.to_tokens(text, prepend_bos=prepend_bos, truncate=False).shape[-1] for text in texts])
+    mask = torch.arange(tokens.shape[1]) >= (tokens.shape[1] - lengths)[:, None]
+    return tokens, mask.long()

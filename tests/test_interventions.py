@@ -111,3 +111,30 @@ def test_edit_hook_broadcasts_the_mask_over_trailing_dims(case, data):
     out = edit_hook(lambda a: a + 1.0, mask)(x4, hook=None)
     expected = x4 + mask[:, :, None, None].double()
     torch.testing.assert_close(out, expected, atol=0, rtol=0)
+
+
+def test_frozen_attention_uses_the_given_pattern(tiny):
+    """Freezing every layer's pattern to the run's own changes nothing; freezing it to another prompt's
+    changes the output, and each head's z is then exactly that pattern applied to this run's v."""
+    from harness.attention import attention_patterns, freeze_attention_hooks
+
+    bridge = tiny.bridge
+    tokens = bridge.to_tokens(["I loved this movie", "I hated that film"], prepend_bos=True)
+    own = attention_patterns(bridge, tokens)
+    swapped = {layer: pattern.flip(0) for layer, pattern in own.items()}
+    captured = {}
+
+    def keep(name):
+        def hook(activation, hook=None):
+            captured[name] = activation.detach().clone()
+        return hook
+
+    with torch.no_grad():
+        plain = bridge(tokens)
+        frozen_own = bridge.run_with_hooks(tokens, fwd_hooks=freeze_attention_hooks(own))
+        frozen_other = bridge.run_with_hooks(tokens, fwd_hooks=freeze_attention_hooks(swapped) + [
+            ("blocks.1.attn.hook_v", keep("v")), ("blocks.1.attn.hook_z", keep("z"))])
+    assert torch.allclose(plain, frozen_own, atol=1e-5)
+    assert not torch.allclose(plain, frozen_other, atol=1e-3)
+    expected_z = torch.einsum("bhqk,bkhd->bqhd", swapped[1], captured["v"])
+    assert torch.allclose(captured["z"], expected_z, atol=1e-5)
