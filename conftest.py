@@ -63,6 +63,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="directory of SST files in the shipped format (stsa.binary.train/.dev/.test, "
                          "'LABEL SENTENCE' per line; whichever exist). Default: the SST-2 files the suite ships")
     group.addoption("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    group.addoption("--ablation-hook", default="resid_post", choices=("resid_post", "resid_pre"),
+                    help="where the SST ablations apply layer L's direction (PAPER.md §5.3): resid_post (default, "
+                         "the authors' off-by-one: fitted at resid_pre L, applied at resid_post L) or resid_pre "
+                         "(the boundary it was fitted at)")
+    group.addoption("--summary-band", default=None,
+                    help="layers START-END (inclusive) where the summarization-motif experiments resample value "
+                         "vectors (PAPER.md §5.7; default: the paper's 9-14 of 32 scaled to the model's depth)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -96,6 +103,8 @@ def pytest_configure(config: pytest.Config) -> None:
         report_dir=Path(config.getoption("--report-dir")),
         threads=threads,
         sst_path=Path(config.getoption("--sst-path")) if config.getoption("--sst-path") else None,
+        ablation_hook=config.getoption("--ablation-hook"),
+        summary_band=_summary_band(config.getoption("--summary-band")),
     )
     config.stash[settings_key] = settings
     torch.set_num_threads(threads)
@@ -108,6 +117,15 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[report_key] = builder
     config.pluginmanager.register(ClaimReportPlugin(builder, settings), "claim-report")
+
+
+def _summary_band(text: str | None) -> tuple[int, int] | None:
+    from harness.value_patching import parse_layer_band
+
+    try:
+        return None if text is None else parse_layer_band(text)
+    except ValueError as error:
+        raise pytest.UsageError(f"--summary-band: {error}") from None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

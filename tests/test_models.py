@@ -168,9 +168,11 @@ def test_bad_model_option_is_a_usage_error():
 
 _LOAD_SCRIPT = """
 import json, sys
+import torch
 from harness.models import ModelUnavailableError, load_model, resolve_model
+torch.set_num_threads(int(sys.argv[1]))  # the parent's: weight folding's float sums depend on the thread count
 results = {}
-for spec in sys.argv[1:]:
+for spec in sys.argv[2:]:
     try:
         loaded = load_model(resolve_model(spec), device="cpu", dtype="float32")
         results[spec] = {"loaded": True, "kind": loaded.source.kind, "info": loaded.info,
@@ -191,7 +193,7 @@ def _offline_env(hf_home: Path | None) -> dict[str, str]:
 
 def load_offline(hf_home: Path, specs: list[str]) -> dict[str, dict]:
     """Load ``specs`` in a subprocess with HF_HUB_OFFLINE=1 and HF_HOME=``hf_home``."""
-    result = subprocess.run([sys.executable, "-c", _LOAD_SCRIPT, *specs], cwd=ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-c", _LOAD_SCRIPT, str(torch.get_num_threads()), *specs], cwd=ROOT, capture_output=True,
                             text=True, timeout=180, env=_offline_env(hf_home))
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULTS=")]
     assert result.returncode == 0 and lines, result.stdout[-3000:] + result.stderr[-3000:]

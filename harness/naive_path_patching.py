@@ -1,0 +1,82 @@
+"""Reference path patching, one full forward pass per sender (Wang et al. 2022's three steps, literally).
+
+Used only by ``tests/test_path_patching.py`` and the benchmark, to check ``harness.path_patching``
+(batched) against a direct transcription of the definition in its docstring. Freezing is done with
+hooks on the full model run from the tokens: every head's ``hook_z`` and every ``hook_mlp_out`` is
+overwritten with its clean value, except the sender's (corrupted) and, in stage 2, the receivers'.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from harness.metrics import sentiment_score
+from harness.path_patching import INPUT_KINDS, ComponentCache, InputKind, Node, all_senders
+
+
+def _frozen_hooks(clean: ComponentCache, corrupted: ComponentCache, sender: Node, free_heads: list[Node] = ()) -> list:
+    """Hooks freezing every head and MLP to clean, the sender to corrupted, ``free_heads`` left alone."""
+    hooks = []
+    for layer in range(clean.z.shape[0]):
+        def set_z(z: Tensor, hook=None, layer=layer) -> Tensor:
+            frozen = clean.z[layer].clone().to(z)
+            if not sender.is_mlp and sender.layer == layer:
+                frozen[:, :, sender.head] = corrupted.z[layer][:, :, sender.head].to(z)
+            for node in free_heads:
+                if node.layer == layer:
+                    frozen[:, :, node.head] = z[:, :, node.head]
+            return frozen
+
+        source = corrupted if sender.is_mlp and sender.layer == layer else clean
+        hooks.append((f"blocks.{layer}.attn.hook_z", set_z))
+        hooks.append((f"blocks.{layer}.hook_mlp_out", lambda x, hook=None, value=source.mlp_out[layer]: value.to(x)))
+    return hooks
+
+
+def _score(bridge, tokens: Tensor, hooks: list, answer_ids: Tensor) -> Tensor:
+    with torch.no_grad():
+        logits = bridge.run_with_hooks(tokens.to(bridge.cfg.device), fwd_hooks=hooks, logits_to_keep=1)
+    return sentiment_score(logits[:, -1].float().cpu(), answer_ids)
+
+
+def naive_path_patch_to_logits(
+    bridge, tokens: Int[Tensor, "batch pos"], clean: ComponentCache, corrupted: ComponentCache,
+    answer_ids: Int[Tensor, "2 n_answers"], senders: list[Node] | None = None,
+) -> tuple[list[Node], Float[Tensor, "sender batch"]]:
+    """Stage 1 by one forward per sender: clean run, sender corrupted, everything else frozen clean."""
+    senders = senders or all_senders(bridge.cfg.n_layers, bridge.cfg.n_heads)
+    scores = [_score(bridge, tokens, _frozen_hooks(clean, corrupted, sender), answer_ids) for sender in senders]
+    return senders, torch.stack(scores)
+
+
+def naive_path_patch_to_heads(
+    bridge, tokens: Int[Tensor, "batch pos"], clean: ComponentCache, corrupted: ComponentCache,
+    receivers: list[Node], kind: InputKind, answer_ids: Int[Tensor, "2 n_answers"],
+) -> tuple[list[Node], Float[Tensor, "sender batch"]]:
+    """Stage 2 by two forwards per sender: (a) everything but the sender frozen, record the receiver
+    layers' ``kind`` activation; (b) clean run with that activation (other inputs clean) at the
+    receiver layers, receivers free, everything else frozen clean."""
+    senders = all_senders(bridge.cfg.n_layers, bridge.cfg.n_heads, before_layer=max(n.layer for n in receivers))
+    layers = sorted({node.layer for node in receivers})
+    scores = []
+    for sender in senders:
+        recorded = {}
+
+        def record(x: Tensor, hook=None, layer=None) -> Tensor:
+            recorded[layer] = x.clone()
+            return x
+
+        step_a = _frozen_hooks(clean, corrupted, sender) + [
+            (f"blocks.{layer}.attn.hook_{kind}", lambda x, hook=None, layer=layer: record(x, layer=layer))
+            for layer in layers if layer > sender.layer]
+        with torch.no_grad():
+            bridge.run_with_hooks(tokens.to(bridge.cfg.device), fwd_hooks=step_a, logits_to_keep=1)
+        step_b = _frozen_hooks(clean, clean, sender, free_heads=receivers)
+        for layer in layers:
+            for other in INPUT_KINDS:
+                value = recorded[layer] if other == kind and layer in recorded else getattr(clean, other)[layer]
+                step_b.append((f"blocks.{layer}.attn.hook_{other}", lambda x, hook=None, value=value: value.to(x)))
+        scores.append(_score(bridge, tokens, step_b, answer_ids))
+    return senders, torch.stack(scores)

@@ -1,0 +1,219 @@
+"""Path patching (Wang et al. 2022, IOI §3), batched over senders: the circuit of paper §6.4.
+
+Definitions. A *sender* is one attention head (a query head: its ``hook_z`` slice times its slice of
+``W_O``; on grouped-query models a query head, not a key/value group) or one MLP (``hook_mlp_out``).
+A path patch runs the *clean* prompt with the sender's output taken from the *corrupted* prompt and
+every other head's and MLP's output frozen to its clean value, except along the path to the receiver:
+
+- Stage 1, receiver = the final residual stream at the last position. Everything downstream of the
+  sender is frozen to clean, so only the direct path sender → logits counts: the final residual is
+  clean + (out_corrupted − out_clean) of the sender, read through ``ln_final`` and the unembedding.
+- Stage 2, receivers = chosen heads' query, key or value input (Wang et al.'s sender → receiver step).
+  Every non-sender component being frozen, a receiver's input is resid_clean + (out_corrupted − out_clean)
+  of the sender (all positions); only the chosen input (q, k or v) is recomputed from it, the other two
+  stay clean. The receivers' changed outputs then reach the logits along their direct path (everything
+  downstream frozen to clean, as in stage 1), so the measured effect is that of the path
+  sender → receiver input → receiver → logits alone. Wang et al.'s step 3 instead re-runs the layers
+  after the receivers freely; that adds the receivers' indirect effects and costs a forward pass over
+  the rest of the model per sender, 10-20× more on the embedded model (a deliberate, documented choice).
+  Receivers in several layers: each sees only senders in earlier layers; their effects add.
+  Grouped-query attention: a key/value receiver's input feeds its key/value head, shared by
+  ``n_heads / n_key_value_heads`` query heads; only the receiver query heads' outputs are read (the
+  others sharing the group are frozen like every non-receiver head), so the path ends at the query head.
+
+Effect of a path (both stages): the sentiment score of the patched run (``harness.metrics``), compared
+by ``path_effect`` as % of the clean − corrupted logit-difference gap: (LD_patched − LD_clean) /
+(LD_clean − LD_corrupted) × 100 with §5.1's centred LDs. −100 means the path alone carries the whole
+clean → corrupted change.
+
+Batching: nothing is run once per sender. Stage 1 needs one forward per prompt set (clean, corrupted)
+and then only ``ln_final`` and the answer columns of the unembedding for [senders × pairs] rows. Stage 2
+restarts at each receiver layer from the cached clean residual with all upstream senders stacked along
+the batch, and stops at that layer's ``hook_z`` (no MLP, no later block). ``harness.naive_path_patching``
+is the one-forward-per-sender reference the tests compare against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from harness.forward import blocks_from, resid_hook_name
+from harness.metrics import logit_diff_recovered
+
+InputKind = Literal["q", "k", "v"]
+INPUT_KINDS: tuple[InputKind, ...] = ("q", "k", "v")
+SENDER_CHUNK_ROWS = 2048  # rows of [sender × pair] per stage-2 forward (bounds memory)
+
+
+@dataclass(frozen=True, order=True)
+class Node:
+    """A component: ``Node(layer, head)`` for an attention (query) head, ``Node(layer)`` for the MLP."""
+
+    layer: int
+    head: int | None = None
+
+    @property
+    def is_mlp(self) -> bool:
+        return self.head is None
+
+    def __str__(self) -> str:
+        return f"MLP{self.layer}" if self.is_mlp else f"{self.layer}.{self.head}"
+
+
+def all_senders(n_layers: int, n_heads: int, before_layer: int | None = None) -> list[Node]:
+    """Every head, then every MLP, of the layers before ``before_layer`` (all layers if None)."""
+    layers = range(n_layers if before_layer is None else before_layer)
+    return [Node(layer, head) for layer in layers for head in range(n_heads)] + [Node(layer) for layer in layers]
+
+
+@dataclass
+class ComponentCache:
+    """One run's component outputs: residual boundaries, per-head q/k/v/z (pre-rotary q/k; k and v
+    with key/value heads), MLP outputs."""
+
+    resid: Float[Tensor, "boundary batch pos d_model"]
+    q: Float[Tensor, "layer batch pos head d_head"]
+    k: Float[Tensor, "layer batch pos kv_head d_head"]
+    v: Float[Tensor, "layer batch pos kv_head d_head"]
+    z: Float[Tensor, "layer batch pos head d_head"]
+    mlp_out: Float[Tensor, "layer batch pos d_model"]
+
+
+def component_cache(bridge, tokens: Int[Tensor, "batch pos"]) -> ComponentCache:
+    """Everything path patching needs from one run, from one forward pass."""
+    n_layers = bridge.cfg.n_layers
+    resid_names = [resid_hook_name(n_layers, layer) for layer in range(n_layers + 1)]
+    per_layer = {kind: [f"blocks.{layer}.attn.hook_{kind}" for layer in range(n_layers)] for kind in "qkvz"}
+    per_layer["mlp_out"] = [f"blocks.{layer}.hook_mlp_out" for layer in range(n_layers)]
+    wanted = set(resid_names).union(*per_layer.values())
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(tokens.to(bridge.cfg.device), names_filter=lambda name: name in wanted)
+    stack = lambda names: torch.stack([cache[name] for name in names]).float().cpu()
+    return ComponentCache(resid=stack(resid_names), **{kind: stack(names) for kind, names in per_layer.items()})
+
+
+def output_weights(bridge) -> Float[Tensor, "layer head d_head d_model"]:
+    """The processed bridge's W_O (its property stacks every layer on each access: fetch it once)."""
+    return bridge.W_O.detach().float().cpu()
+
+
+def head_outputs(bridge, z: Float[Tensor, "... head d_head"], layer: int) -> Float[Tensor, "... head d_model"]:
+    """Each head's write into the residual stream, z_h @ W_O[h] (biases are the same in every run)."""
+    return torch.einsum("...hd,hdm->...hm", z, output_weights(bridge)[layer])
+
+
+def sender_deltas(
+    bridge, clean: ComponentCache, corrupted: ComponentCache, senders: list[Node], position: int | slice = slice(None)
+) -> Float[Tensor, "sender batch ... d_model"]:
+    """out_corrupted − out_clean of each sender at ``position`` (an index keeps no position axis)."""
+    deltas, w_o = [], output_weights(bridge)
+    for node in senders:
+        if node.is_mlp:
+            deltas.append(corrupted.mlp_out[node.layer][:, position] - clean.mlp_out[node.layer][:, position])
+        else:
+            z_delta = corrupted.z[node.layer][:, position, node.head] - clean.z[node.layer][:, position, node.head]
+            deltas.append(z_delta @ w_o[node.layer, node.head])
+    return torch.stack(deltas)
+
+
+def final_scores(
+    bridge, final_resid: Float[Tensor, "rows d_model"], answer_ids: Int[Tensor, "2 n_answers"]
+) -> Float[Tensor, "rows"]:
+    """Sentiment score (§5.1) read from final-position residuals: ``ln_final``, then the unembedding's
+    answer columns (the full vocabulary is never materialised)."""
+    with torch.no_grad():
+        normalized = bridge.ln_final(final_resid[:, None].to(bridge.cfg.device, bridge.cfg.dtype))[:, 0].float().cpu()
+    w_u = bridge.W_U.detach().float().cpu()
+    b_u = bridge.b_U.detach().float().cpu() if getattr(bridge, "b_U", None) is not None else torch.zeros(w_u.shape[1])
+    columns = lambda ids: normalized @ w_u[:, ids] + b_u[ids]
+    return (columns(answer_ids[0]) - columns(answer_ids[1])).mean(-1)
+
+
+def path_patch_to_logits(
+    bridge, clean: ComponentCache, corrupted: ComponentCache, answer_ids: Int[Tensor, "2 n_answers"],
+    senders: list[Node] | None = None,
+) -> tuple[list[Node], Float[Tensor, "sender batch"]]:
+    """Stage 1: the sentiment score of every sender's direct path to the final residual (last position)."""
+    senders = senders or all_senders(bridge.cfg.n_layers, bridge.cfg.n_heads)
+    deltas = sender_deltas(bridge, clean, corrupted, senders, position=-1)  # [sender, batch, d_model]
+    patched = clean.resid[-1][:, -1] + deltas
+    scores = final_scores(bridge, patched.flatten(0, 1), answer_ids)
+    return senders, scores.view(len(senders), -1)
+
+
+class _StopForward(Exception):
+    """Raised by a hook once the activation a truncated run needs has been captured."""
+
+
+def receiver_outputs(
+    bridge, block_input: Float[Tensor, "batch pos d_model"], layer: int, fwd_hooks: list,
+) -> Float[Tensor, "batch pos head d_head"]:
+    """``hook_z`` of block ``layer`` when the run restarts there from ``block_input``; the rest of the
+    model (the MLP, later blocks) is not run."""
+    captured = {}
+
+    def capture_and_stop(z: Tensor, hook=None) -> Tensor:
+        captured["z"] = z.detach().float().cpu()
+        raise _StopForward
+
+    with blocks_from(bridge, layer):
+        try:
+            bridge.run_with_hooks(
+                block_input.to(bridge.cfg.device, bridge.cfg.dtype), start_at_layer=layer,
+                fwd_hooks=[*fwd_hooks, (f"blocks.{layer}.attn.hook_z", capture_and_stop)],
+            )
+        except _StopForward:
+            pass
+    return captured["z"]
+
+
+def path_patch_to_heads(
+    bridge, clean: ComponentCache, corrupted: ComponentCache, receivers: list[Node], kind: InputKind,
+    answer_ids: Int[Tensor, "2 n_answers"],
+) -> tuple[list[Node], Float[Tensor, "sender batch"]]:
+    """Stage 2: the sentiment score of every path sender → receivers' ``kind`` input → logits, for the
+    senders in layers before the last receiver layer."""
+    if kind not in INPUT_KINDS:
+        raise ValueError(f"receiver input kind must be one of {INPUT_KINDS}; got {kind!r}")
+    if not receivers or any(node.is_mlp for node in receivers):
+        raise ValueError(f"receivers must be attention heads; got {[str(n) for n in receivers]}")
+    n_pairs = clean.resid.shape[1]
+    senders = all_senders(bridge.cfg.n_layers, bridge.cfg.n_heads, before_layer=max(n.layer for n in receivers))
+    final_delta = torch.zeros(len(senders), n_pairs, clean.resid.shape[-1])
+    chunk = max(1, SENDER_CHUNK_ROWS // n_pairs)
+    w_o = output_weights(bridge)
+    for layer in sorted({node.layer for node in receivers}):
+        heads = [node.head for node in receivers if node.layer == layer]
+        upstream = [i for i, node in enumerate(senders) if node.layer < layer]
+        frozen = [other for other in INPUT_KINDS if other != kind]  # the receivers' other inputs stay clean
+        for start in range(0, len(upstream), chunk):
+            rows = upstream[start:start + chunk]
+            deltas = sender_deltas(bridge, clean, corrupted, [senders[i] for i in rows])  # [s, batch, pos, d]
+            block_input = (clean.resid[layer] + deltas).flatten(0, 1)
+            hooks = [(f"blocks.{layer}.attn.hook_{other}", _replace_with(getattr(clean, other)[layer], len(rows)))
+                     for other in frozen]
+            z = receiver_outputs(bridge, block_input, layer, hooks).view(len(rows), n_pairs, *clean.z.shape[-3:])
+            z_delta = (z - clean.z[layer])[:, :, -1, heads]  # [s, batch, receiver, d_head], last position
+            final_delta[rows] += torch.einsum("sbrd,rdm->sbm", z_delta, w_o[layer, heads])
+    scores = final_scores(bridge, (clean.resid[-1][:, -1] + final_delta).flatten(0, 1), answer_ids)
+    return senders, scores.view(len(senders), n_pairs)
+
+
+def _replace_with(value: Float[Tensor, "batch pos head d_head"], repeats: int):
+    """A hook setting an activation to ``value`` for each of ``repeats`` stacked copies of the batch."""
+    stacked = value.repeat(repeats, 1, 1, 1)
+    return lambda activation, hook=None: stacked.to(activation)
+
+
+def path_effect(
+    patched: Float[Tensor, "*senders batch"], clean: Float[Tensor, "batch"], corrupted: Float[Tensor, "batch"],
+    labels: Int[Tensor, "batch"],
+) -> Float[Tensor, "*senders"]:
+    """A path's effect as % of the clean − corrupted LD gap: (LD_patched − LD_clean)/(LD_clean − LD_corrupted)
+    × 100, with §5.1's centred LDs (−100: the path alone carries the whole clean → corrupted change)."""
+    return logit_diff_recovered(patched, clean, corrupted, labels) - 100

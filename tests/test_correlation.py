@@ -1,0 +1,84 @@
+"""harness.correlation: §5.4's tail metric and AUROC, depth scaling, and corpus residuals.
+
+- ``layer_at_depth`` carries the paper's gpt2-small layers (of 12) to other depths, half up, >= 1;
+- ``tail_score`` is the paper's metric: per tail (0.1% / 99.9% quantiles) the share of the most
+  frequent non-neutral label, neutral in the denominator, averaged over the two tails;
+- ``auroc`` orders positive above negative tokens (1 perfect, 0 reversed), neutral ignored;
+- ``residuals_at`` equals an unpadded full forward at that layer for each text, BOS left out.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.correlation import auroc, cosine_projections, layer_at_depth, residuals_at, tail_score
+from harness.forward import residual_stream
+from harness.lexicon import NEGATIVE, NEUTRAL, POSITIVE
+
+
+@pytest.mark.parametrize("paper_layer, n_layers, expected", [
+    (1, 12, 1), (10, 12, 10), (1, 30, 3), (10, 30, 25), (1, 24, 2), (10, 24, 20), (1, 2, 1), (0, 30, 0), (12, 30, 30),
+])
+def test_layer_at_depth(paper_layer, n_layers, expected):
+    assert layer_at_depth(paper_layer, n_layers) == expected
+
+
+def test_layer_at_depth_rejects_layers_outside_the_paper_model():
+    with pytest.raises(ValueError, match="outside 0..12"):
+        layer_at_depth(13, 30)
+
+
+def test_tail_score_on_known_tails():
+    projections = torch.arange(3000, dtype=torch.float32)  # each 0.1% tail holds 3 tokens
+    labels = torch.full((3000,), NEUTRAL)
+    labels[:2] = NEGATIVE
+    labels[-3:] = torch.tensor([NEGATIVE, POSITIVE, POSITIVE])
+    tails = tail_score(projections, labels)
+    assert (tails.low_count, tails.high_count) == (3, 3)
+    assert (tails.low_label, tails.low_share) == (NEGATIVE, pytest.approx(2 / 3))
+    assert (tails.high_label, tails.high_share) == (POSITIVE, pytest.approx(2 / 3))
+    assert tails.score == pytest.approx(2 / 3)
+
+
+def test_tail_score_counts_neutral_tokens_and_ignores_tail_orientation():
+    projections = torch.linspace(-1, 1, 1000)
+    labels = torch.full((1000,), NEUTRAL)
+    assert tail_score(projections, labels).score == 0.0
+    labels[0], labels[-1] = POSITIVE, POSITIVE  # the metric does not ask the low tail to be negative
+    tails = tail_score(projections, labels, quantile=0.002)
+    assert tails.low_label == tails.high_label == POSITIVE
+    assert tails.score == pytest.approx(0.5)
+
+
+def test_tail_score_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="must be equal 1-D"):
+        tail_score(torch.zeros(5), torch.zeros(4, dtype=torch.long))
+
+
+def test_auroc_orders_positive_above_negative():
+    labels = torch.tensor([NEGATIVE, NEGATIVE, NEUTRAL, POSITIVE, POSITIVE])
+    assert auroc(torch.tensor([0.0, 1.0, 99.0, 2.0, 3.0]), labels) == 1.0
+    assert auroc(torch.tensor([3.0, 2.0, -99.0, 1.0, 0.0]), labels) == 0.0
+    assert auroc(torch.tensor([0.0, 2.0, 5.0, 1.0, 3.0]), labels) == 0.75
+    with pytest.raises(ValueError, match="both positive and negative"):
+        auroc(torch.zeros(3), torch.tensor([POSITIVE, NEUTRAL, POSITIVE]))
+
+
+def test_cosine_projections_ignore_scale():
+    generator = torch.Generator().manual_seed(0)
+    resid, direction = torch.randn(7, 16, generator=generator), torch.randn(16, generator=generator)
+    cosines = cosine_projections(resid, direction)
+    assert torch.allclose(cosines, torch.nn.functional.cosine_similarity(resid, direction[None], dim=-1), atol=1e-6)
+    assert torch.allclose(cosine_projections(3 * resid, 0.1 * direction), cosines, atol=1e-6)
+
+
+@pytest.mark.parametrize("layer", [0, 1, 2])
+def test_residuals_at_match_an_unpadded_forward(tiny, layer):
+    texts = ["a truly wonderful film", "bad", "it 's not the worst movie , but it is close"]
+    residuals = residuals_at(tiny.bridge, texts, layer, prepend_bos=True, batch_size=2)
+    for text, rows in zip(texts, residuals):
+        tokens = tiny.bridge.to_tokens(text, prepend_bos=True)
+        expected = residual_stream(tiny.bridge, tokens)[layer, 0, 1:]
+        assert rows.shape == expected.shape
+        assert torch.allclose(rows, expected, atol=1e-4)
