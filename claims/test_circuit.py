@@ -25,8 +25,9 @@ Choices where the paper is ambiguous:
   into (head layer + 1), or the nearest layer DAS was fitted at (the paper does not say which layer its
   circuit notebook used; DAS is its main method). The direction-only edit is the paper's §5.2 patch on
   each head's output: out' = out + (d·out_clean − d·out) d.
-- Stage 2 measures the path sender → receiver input → receiver → logits (downstream frozen, as in
-  stage 1); see ``harness/path_patching.py`` for why and how it differs from Wang et al.'s step 3.
+- Stage 2 follows Wang et al.'s three steps: the receivers' inputs are computed with every component
+  but the sender frozen clean, then set in a clean run whose later layers recompute freely
+  (``harness/path_patching.py``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """A content-addressed on-disk cache for activations, fitted directions and patching results.
 
-Every entry is keyed by a hash of what produced it (model weights, tokens, layers, hyperparameters),
-so a changed input can never be served a stale result. Files are written atomically (temporary file,
+Every entry is keyed by a hash of what produced it (model weights, tokens, layers, hyperparameters)
+and of the code that computed it (``source_fingerprint`` of the suite's library and fixtures), so a
+changed input or a changed method can never be served a stale result. Files are written atomically (temporary file,
 then ``os.replace``) and carry a SHA-256 of their payload: a truncated or corrupted file is detected
 on read, deleted, and rebuilt by the caller's ``compute`` function.
 """
@@ -48,16 +49,30 @@ def _update(digest: "hashlib._Hash", part: Any) -> None:
         digest.update(json.dumps(part, sort_keys=True, default=str).encode())
 
 
-class DiskCache:
-    """Directory of verified ``torch.save`` payloads; ``refresh=True`` recomputes every entry."""
+def source_fingerprint(*directories: str | os.PathLike) -> str:
+    """A digest of every ``*.py`` file under ``directories`` (names and contents)."""
+    digest = hashlib.sha256()
+    for directory in directories:
+        for path in sorted(Path(directory).rglob("*.py")):
+            digest.update(f"{path.relative_to(directory)}\n".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
-    def __init__(self, root: str | os.PathLike, refresh: bool = False):
+
+class DiskCache:
+    """Directory of verified ``torch.save`` payloads; ``refresh=True`` recomputes every entry.
+    ``code_version`` (e.g. a ``source_fingerprint``) is part of every key."""
+
+    def __init__(self, root: str | os.PathLike, refresh: bool = False, code_version: str = ""):
         self.root = Path(root)
         self.refresh = refresh
+        self.code_version = code_version
         self.hits = 0
         self.misses = 0
 
     def path(self, namespace: str, key: str) -> Path:
+        if self.code_version:
+            key = content_key(key, self.code_version)
         return self.root / namespace / f"{key}.pt"
 
     def get_or_compute(self, namespace: str, key: str, compute: Callable[[], Any]) -> Any:

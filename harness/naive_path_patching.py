@@ -3,7 +3,8 @@
 Used only by ``tests/test_path_patching.py`` and the benchmark, to check ``harness.path_patching``
 (batched) against a direct transcription of the definition in its docstring. Freezing is done with
 hooks on the full model run from the tokens: every head's ``hook_z`` and every ``hook_mlp_out`` is
-overwritten with its clean value, except the sender's (corrupted) and, in stage 2, the receivers'.
+overwritten with its clean value, except the sender's (corrupted); stage 2 step (a) records the
+receivers' z before it is frozen, step (b) is a clean run with only the receivers' z set.
 """
 
 from __future__ import annotations
@@ -16,17 +17,14 @@ from harness.metrics import sentiment_score
 from harness.path_patching import INPUT_KINDS, ComponentCache, InputKind, Node, all_senders
 
 
-def _frozen_hooks(clean: ComponentCache, corrupted: ComponentCache, sender: Node, free_heads: list[Node] = ()) -> list:
-    """Hooks freezing every head and MLP to clean, the sender to corrupted, ``free_heads`` left alone."""
+def _frozen_hooks(clean: ComponentCache, corrupted: ComponentCache, sender: Node) -> list:
+    """Hooks freezing every head and MLP to clean, the sender to corrupted."""
     hooks = []
     for layer in range(clean.z.shape[0]):
         def set_z(z: Tensor, hook=None, layer=layer) -> Tensor:
             frozen = clean.z[layer].clone().to(z)
             if not sender.is_mlp and sender.layer == layer:
                 frozen[:, :, sender.head] = corrupted.z[layer][:, :, sender.head].to(z)
-            for node in free_heads:
-                if node.layer == layer:
-                    frozen[:, :, node.head] = z[:, :, node.head]
             return frozen
 
         source = corrupted if sender.is_mlp and sender.layer == layer else clean
@@ -55,28 +53,36 @@ def naive_path_patch_to_heads(
     bridge, tokens: Int[Tensor, "batch pos"], clean: ComponentCache, corrupted: ComponentCache,
     receivers: list[Node], kind: InputKind, answer_ids: Int[Tensor, "2 n_answers"],
 ) -> tuple[list[Node], Float[Tensor, "sender batch"]]:
-    """Stage 2 by two forwards per sender: (a) everything but the sender frozen, record the receiver
-    layers' ``kind`` activation; (b) clean run with that activation (other inputs clean) at the
-    receiver layers, receivers free, everything else frozen clean."""
+    """Stage 2 by two forwards per sender: (a) everything but the sender frozen, the receiver layers'
+    other two inputs clean, record the receivers' z as computed; (b) clean run with the receivers' z set
+    to the recorded values, nothing else touched."""
     senders = all_senders(bridge.cfg.n_layers, bridge.cfg.n_heads, before_layer=max(n.layer for n in receivers))
     layers = sorted({node.layer for node in receivers})
     scores = []
     for sender in senders:
         recorded = {}
 
-        def record(x: Tensor, hook=None, layer=None) -> Tensor:
-            recorded[layer] = x.clone()
-            return x
+        def record(z: Tensor, hook=None, layer=None) -> Tensor:
+            recorded[layer] = z.clone()
+            return z
 
-        step_a = _frozen_hooks(clean, corrupted, sender) + [
-            (f"blocks.{layer}.attn.hook_{kind}", lambda x, hook=None, layer=layer: record(x, layer=layer))
-            for layer in layers if layer > sender.layer]
+        step_a = []  # the receivers' z is recorded as computed, before every head is frozen
+        for layer in layers:
+            step_a += [(f"blocks.{layer}.attn.hook_{other}", lambda x, hook=None, value=getattr(clean, other)[layer]: value.to(x))
+                       for other in INPUT_KINDS if other != kind]
+            step_a.append((f"blocks.{layer}.attn.hook_z", lambda z, hook=None, layer=layer: record(z, layer=layer)))
+        step_a += _frozen_hooks(clean, corrupted, sender)
         with torch.no_grad():
             bridge.run_with_hooks(tokens.to(bridge.cfg.device), fwd_hooks=step_a, logits_to_keep=1)
-        step_b = _frozen_hooks(clean, clean, sender, free_heads=receivers)
-        for layer in layers:
-            for other in INPUT_KINDS:
-                value = recorded[layer] if other == kind and layer in recorded else getattr(clean, other)[layer]
-                step_b.append((f"blocks.{layer}.attn.hook_{other}", lambda x, hook=None, value=value: value.to(x)))
+        step_b = [(f"blocks.{layer}.attn.hook_z", lambda z, hook=None, layer=layer: _with_receivers(z, recorded[layer], layer, receivers))
+                  for layer in layers]
         scores.append(_score(bridge, tokens, step_b, answer_ids))
     return senders, torch.stack(scores)
+
+
+def _with_receivers(z: Tensor, recorded: Tensor, layer: int, receivers: list[Node]) -> Tensor:
+    z = z.clone()
+    for node in receivers:
+        if node.layer == layer:
+            z[:, :, node.head] = recorded[:, :, node.head].to(z)
+    return z

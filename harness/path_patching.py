@@ -8,18 +8,17 @@ every other head's and MLP's output frozen to its clean value, except along the 
 - Stage 1, receiver = the final residual stream at the last position. Everything downstream of the
   sender is frozen to clean, so only the direct path sender → logits counts: the final residual is
   clean + (out_corrupted − out_clean) of the sender, read through ``ln_final`` and the unembedding.
-- Stage 2, receivers = chosen heads' query, key or value input (Wang et al.'s sender → receiver step).
-  Every non-sender component being frozen, a receiver's input is resid_clean + (out_corrupted − out_clean)
-  of the sender (all positions); only the chosen input (q, k or v) is recomputed from it, the other two
-  stay clean. The receivers' changed outputs then reach the logits along their direct path (everything
-  downstream frozen to clean, as in stage 1), so the measured effect is that of the path
-  sender → receiver input → receiver → logits alone. Wang et al.'s step 3 instead re-runs the layers
-  after the receivers freely; that adds the receivers' indirect effects and costs a forward pass over
-  the rest of the model per sender, 10-20× more on the embedded model (a deliberate, documented choice).
-  Receivers in several layers: each sees only senders in earlier layers; their effects add.
+- Stage 2, receivers = chosen heads' query, key or value input, in Wang et al.'s three steps.
+  (a) Every non-sender component being frozen, a receiver layer's input is resid_clean +
+  (out_corrupted − out_clean) of the sender (all positions); only the chosen input (q, k or v) of the
+  receiver layer is computed from it, the other two stay clean, and the receiver heads' outputs z (all
+  positions) are recorded. (b) The clean prompt is run with the receiver heads' z set to the recorded
+  values and nothing else touched: every later component recomputes freely, as in Wang et al.'s step 3.
+  The measured effect is that of the path sender → receiver input → (rest of the model) → logits.
+  Receivers in several layers: each sees only senders in earlier layers; all are set in the same run.
   Grouped-query attention: a key/value receiver's input feeds its key/value head, shared by
-  ``n_heads / n_key_value_heads`` query heads; only the receiver query heads' outputs are read (the
-  others sharing the group are frozen like every non-receiver head), so the path ends at the query head.
+  ``n_heads / n_key_value_heads`` query heads; only the receiver query heads' z is set in (b) (the
+  others sharing the group keep their clean z), so the path runs through the query head.
 
 Effect of a path (both stages): the sentiment score of the patched run (``harness.metrics``), compared
 by ``path_effect`` as % of the clean − corrupted logit-difference gap: (LD_patched − LD_clean) /
@@ -28,8 +27,9 @@ clean → corrupted change.
 
 Batching: nothing is run once per sender. Stage 1 needs one forward per prompt set (clean, corrupted)
 and then only ``ln_final`` and the answer columns of the unembedding for [senders × pairs] rows. Stage 2
-restarts at each receiver layer from the cached clean residual with all upstream senders stacked along
-the batch, and stops at that layer's ``hook_z`` (no MLP, no later block). ``harness.naive_path_patching``
+stacks the senders along the batch: step (a) restarts at each receiver layer from the cached clean
+residual and stops at that layer's ``hook_z`` (no MLP, no later block); step (b) restarts at the first
+receiver layer from the clean residual and runs to the logits. ``harness.naive_path_patching``
 is the one-forward-per-sender reference the tests compare against.
 """
 
@@ -42,8 +42,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from harness.forward import blocks_from, resid_hook_name
-from harness.metrics import logit_diff_recovered
+from harness.forward import blocks_from, resid_hook_name, run_from
+from harness.metrics import logit_diff_recovered, sentiment_score
 
 InputKind = Literal["q", "k", "v"]
 INPUT_KINDS: tuple[InputKind, ...] = ("q", "k", "v")
@@ -82,6 +82,11 @@ class ComponentCache:
     v: Float[Tensor, "layer batch pos kv_head d_head"]
     z: Float[Tensor, "layer batch pos head d_head"]
     mlp_out: Float[Tensor, "layer batch pos d_model"]
+
+    def rows(self, index: Int[Tensor, "n"]) -> "ComponentCache":
+        """The same run restricted to the prompts ``index``."""
+        return ComponentCache(resid=self.resid[:, index], q=self.q[:, index], k=self.k[:, index],
+                              v=self.v[:, index], z=self.z[:, index], mlp_out=self.mlp_out[:, index])
 
 
 def component_cache(bridge, tokens: Int[Tensor, "batch pos"]) -> ComponentCache:
@@ -174,34 +179,56 @@ def receiver_outputs(
 
 def path_patch_to_heads(
     bridge, clean: ComponentCache, corrupted: ComponentCache, receivers: list[Node], kind: InputKind,
-    answer_ids: Int[Tensor, "2 n_answers"],
+    answer_ids: Int[Tensor, "2 n_answers"], heads_only: bool = False,
 ) -> tuple[list[Node], Float[Tensor, "sender batch"]]:
     """Stage 2: the sentiment score of every path sender → receivers' ``kind`` input → logits, for the
-    senders in layers before the last receiver layer."""
+    senders in layers before the last receiver layer (attention heads only with ``heads_only``)."""
     if kind not in INPUT_KINDS:
         raise ValueError(f"receiver input kind must be one of {INPUT_KINDS}; got {kind!r}")
     if not receivers or any(node.is_mlp for node in receivers):
         raise ValueError(f"receivers must be attention heads; got {[str(n) for n in receivers]}")
     n_pairs = clean.resid.shape[1]
     senders = all_senders(bridge.cfg.n_layers, bridge.cfg.n_heads, before_layer=max(n.layer for n in receivers))
-    final_delta = torch.zeros(len(senders), n_pairs, clean.resid.shape[-1])
+    senders = [node for node in senders if not (heads_only and node.is_mlp)]
+    heads = {layer: [node.head for node in receivers if node.layer == layer] for layer in sorted({n.layer for n in receivers})}
+    first = min(heads)
     chunk = max(1, SENDER_CHUNK_ROWS // n_pairs)
-    w_o = output_weights(bridge)
-    for layer in sorted({node.layer for node in receivers}):
-        heads = [node.head for node in receivers if node.layer == layer]
-        upstream = [i for i, node in enumerate(senders) if node.layer < layer]
-        frozen = [other for other in INPUT_KINDS if other != kind]  # the receivers' other inputs stay clean
-        for start in range(0, len(upstream), chunk):
-            rows = upstream[start:start + chunk]
-            deltas = sender_deltas(bridge, clean, corrupted, [senders[i] for i in rows])  # [s, batch, pos, d]
-            block_input = (clean.resid[layer] + deltas).flatten(0, 1)
-            hooks = [(f"blocks.{layer}.attn.hook_{other}", _replace_with(getattr(clean, other)[layer], len(rows)))
-                     for other in frozen]
-            z = receiver_outputs(bridge, block_input, layer, hooks).view(len(rows), n_pairs, *clean.z.shape[-3:])
-            z_delta = (z - clean.z[layer])[:, :, -1, heads]  # [s, batch, receiver, d_head], last position
-            final_delta[rows] += torch.einsum("sbrd,rdm->sbm", z_delta, w_o[layer, heads])
-    scores = final_scores(bridge, (clean.resid[-1][:, -1] + final_delta).flatten(0, 1), answer_ids)
-    return senders, scores.view(len(senders), n_pairs)
+    scores = []
+    for start in range(0, len(senders), chunk):
+        rows = senders[start:start + chunk]
+        deltas = sender_deltas(bridge, clean, corrupted, rows)  # [s, batch, pos, d_model]
+        receiver_z = {layer: _receiver_z(bridge, clean, deltas, rows, layer, kind)[..., layer_heads, :]
+                      for layer, layer_heads in heads.items()}
+        hooks = [(f"blocks.{layer}.attn.hook_z", _set_heads(receiver_z[layer].flatten(0, 1), layer_heads))
+                 for layer, layer_heads in heads.items()]
+        block_input = clean.resid[first].repeat(len(rows), 1, 1)
+        with torch.no_grad():
+            logits = run_from(bridge, block_input, first, hooks)
+        scores.append(sentiment_score(logits, answer_ids).view(len(rows), n_pairs))
+    return senders, torch.cat(scores)
+
+
+def _receiver_z(
+    bridge, clean: ComponentCache, deltas: Float[Tensor, "sender batch pos d_model"], senders: list[Node],
+    layer: int, kind: InputKind,
+) -> Float[Tensor, "sender batch pos head d_head"]:
+    """Step (a): layer ``layer``'s z with its ``kind`` input computed from resid_clean + each sender's
+    delta (senders at or after ``layer`` contribute nothing) and its other inputs clean."""
+    upstream = torch.tensor([node.layer < layer for node in senders], dtype=deltas.dtype)
+    block_input = (clean.resid[layer] + deltas * upstream[:, None, None, None]).flatten(0, 1)
+    hooks = [(f"blocks.{layer}.attn.hook_{other}", _replace_with(getattr(clean, other)[layer], len(senders)))
+             for other in INPUT_KINDS if other != kind]
+    z = receiver_outputs(bridge, block_input, layer, hooks)
+    return z.view(len(senders), -1, *z.shape[1:])
+
+
+def _set_heads(value: Float[Tensor, "rows pos head d_head"], heads: list[int]):
+    """A ``hook_z`` hook setting the listed heads' z to ``value`` (one row per stacked run)."""
+    def hook(z: Tensor, hook=None) -> Tensor:
+        z = z.clone()
+        z[:, :, heads] = value.to(z)
+        return z
+    return hook
 
 
 def _replace_with(value: Float[Tensor, "batch pos head d_head"], repeats: int):

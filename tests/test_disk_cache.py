@@ -2,7 +2,7 @@
 
 - a second ``get_or_compute`` with the same key is served from disk (compute not called);
 - a truncated file or one with a flipped byte is detected, warned about, and recomputed;
-- ``refresh=True`` recomputes (and rewrites) entries that exist;
+- ``refresh=True`` recomputes (and rewrites) entries that exist; a changed code version recomputes;
 - ``content_key`` is stable across calls and equal-content tensors, and changes when any byte of a
   tensor, its dtype or its shape changes.
 """
@@ -148,3 +148,23 @@ def test_content_key_changes_when_any_tensor_byte_changes(seed, dtype, data):
     changed = raw.view(tensor.shape[0], -1).view(dtype)
     assert changed.shape == tensor.shape
     assert content_key("acts", changed) != content_key("acts", tensor)
+
+
+def test_changed_code_is_not_served_an_old_result(tmp_path):
+    """The code version is part of every key: a result computed by other code is recomputed."""
+    compute = Compute()
+    DiskCache(tmp_path, code_version="a").get_or_compute("acts", "k1", compute)
+    DiskCache(tmp_path, code_version="a").get_or_compute("acts", "k1", compute)
+    DiskCache(tmp_path, code_version="b").get_or_compute("acts", "k1", compute)
+    assert compute.calls == 2
+
+
+def test_source_fingerprint_follows_file_contents(tmp_path):
+    from harness.disk_cache import source_fingerprint
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "m.py").write_text("x = 1\n")
+    before = source_fingerprint(tmp_path / "pkg")
+    assert source_fingerprint(tmp_path / "pkg") == before
+    (tmp_path / "pkg" / "m.py").write_text("x = 2\n")
+    assert source_fingerprint(tmp_path / "pkg") != before

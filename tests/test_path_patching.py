@@ -165,3 +165,17 @@ def test_circuit_patch_equals_editing_hook_result(gpt2, directional):
     torch.testing.assert_close(scores, expected, atol=1e-4, rtol=1e-4)
     unpatched = final_scores(bridge, corrupted.resid[-1][:, -1], answers)
     assert (scores - unpatched).abs().max() > 1e-3
+
+
+def test_stage2_on_a_subset_of_heads_and_pairs_equals_the_full_run(gpt2):
+    """``heads_only`` drops the MLP senders and ``ComponentCache.rows`` the other pairs; neither changes
+    the scores of what is kept."""
+    (_, _), clean, corrupted, answers = _runs(gpt2)
+    receivers = [Node(1, 2)]
+    senders, full = path_patch_to_heads(gpt2.bridge, clean, corrupted, receivers, "v", answers)
+    rows = torch.tensor([0, 2])
+    head_senders, part = path_patch_to_heads(gpt2.bridge, clean.rows(rows), corrupted.rows(rows), receivers, "v",
+                                             answers, heads_only=True)
+    kept = [i for i, node in enumerate(senders) if not node.is_mlp]
+    assert head_senders == [senders[i] for i in kept]
+    torch.testing.assert_close(part, full[kept][:, rows], atol=1e-5, rtol=1e-5)
