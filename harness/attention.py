@@ -6,10 +6,10 @@ from; what it reads (the value vectors) still comes from the intervened run, so 
 
 from __future__ import annotations
 
-import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from harness.forward import activations
 from harness.interventions import edit_hook, full_patch
 
 
@@ -21,11 +21,17 @@ def attention_patterns(
     bridge, tokens: Int[Tensor, "batch pos"], attention_mask: Tensor | None = None
 ) -> dict[int, Float[Tensor, "batch heads q k"]]:
     """Every layer's attention pattern from one clean forward pass."""
-    names = {pattern_hook_name(layer): layer for layer in range(bridge.cfg.n_layers)}
-    with torch.no_grad():
-        _, cache = bridge.run_with_cache(tokens.to(bridge.cfg.device), names_filter=lambda name: name in names,
-                                         attention_mask=attention_mask)
-    return {layer: cache[name].cpu() for name, layer in names.items()}
+    cache = activations(bridge, tokens, pattern_hook_names(bridge.cfg.n_layers), attention_mask)
+    return patterns_by_layer(cache, bridge.cfg.n_layers)
+
+
+def pattern_hook_names(n_layers: int) -> list[str]:
+    return [pattern_hook_name(layer) for layer in range(n_layers)]
+
+
+def patterns_by_layer(cache: dict[str, Tensor], n_layers: int) -> dict[int, Float[Tensor, "batch heads q k"]]:
+    """``{layer: pattern}`` from a cache of ``activations`` that holds ``pattern_hook_names``."""
+    return {layer: cache[pattern_hook_name(layer)] for layer in range(n_layers)}
 
 
 def freeze_attention_hooks(patterns: dict[int, Float[Tensor, "batch heads q k"]]) -> list[tuple[str, object]]:

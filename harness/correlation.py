@@ -27,7 +27,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from harness.forward import resid_hook_name
+from harness.forward import activations, resid_hook_name
 from harness.interventions import unit
 from harness.lexicon import NEUTRAL, POSITIVE
 from harness.tokens import tokenize_padded
@@ -58,12 +58,7 @@ def residuals_at(
     for start in range(0, len(order), batch_size):
         batch = order[start:start + batch_size]
         tokens, mask = tokenize_padded(bridge, [texts[i] for i in batch], prepend_bos)
-        with torch.no_grad():
-            _, cache = bridge.run_with_cache(
-                tokens.to(bridge.cfg.device), attention_mask=mask.to(bridge.cfg.device), names_filter=name,
-                stop_at_layer=layer + 1 if layer < n_layers else None,
-            )
-        resid = cache[name].float().cpu()
+        resid = activations(bridge, tokens, [name], mask, stop_at_layer=layer + 1 if layer < n_layers else None)[name]
         for row, i in enumerate(batch):
             out[i] = resid[row, tokens.shape[1] - lengths[i] + int(prepend_bos):]
     return out

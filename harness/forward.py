@@ -13,7 +13,7 @@ fraction of the cost. Interventions still go through the usual hook names.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -32,18 +32,31 @@ def first_block(n_layers: int, layer: int) -> int:
     return min(layer, n_layers - 1)
 
 
+def activations(
+    bridge, tokens: Int[Tensor, "batch pos"], names: Iterable[str], attention_mask: Tensor | None = None, **kwargs
+) -> dict[str, Tensor]:
+    """The activations at the hook ``names`` from one forward pass, as float32 CPU tensors (``kwargs``
+    go to ``run_with_cache``, e.g. ``stop_at_layer``)."""
+    wanted = set(names)
+    mask = None if attention_mask is None else attention_mask.to(bridge.cfg.device)
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(tokens.to(bridge.cfg.device), names_filter=lambda name: name in wanted,
+                                         attention_mask=mask, **kwargs)
+    return {name: cache[name].float().cpu() for name in wanted}
+
+
+def resid_hook_names(n_layers: int) -> list[str]:
+    """The hooks of every residual boundary 0..n_layers, in order."""
+    return [resid_hook_name(n_layers, layer) for layer in range(n_layers + 1)]
+
+
 def residual_stream(
     bridge, tokens: Int[Tensor, "batch pos"], attention_mask: Tensor | None = None
 ) -> Float[Tensor, "boundary batch pos d_model"]:
     """The residual stream at every boundary 0..n_layers, from one forward pass."""
-    n_layers = bridge.cfg.n_layers
-    names = [resid_hook_name(n_layers, layer) for layer in range(n_layers + 1)]
-    wanted = set(names)
-    with torch.no_grad():
-        _, cache = bridge.run_with_cache(
-            tokens.to(bridge.cfg.device), names_filter=lambda name: name in wanted, attention_mask=attention_mask
-        )
-    return torch.stack([cache[name] for name in names]).float().cpu()
+    names = resid_hook_names(bridge.cfg.n_layers)
+    cache = activations(bridge, tokens, names, attention_mask)
+    return torch.stack([cache[name] for name in names])
 
 
 def block_inputs(resid: Float[Tensor, "boundary batch pos d_model"], layer: int) -> Float[Tensor, "batch pos d_model"]:

@@ -42,7 +42,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from harness.forward import blocks_from, resid_hook_name, run_from
+from harness.forward import activations, blocks_from, resid_hook_name, resid_hook_names, run_from
 from harness.metrics import logit_diff_recovered, sentiment_score
 
 InputKind = Literal["q", "k", "v"]
@@ -92,13 +92,11 @@ class ComponentCache:
 def component_cache(bridge, tokens: Int[Tensor, "batch pos"]) -> ComponentCache:
     """Everything path patching needs from one run, from one forward pass."""
     n_layers = bridge.cfg.n_layers
-    resid_names = [resid_hook_name(n_layers, layer) for layer in range(n_layers + 1)]
+    resid_names = resid_hook_names(n_layers)
     per_layer = {kind: [f"blocks.{layer}.attn.hook_{kind}" for layer in range(n_layers)] for kind in "qkvz"}
     per_layer["mlp_out"] = [f"blocks.{layer}.hook_mlp_out" for layer in range(n_layers)]
-    wanted = set(resid_names).union(*per_layer.values())
-    with torch.no_grad():
-        _, cache = bridge.run_with_cache(tokens.to(bridge.cfg.device), names_filter=lambda name: name in wanted)
-    stack = lambda names: torch.stack([cache[name] for name in names]).float().cpu()
+    cache = activations(bridge, tokens, set(resid_names).union(*per_layer.values()))
+    stack = lambda names: torch.stack([cache[name] for name in names])
     return ComponentCache(resid=stack(resid_names), **{kind: stack(names) for kind, names in per_layer.items()})
 
 
