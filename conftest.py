@@ -1,4 +1,4 @@
-"""pytest wiring for the suite: options, seeds, expectations (strict xfails) and the report writer.
+"""pytest wiring for the suite: its options, seeds, the expectations (strict xfails) and the plugins.
 
     pytest claims/                         # the embedded model, smollm2-135m
     pytest claims/ --model pythia-2.8b     # a paper model (network or local HF cache)
@@ -10,7 +10,6 @@ plugin's); ``--refresh-claims-cache`` recomputes every entry.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
@@ -18,24 +17,19 @@ import numpy as np
 import pytest
 import torch
 
-from harness.expectations import load_expectations, model_file_stem
-from harness.models import EMBEDDED_MODEL, ModelSpecError, resolve_device, resolve_dtype, resolve_model
-from harness.report import ClaimOutcome, ReportBuilder
-from fixtures.settings import SuiteSettings, report_key, settings_key
+pytest.register_assert_rewrite("fixtures")
 
-pytest_plugins = [
-    "fixtures.model",
-    "fixtures.toy_movie_review",
-    "fixtures.directions",
-    "fixtures.sst",
-    "fixtures.sst_experiments",
-    "fixtures.toy_mood_story",
-    "fixtures.circuit",
-    "fixtures.natural_text",
-    "fixtures.claims",
-]
+from fixtures.claims import claim_id
+from fixtures.report_plugin import ClaimReportPlugin, claim_test_id, report_key
+from fixtures.settings import settings_from_options, settings_key
+from harness.claims_declared import CLAIMS
+from harness.expectations import load_expectations
+from harness.models import EMBEDDED_MODEL
+from harness.report import ReportBuilder
 
 ROOT = Path(__file__).parent
+# Every module of fixtures/ is a plugin: a new fixture module is picked up without editing this list.
+pytest_plugins = [f"fixtures.{path.stem}" for path in sorted((ROOT / "fixtures").glob("*.py")) if path.stem != "__init__"]
 SEED = 0
 
 
@@ -58,7 +52,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="DAS batch size (default: the paper's per-model size; 8 on other models)")
     group.addoption("--das-layers", default=None,
                     help="layers to fit DAS at: 'paper' (default, the authors' select_layers), 'all', or '0,3,6'")
-    group.addoption("--report-dir", default=str(ROOT / "reports"), help="where reports/<model>/ is written")
+    group.addoption("--report-dir", default=None, help="where <model>/REPORT.md is written (default: reports/)")
     group.addoption("--sst-path", default=None,
                     help="directory of SST files in the shipped format (stsa.binary.train/.dev/.test, "
                          "'LABEL SENTENCE' per line; whichever exist). Default: the SST-2 files the suite ships")
@@ -73,125 +67,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    try:
-        source = resolve_model(config.getoption("--model"))
-        device = resolve_device(config.getoption("--device"))
-        dtype = config.getoption("--dtype")
-        resolve_dtype(dtype)
-    except ModelSpecError as error:
-        raise pytest.UsageError(str(error)) from None
-    for option in ("--das-epochs", "--das-batch-size", "--threads"):
-        value = config.getoption(option)
-        if value is not None and value < 1:
-            raise pytest.UsageError(f"{option} must be a positive integer; got {value}")
-    cache = config.getoption("--claims-cache") or os.environ.get("SENTIMENT_CLAIMS_CACHE")
-    if cache is None:
-        from harness.models import default_cache_dir
-
-        cache = default_cache_dir()
-    threads = config.getoption("--threads") or os.cpu_count() or 1
-    settings = SuiteSettings(
-        model=source.name if source.kind != "hub" else source.location,
-        device=device,
-        dtype=dtype,
-        prepend_bos=config.getoption("--prepend-bos") == "true",
-        cache_dir=Path(cache),
-        refresh_cache=config.getoption("--refresh-claims-cache"),
-        das_epochs=config.getoption("--das-epochs"),
-        das_batch_size=config.getoption("--das-batch-size"),
-        das_layers=config.getoption("--das-layers"),
-        report_dir=Path(config.getoption("--report-dir")),
-        threads=threads,
-        sst_path=Path(config.getoption("--sst-path")) if config.getoption("--sst-path") else None,
-        ablation_hook=config.getoption("--ablation-hook"),
-        summary_band=_summary_band(config.getoption("--summary-band")),
-    )
+    settings = settings_from_options(config, ROOT / "reports")
     config.stash[settings_key] = settings
-    torch.set_num_threads(threads)
+    torch.set_num_threads(settings.threads)
     random.seed(SEED)
     np.random.seed(SEED)
     torch.manual_seed(SEED)
-    builder = ReportBuilder(
-        model_name=settings.model,
-        settings={k: str(v) for k, v in settings.__dict__.items()} | {"seed": SEED},
-    )
+    builder = ReportBuilder(model_name=settings.model_name, settings=settings.describe() | {"seed": str(SEED)})
     config.stash[report_key] = builder
-    config.pluginmanager.register(ClaimReportPlugin(builder, settings), "claim-report")
-
-
-def _summary_band(text: str | None) -> tuple[int, int] | None:
-    from harness.value_patching import parse_layer_band
-
-    try:
-        return None if text is None else parse_layer_band(text)
-    except ValueError as error:
-        raise pytest.UsageError(f"--summary-band: {error}") from None
+    config.pluginmanager.register(ClaimReportPlugin(builder, settings.report_dir), "claim-report")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Turn each expectation of this model into a strict xfail on its claim test."""
+    """Turn each expectation of this model into a strict xfail on its claim test, and check that every
+    claim test names a declared claim."""
     settings = config.stash[settings_key]
     try:
-        expectations = load_expectations(ROOT / "claims" / "expectations", settings.model)
+        expectations = load_expectations(ROOT / "claims" / "expectations", settings.model_name)
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
     for item in items:
-        expectation = expectations.get(_claim_test_id(item))
+        identifier = claim_id(item)
+        if identifier is not None and identifier not in CLAIMS:
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.claim({identifier!r}) is not declared in "
+                                    f"harness/claims_declared.py")
+        expectation = expectations.get(claim_test_id(item.nodeid))
         if expectation:
             item.add_marker(pytest.mark.xfail(
                 strict=True,
-                reason=f"does not replicate on {settings.model}: measured {expectation.measured}; {expectation.reason}",
+                reason=f"does not replicate on {settings.model_name}: measured {expectation.measured}; "
+                       f"{expectation.reason}",
             ))
-
-
-def _claim_test_id(item: pytest.Item) -> str:
-    return item.nodeid.split("claims/", 1)[-1]
-
-
-def _is_claim(nodeid: str) -> bool:
-    return nodeid.startswith("claims/") or "/claims/" in nodeid
-
-
-class ClaimReportPlugin:
-    """Collects each claim test's record and outcome, and writes the report at session end."""
-
-    def __init__(self, builder: ReportBuilder, settings: SuiteSettings):
-        self.builder = builder
-        self.settings = settings
-        self.durations: dict[str, float] = {}
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not _is_claim(report.nodeid):
-            return
-        self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
-        if report.when != "call" and report.passed:
-            return
-        if report.when == "teardown":
-            return
-        record = next((value for name, value in report.user_properties if name == "claim_record"), None)
-        if hasattr(report, "wasxfail"):
-            status, note = ("xfailed" if report.skipped else "xpassed"), report.wasxfail
-        elif report.failed and str(report.longrepr).startswith("[XPASS(strict)]"):
-            status, note = "xpassed", str(report.longrepr)
-        elif report.skipped:
-            status = "skipped"
-            note = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        else:
-            status = report.outcome
-            note = "" if report.passed else _failure_summary(report)
-        self.builder.outcomes.append(
-            ClaimOutcome(_claim_test_id(report), status, self.durations[report.nodeid], record, note)
-        )
-
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if not self.builder.outcomes:
-            return
-        path = self.builder.write(self.settings.report_dir / model_file_stem(self.settings.model))
-        terminal = session.config.pluginmanager.get_plugin("terminalreporter")
-        if terminal:
-            terminal.write_line(f"replication report: {path}")
-
-
-def _failure_summary(report: pytest.TestReport) -> str:
-    crash = getattr(report.longrepr, "reprcrash", None)
-    return (crash.message if crash else str(report.longrepr)).splitlines()[0][:300]

@@ -1,8 +1,8 @@
 """§5.3 and §6.1 (A1–A5): ablating the sentiment direction on zero-shot SST reviews, and the comma effect.
 
-Zero-shot set (§2.3): prompt ``{TEXT} Review Sentiment:`` (answers ` Positive`/` Negative`), examples the
-model classifies correctly with the answer in its top 10, holding a comma token, classes balanced by a
-seeded subsample (all counts in the report). Each ablation acts at every ablated layer at once, each
+Zero-shot set (§2.3, ``harness.sst_ablations``): prompt ``{TEXT} Review Sentiment:`` (answers
+` Positive`/` Negative`), examples the model classifies correctly with the answer in its top 10, holding
+a comma token, classes balanced by a seeded subsample (all counts in the report). Each ablation acts at every ablated layer at once, each
 layer with its own ToyMovieReview DAS direction d_ℓ: x' = x − (x·d_ℓ) d_ℓ at the selected positions.
 Metrics are the paper's, uncentred: Δ% LD = (mean LD_orig − mean LD_abl)/mean LD_orig (positive = the
 logit difference fell) and accuracy = % of prompts with LD > 0 (100% before, by construction).
@@ -15,8 +15,8 @@ logit difference fell) and accuracy = % of prompts with LD > 0 (100% before, by 
   attention sink with a residual norm ~100× the others, so removing even a random direction from it
   moves the output (the report tabulates ‖x‖ and |x·d| there).
 - A3: ablating d only at comma positions: accuracy 82% ± 6, Δ% LD 17.5% ± 5 (paper); other models: the
-  comma-only drop (accuracy points, resp. Δ% LD) is >= 25% of the all-positions drop and larger than
-  the random direction's comma-only drop.
+  comma-only drop (accuracy points, resp. Δ% LD) is >= 25% of the all-positions drop (the threshold is
+  computed here from the data) and larger than the random direction's comma-only drop.
 - A4: mean-ablating the whole residual at comma positions (every layer, the layer's mean comma
   activation over the set): Δ% LD 17% ± 5, accuracy 81% ± 6 (paper); other models: as A3's generic rule.
 - A5: with every layer's attention frozen to the clean run, the comma-only Δ% LD shrinks to at most 40%
@@ -35,22 +35,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.claim_record import ClaimRecord
-
-PAPER_MODEL = "pythia-2.8b"
-PAPER = {  # ablation: {metric: (value, tolerance)}  [NB] values of PAPER.md §6.1
-    "das_all": {"accuracy": (62.0, 6.0), "ld_drop": (71.0, 8.0)},
-    "das_comma": {"accuracy": (82.0, 6.0), "ld_drop": (17.5, 5.0)},
-    "mean_comma": {"accuracy": (81.0, 6.0), "ld_drop": (17.0, 5.0)},
-}
-A1_GENERIC = {"accuracy": 15.0, "ld_drop": 30.0}  # minimum drop: accuracy points, Δ% LD
-RANDOM_LIMIT = 2.0
 COMMA_SHARE = 0.25
-FROZEN_SHARE = 0.40
-
-
-def _threshold_source(model_name: str) -> str:
-    return f"paper ({PAPER_MODEL})" if model_name == PAPER_MODEL else "generic"
 
 
 def _measure(results, name: str, metric: str) -> tuple[float, tuple[float, float]]:
@@ -64,11 +49,6 @@ def _drop(results, name: str, metric: str) -> float:
     return 100 - results.accuracy(name) if metric == "accuracy" else results.ld_drop(name)
 
 
-def _paper_check(name: str, metric: str, value: float) -> tuple[str, bool]:
-    paper, tolerance = PAPER[name][metric]
-    return f"{paper} ± {tolerance}", abs(value - paper) <= tolerance
-
-
 def _details(results, name: str) -> str:
     per_class = "; ".join(f"{cls}: Δ% LD {results.ld_drop(name, label):.1f}, accuracy {results.accuracy(name, label):.0f}%"
                           for cls, label in (("positive", 1), ("negative", 0)))
@@ -77,80 +57,58 @@ def _details(results, name: str) -> str:
 
 @pytest.mark.claim("A1")
 @pytest.mark.parametrize("metric", ["accuracy", "ld_drop"])
-def test_a1_direction_ablation_everywhere(metric, sst_ablations, model, claim):
-    value, (low, high) = _measure(sst_ablations, "das_all", metric)
-    if model.name == PAPER_MODEL:
-        tolerance, passed = _paper_check("das_all", metric, value)
-    else:
-        drop = _drop(sst_ablations, "das_all", metric)
-        tolerance = (f"accuracy <= {100 - A1_GENERIC['accuracy']:.0f}%" if metric == "accuracy"
-                     else f">= {A1_GENERIC['ld_drop']:.0f}%")
-        passed = drop >= A1_GENERIC[metric]
-    claim.check(ClaimRecord(
-        claim="A1", section="§5.3, §6.1", description=f"DAS direction ablated at all positions and layers: {metric}",
-        paper_value=f"{PAPER['das_all'][metric][0]}% (pythia-2.8b [NB])", measured=value, ci_low=low, ci_high=high,
-        unit="%", tolerance=tolerance, threshold_source=_threshold_source(model.name), passed=passed,
-        details=_details(sst_ablations, "das_all"),
-    ))
+def test_a1_direction_ablation_everywhere(metric, sst_ablations, claim):
+    value, ci = _measure(sst_ablations, "das_all", metric)
+    claim.check(value, case=metric, ci=ci, details=_details(sst_ablations, "das_all"),
+                description=f"DAS direction ablated at all positions and layers: {metric}")
 
 
 @pytest.mark.claim("A2")
 @pytest.mark.parametrize("positions", ["all", "all_but_first"])
-def test_a2_random_direction_ablation_does_little(positions, sst_ablations, model, claim):
+def test_a2_random_direction_ablation_does_little(positions, sst_ablations, claim):
     name = f"random_{positions}"
-    value, (low, high) = _measure(sst_ablations, name, "ld_drop")
+    value, ci = _measure(sst_ablations, name, "ld_drop")
     setup = "the paper's setup (BOS included)" if positions == "all" else "first position (BOS) left alone"
-    claim.check(ClaimRecord(
-        claim="A2", section="§5.3, §6.1", description=f"random direction ablated like A1, {setup}: Δ% LD",
-        paper_value="−0.3% to +0.2% (pythia-2.8b, balanced sets [NB])", measured=value, ci_low=low, ci_high=high,
-        unit="%", tolerance=f"|value| < {RANDOM_LIMIT:.0f}%", threshold_source=_threshold_source(model.name),
-        passed=abs(value) < RANDOM_LIMIT,
+    claim.check(
+        value, ci=ci, description=f"random direction ablated like A1, {setup}: Δ% LD",
         details=f"accuracy {sst_ablations.accuracy(name):.1f}%; DAS the same way: "
                 f"Δ% LD {sst_ablations.ld_drop(f'das_{positions}'):.1f}; " + _details(sst_ablations, name),
-    ))
-
-
-def _comma_claim(claim_id: str, name: str, metric: str, results, model) -> ClaimRecord:
-    """A3/A4: a comma-only ablation against the paper, or (other models) against the all-positions
-    DAS ablation (>= 25% of its drop) and the random direction's comma-only ablation."""
-    value, (low, high) = _measure(results, name, metric)
-    if model.name == PAPER_MODEL:
-        tolerance, passed = _paper_check(name, metric, value)
-    else:
-        drop, full, random = (_drop(results, n, metric) for n in (name, "das_all", "random_comma"))
-        tolerance = (f"drop >= {COMMA_SHARE:.0%} of all-positions drop ({COMMA_SHARE * full:.1f}) "
-                     f"and > random comma-only drop ({random:.1f})")
-        passed = drop >= COMMA_SHARE * full and drop > random
-    return ClaimRecord(
-        claim=claim_id, section="§5.3, §6.1", description=f"{name.replace('_', ' ')} ablation: {metric}",
-        paper_value=f"{PAPER[name][metric][0]}% (pythia-2.8b [NB])", measured=value, ci_low=low, ci_high=high,
-        unit="%", tolerance=tolerance, threshold_source=_threshold_source(model.name), passed=passed,
-        details=_details(results, name),
     )
+
+
+def _check_comma_ablation(claim, name: str, metric: str, results) -> None:
+    """A3/A4: a comma-only ablation against the paper, or (other models, a rule computed from the data)
+    against the all-positions DAS ablation (>= 25% of its drop) and the random direction's comma-only
+    ablation (a larger drop)."""
+    value, ci = _measure(results, name, metric)
+    threshold, requires = None, None
+    if claim.rule(metric).data_dependent:
+        drop, full, random = (_drop(results, n, metric) for n in (name, "das_all", "random_comma"))
+        threshold = 100 - COMMA_SHARE * full if metric == "accuracy" else COMMA_SHARE * full
+        requires = {f"> random comma-only drop ({random:.1f})": drop > random}
+    claim.check(value, case=metric, ci=ci, threshold=threshold, requires=requires, details=_details(results, name),
+                description=f"{name.replace('_', ' ')} ablation: {metric}")
 
 
 @pytest.mark.claim("A3")
 @pytest.mark.parametrize("metric", ["accuracy", "ld_drop"])
-def test_a3_direction_ablation_at_commas(metric, sst_ablations, model, claim):
-    claim.check(_comma_claim("A3", "das_comma", metric, sst_ablations, model))
+def test_a3_direction_ablation_at_commas(metric, sst_ablations, claim):
+    _check_comma_ablation(claim, "das_comma", metric, sst_ablations)
 
 
 @pytest.mark.claim("A4")
 @pytest.mark.parametrize("metric", ["accuracy", "ld_drop"])
-def test_a4_mean_ablation_at_commas(metric, sst_ablations, model, claim):
-    claim.check(_comma_claim("A4", "mean_comma", metric, sst_ablations, model))
+def test_a4_mean_ablation_at_commas(metric, sst_ablations, claim):
+    _check_comma_ablation(claim, "mean_comma", metric, sst_ablations)
 
 
 @pytest.mark.claim("A5")
-def test_a5_frozen_attention_removes_comma_effect(sst_ablations, model, claim):
+def test_a5_frozen_attention_removes_comma_effect(sst_ablations, claim):
     unfrozen, frozen = sst_ablations.ld_drop("das_comma"), sst_ablations.ld_drop("das_comma_frozen")
     unfrozen_low, _ = sst_ablations.ld_drop_ci("das_comma")
-    share = frozen / unfrozen if unfrozen > 0 else float("nan")
-    claim.check(ClaimRecord(
-        claim="A5", section="§5.3, §6.1", description="comma-only DAS ablation with attention frozen / unfrozen, Δ% LD",
-        paper_value="0.21 (−3.5% frozen vs −17% unfrozen, pythia-2.8b [NB])", measured=share,
-        tolerance=f"<= {FROZEN_SHARE}, unfrozen drop's CI above 0", threshold_source="paper (qualitative)",
-        passed=unfrozen_low > 0 and share <= FROZEN_SHARE,
+    claim.check(
+        frozen / unfrozen if unfrozen > 0 else float("nan"), requires={"unfrozen drop's CI above 0": unfrozen_low > 0},
+        description="comma-only DAS ablation with attention frozen / unfrozen, Δ% LD",
         details=f"unfrozen Δ% LD {unfrozen:.2f} (CI low {unfrozen_low:.2f}), frozen {frozen:.2f}; all positions frozen: Δ% LD "
                 f"{sst_ablations.ld_drop('das_all_frozen'):.1f}, accuracy {sst_ablations.accuracy('das_all_frozen'):.1f}%",
-    ))
+    )

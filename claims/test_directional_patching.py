@@ -5,24 +5,16 @@ direction from the clean prompt, x' = x_corr + (d·x_clean − d·x_corr) d, and
 metrics on the clean prompt's answers. A method's value is its maximum over layers (the paper's table
 took the maximum over layers per method); the report shows the whole layer sweep.
 
-- P1: DAS at its best layer: % logit flip >= 90 and % logit difference recovered >= 90 (paper,
-  pythia-1.4b: 100% and 109.8% [3P quoting the paper's table]).
-- P2: mean difference, K-means, probe and PCA at their best layers also flip >= 90%; the random
-  direction recovers |LD| <= 5% at every layer.
+- P1: DAS at its best layer, % logit flip and % logit difference recovered.
+- P2: the other methods at their best layers flip it too; P2.random: the random direction recovers
+  nothing at any layer. Thresholds and paper values: ``harness/claims_declared.py``.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from harness.claim_record import ClaimRecord
-
-PAPER_MODEL = "pythia-1.4b"
-PAPER_P1 = {"ld_recovered": "109.8% (pythia-1.4b [3P])", "logit_flip": "100% (pythia-1.4b [3P])"}
-
-
-def _threshold_source(model_name: str) -> str:
-    return f"paper ({PAPER_MODEL})" if model_name == PAPER_MODEL else "generic"
+from harness.direction_methods import methods
 
 
 def _best(results, method: str, metric: str) -> tuple[int, float, tuple[float, float]]:
@@ -32,36 +24,23 @@ def _best(results, method: str, metric: str) -> tuple[int, float, tuple[float, f
 
 @pytest.mark.claim("P1")
 @pytest.mark.parametrize("metric", ["logit_flip", "ld_recovered"])
-def test_p1_das_patching_flips_sentiment(metric, toy_patching, model, claim):
-    layer, value, (low, high) = _best(toy_patching, "das", metric)
-    claim.check(ClaimRecord(
-        claim="P1", section="§6.2", description=f"DAS directional patching, {metric} at best layer",
-        paper_value=PAPER_P1[metric], measured=value, ci_low=low, ci_high=high, unit="%", tolerance=">= 90%",
-        threshold_source=_threshold_source(model.name), passed=value >= 90,
-        details=f"best layer {layer}; {len(toy_patching.labels)} test pairs; CI at that layer",
-    ))
+def test_p1_das_patching_flips_sentiment(metric, toy_patching, claim):
+    layer, value, ci = _best(toy_patching, "das", metric)
+    claim.check(value, case=metric, ci=ci, description=f"DAS directional patching, {metric} at best layer",
+                details=f"best layer {layer}; {len(toy_patching.labels)} test pairs; CI at that layer")
 
 
 @pytest.mark.claim("P2")
-@pytest.mark.parametrize("method", ["mean_diff", "kmeans", "probe", "pca"])
-def test_p2_other_methods_flip_sentiment(method, toy_patching, model, claim):
-    layer, value, (low, high) = _best(toy_patching, method, "logit_flip")
-    claim.check(ClaimRecord(
-        claim="P2", section="§6.2", description=f"{method} directional patching, logit_flip at best layer",
-        paper_value=">= 90% (pythia-1.4b table [3P])", measured=value, ci_low=low, ci_high=high, unit="%",
-        tolerance=">= 90%", threshold_source=_threshold_source(model.name), passed=value >= 90,
-        details=f"best layer {layer}",
-    ))
+@pytest.mark.parametrize("method", [m for m in methods(controls=False) if m != "das"])
+def test_p2_other_methods_flip_sentiment(method, toy_patching, claim):
+    layer, value, ci = _best(toy_patching, method, "logit_flip")
+    claim.check(value, ci=ci, description=f"{method} directional patching, logit_flip at best layer",
+                details=f"best layer {layer}")
 
 
-@pytest.mark.claim("P2")
-def test_p2_random_direction_recovers_nothing(toy_patching, model, claim):
+@pytest.mark.claim("P2.random")
+def test_p2_random_direction_recovers_nothing(toy_patching, claim):
     layer = max(toy_patching.layers("random"), key=lambda l: abs(toy_patching.metric("ld_recovered", "random", l)))
-    value = toy_patching.metric("ld_recovered", "random", layer)
-    low, high = toy_patching.metric_ci("ld_recovered", "random", layer)
-    claim.check(ClaimRecord(
-        claim="P2", section="§6.2", description="random direction, largest |% LD recovered| over layers",
-        paper_value="≈ 0 (random ≈ 3% on gpt2-small [3P])", measured=value, ci_low=low, ci_high=high, unit="%",
-        tolerance="|value| <= 5%", threshold_source=_threshold_source(model.name), passed=abs(value) <= 5,
-        details=f"worst layer {layer}",
-    ))
+    claim.check(toy_patching.metric("ld_recovered", "random", layer),
+                ci=toy_patching.metric_ci("ld_recovered", "random", layer),
+                description="random direction, largest |% LD recovered| over layers", details=f"worst layer {layer}")

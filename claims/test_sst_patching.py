@@ -5,16 +5,17 @@ boundary L of the corrupted SST prompt, x' = x_corr + (d·x_clean − d·x_corr)
 scaffold ``Review Text: {TEXT} Review Sentiment:`` (answers ` Positive`/` Negative`), and scored with
 the §5.1 metrics (centred) on the clean prompt's answers. Pairs are length-matched as in §2.3
 (``harness.sst_prompts``; cycled within each length group, so that no pair mixes lengths), from
-correctly classified sentences (as for the paper's pythia-1.4b table).
+correctly classified sentences (as for the paper's pythia-1.4b table; ``harness.sst_patching``).
 Every layer where a method has a direction is swept: the cheap methods at every boundary, DAS only at
 its fitted layers (every 3rd on the embedded model). A method's value is its maximum over layers.
 
 - P3: DAS at its best layer: % LD recovered and % logit flip (paper, pythia-1.4b: 47.0% and 53.5%
-  [3P, REV], ± 15 points); other models: >= 20% and >= 5× the largest |random| value over layers.
+  [3P, REV], ± 15 points); other models: >= 20% and >= 5× the largest |random| value over layers
+  (the floor is computed here from the data).
 - P4 (paper §6.2 P7): each method's best SST layer is intermediate, strictly inside the first and last
-  15% of the depth.
-- P5: DAS recovers at least as much % LD as each other method, within 5 points; the random direction
-  recovers |% LD| <= 5% at every layer.
+  15% of the depth (|layer − n_layers/2| < 0.35 n_layers).
+- P5: DAS recovers at least as much % LD as each other method, within 5 points; P5.random: the random
+  direction recovers |% LD| <= 5% at every layer.
 
 Choices: the shipped data has no SST test file, so the dev split is the held-out set (the directions
 never see SST); the paper's layer-sweep figure used the CONTINUATION scaffold, the suite's SST figure
@@ -25,19 +26,10 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.directions import FIVE_METHODS
-from harness.claim_record import ClaimRecord
+from harness.direction_methods import methods
 
-PAPER_MODEL = "pythia-1.4b"
-PAPER_P3 = {"ld_recovered": 47.0, "logit_flip": 53.5}
-P3_TOLERANCE = 15
 GENERIC_MINIMUM, RANDOM_MULTIPLE = 20.0, 5.0
 INTERMEDIATE_MARGIN = 0.15
-P5_SLACK = 5.0
-
-
-def _threshold_source(model_name: str) -> str:
-    return f"paper ({PAPER_MODEL})" if model_name == PAPER_MODEL else "generic"
 
 
 def _largest_random(results, metric: str) -> float:
@@ -46,63 +38,49 @@ def _largest_random(results, metric: str) -> float:
 
 @pytest.mark.claim("P3")
 @pytest.mark.parametrize("metric", ["ld_recovered", "logit_flip"])
-def test_p3_das_patching_transfers_to_sst(metric, sst_patching, model, claim):
+def test_p3_das_patching_transfers_to_sst(metric, sst_patching, claim):
     results = sst_patching.results
     layer = results.best_layer("das", metric)
-    value, (low, high) = results.metric(metric, "das", layer), results.metric_ci(metric, "das", layer)
     random = _largest_random(results, metric)
-    if model.name == PAPER_MODEL:
-        paper = PAPER_P3[metric]
-        tolerance, passed = f"{paper} ± {P3_TOLERANCE}", abs(value - paper) <= P3_TOLERANCE
-    else:
-        floor = max(GENERIC_MINIMUM, RANDOM_MULTIPLE * random)
-        tolerance, passed = f">= {GENERIC_MINIMUM:.0f}% and >= {RANDOM_MULTIPLE:.0f}× |random| (= {floor:.1f})", value >= floor
-    claim.check(ClaimRecord(
-        claim="P3", section="§6.2", description=f"DAS patched onto SST pairs, {metric} at best layer",
-        paper_value=f"{PAPER_P3[metric]}% (pythia-1.4b [3P])", measured=value, ci_low=low, ci_high=high, unit="%",
-        tolerance=tolerance, threshold_source=_threshold_source(model.name), passed=passed,
+    floor = max(GENERIC_MINIMUM, RANDOM_MULTIPLE * random)
+    claim.check(
+        results.metric(metric, "das", layer), case=metric, ci=results.metric_ci(metric, "das", layer),
+        threshold=floor if claim.rule(metric).data_dependent else None,
+        description=f"DAS patched onto SST pairs, {metric} at best layer",
         details=f"best layer {layer}; {len(results.labels)} SST pairs; largest |random| over layers {random:.1f}%",
-    ))
+    )
 
 
 @pytest.mark.claim("P4")
-@pytest.mark.parametrize("method", FIVE_METHODS)
+@pytest.mark.parametrize("method", methods(controls=False))
 def test_p4_best_sst_layer_is_intermediate(method, sst_patching, model, claim):
     results = sst_patching.results
     layer = results.best_layer(method, "ld_recovered")
-    low, high = INTERMEDIATE_MARGIN * model.n_layers, (1 - INTERMEDIATE_MARGIN) * model.n_layers
-    claim.check(ClaimRecord(
-        claim="P4", section="§6.2 (P7)", description=f"{method}: best SST patching layer (% LD recovered)",
-        paper_value="intermediate layers (gpt2-small, pythia-160m/410m/1.4b)", measured=layer,
-        tolerance=f"{low:.1f} < layer < {high:.1f} of {model.n_layers}", threshold_source="paper (qualitative)",
-        passed=low < layer < high,
+    claim.check(
+        layer, centre=model.n_layers / 2, threshold=(0.5 - INTERMEDIATE_MARGIN) * model.n_layers,
+        description=f"{method}: best SST patching layer (% LD recovered)",
         details=f"{results.metric('ld_recovered', method, layer):.1f}% recovered there; "
-                f"layers swept: {results.layers(method)[0]}..{results.layers(method)[-1]}",
-    ))
+                f"layers swept: {results.layers(method)[0]}..{results.layers(method)[-1]} of {model.n_layers}",
+    )
 
 
 @pytest.mark.claim("P5")
-@pytest.mark.parametrize("method", [m for m in FIVE_METHODS if m != "das"])
-def test_p5_das_at_least_as_good_as_other_methods(method, sst_patching, model, claim):
+@pytest.mark.parametrize("method", [m for m in methods(controls=False) if m != "das"])
+def test_p5_das_at_least_as_good_as_other_methods(method, sst_patching, claim):
     results = sst_patching.results
     das_layer, other_layer = results.best_layer("das"), results.best_layer(method)
     das, other = results.metric("ld_recovered", "das", das_layer), results.metric("ld_recovered", method, other_layer)
-    claim.check(ClaimRecord(
-        claim="P5", section="§6.2", description=f"DAS minus {method}, best-layer % LD recovered on SST",
-        paper_value="> 0: other methods weaker than DAS on SST (pythia-1.4b [3P])", measured=das - other, unit="points",
-        tolerance=f">= -{P5_SLACK:.0f}", threshold_source=_threshold_source(model.name), passed=das - other >= -P5_SLACK,
+    claim.check(
+        das - other, description=f"DAS minus {method}, best-layer % LD recovered on SST",
         details=f"DAS {das:.1f}% (L{das_layer}); {method} {other:.1f}% (L{other_layer})",
-    ))
+    )
 
 
-@pytest.mark.claim("P5")
-def test_p5_random_direction_recovers_nothing_on_sst(sst_patching, model, claim):
+@pytest.mark.claim("P5.random")
+def test_p5_random_direction_recovers_nothing_on_sst(sst_patching, claim):
     results = sst_patching.results
     layer = max(results.layers("random"), key=lambda l: abs(results.metric("ld_recovered", "random", l)))
-    value, (low, high) = results.metric("ld_recovered", "random", layer), results.metric_ci("ld_recovered", "random", layer)
-    claim.check(ClaimRecord(
-        claim="P5", section="§6.2", description="random direction on SST, largest |% LD recovered| over layers",
-        paper_value="≈ 0 (random ≈ 3% on gpt2-small [3P])", measured=value, ci_low=low, ci_high=high, unit="%",
-        tolerance="|value| <= 5%", threshold_source=_threshold_source(model.name), passed=abs(value) <= 5,
-        details=f"worst layer {layer}",
-    ))
+    claim.check(
+        results.metric("ld_recovered", "random", layer), ci=results.metric_ci("ld_recovered", "random", layer),
+        description="random direction on SST, largest |% LD recovered| over layers", details=f"worst layer {layer}",
+    )

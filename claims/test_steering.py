@@ -27,13 +27,11 @@ from __future__ import annotations
 import pytest
 from scipy.stats import spearmanr
 
-from harness.claim_record import ClaimRecord
 from harness.lexicon import LABEL_NAMES
 
 RUNS = ["paper prompt, steered negative", "mirror prompt, steered positive"]
 RUN_IDS = ["paper_prompt", "mirror"]
-PAPER_VALUE = {RUNS[0]: "negative share rises with the coefficient magnitude (gpt2-small figure; no numbers, PAPER.md §6.5)",
-               RUNS[1]: "not in the paper (the suite's mirror of its experiment)"}
+CASES = {RUNS[0]: None, RUNS[1]: "mirror"}  # the mirror's paper value: "not in the paper"
 
 
 def _details(run, steering) -> str:
@@ -46,33 +44,27 @@ def _details(run, steering) -> str:
 def test_s1_steered_share_rises_with_coefficient(run_name, steering, claim):
     run = steering.runs[run_name]
     rho = float(spearmanr([abs(c) for c in run.coefficients], run.share(run.target).numpy()).statistic)
-    claim.check(ClaimRecord(
-        claim="S1", section="§5.5", description=f"{run_name}: Spearman rho, coefficient magnitude vs {LABEL_NAMES[run.target]} share",
-        paper_value=PAPER_VALUE[run_name], measured=rho, tolerance=">= 0.8", threshold_source="generic",
-        passed=rho >= 0.8, details=_details(run, steering),
-    ))
+    claim.check(rho, case=CASES[run_name],
+                description=f"{run_name}: Spearman rho, coefficient magnitude vs {LABEL_NAMES[run.target]} share",
+                details=_details(run, steering))
 
 
-@pytest.mark.claim("S1")
+def _check_share(claim, steering, run_name: str, index: int, coefficient: str) -> None:
+    """The steered-to label's share at coefficient ``index`` of the run, in %."""
+    run = steering.runs[run_name]
+    share = float(run.share(run.target)[index])
+    claim.check(100 * share, case=CASES[run_name],
+                description=f"{run_name}: {LABEL_NAMES[run.target]} share at coef {coefficient}",
+                details=_details(run, steering))
+
+
+@pytest.mark.claim("S1.strongest")
 @pytest.mark.parametrize("run_name", RUNS, ids=RUN_IDS)
 def test_s1_strongest_coefficient_steers_most_samples(run_name, steering, claim):
-    run = steering.runs[run_name]
-    share = float(run.share(run.target)[-1])
-    claim.check(ClaimRecord(
-        claim="S1", section="§5.5",
-        description=f"{run_name}: {LABEL_NAMES[run.target]} share at coef {run.coefficients[-1]:+.2f}",
-        paper_value=PAPER_VALUE[run_name], measured=100 * share, unit="%", tolerance="> 50%", threshold_source="generic",
-        passed=share > 0.5, details=_details(run, steering),
-    ))
+    _check_share(claim, steering, run_name, -1, f"{steering.runs[run_name].coefficients[-1]:+.2f}")
 
 
-@pytest.mark.claim("S1")
+@pytest.mark.claim("S1.unsteered")
 @pytest.mark.parametrize("run_name", RUNS, ids=RUN_IDS)
 def test_s1_unsteered_share_is_low(run_name, steering, claim):
-    run = steering.runs[run_name]
-    share = float(run.share(run.target)[0])
-    claim.check(ClaimRecord(
-        claim="S1", section="§5.5", description=f"{run_name}: {LABEL_NAMES[run.target]} share at coef 0",
-        paper_value=PAPER_VALUE[run_name], measured=100 * share, unit="%", tolerance="<= 20%", threshold_source="generic",
-        passed=share <= 0.2, details=_details(run, steering),
-    ))
+    _check_share(claim, steering, run_name, 0, "0")

@@ -9,7 +9,7 @@
 
 The site (``SITES``): the authors fitted d_ℓ at ``blocks.ℓ.hook_resid_pre`` and applied it at
 ``blocks.ℓ.hook_resid_post`` (an off-by-one, §5.3), which is ``"resid_post"`` here; ``"resid_pre"``
-applies it at the boundary it was fitted at (``resid_hook_name``, so ℓ = n_layers is the final
+applies it at the boundary it was fitted at (``hook_names.resid``, so ℓ = n_layers is the final
 residual). With ``"resid_post"`` a direction fitted at ℓ = n_layers has no block ℓ and is not used.
 
 Several ablations of one kind share a forward pass: they are stacked along the batch, each row with
@@ -28,8 +28,8 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from harness import hook_names
 from harness.attention import freeze_attention_hooks
-from harness.forward import resid_hook_name
 from harness.interventions import edit_hook, full_patch, project_out
 from harness.metrics import ld_percent_change
 
@@ -42,9 +42,9 @@ def ablation_hook_name(n_layers: int, layer: int, site: str) -> str | None:
     if site == "resid_post":
         if not 0 <= layer <= n_layers:
             raise ValueError(f"layer {layer} is outside 0..{n_layers}")
-        return f"blocks.{layer}.hook_resid_post" if layer < n_layers else None
+        return hook_names.resid_post(layer) if layer < n_layers else None
     if site == "resid_pre":
-        return resid_hook_name(n_layers, layer)
+        return hook_names.resid(n_layers, layer)
     raise ValueError(f"ablation site {site!r} is not one of {', '.join(SITES)}")
 
 

@@ -9,12 +9,9 @@ from __future__ import annotations
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from harness import hook_names
 from harness.forward import activations
 from harness.interventions import edit_hook, full_patch
-
-
-def pattern_hook_name(layer: int) -> str:
-    return f"blocks.{layer}.attn.hook_pattern"
 
 
 def attention_patterns(
@@ -26,14 +23,14 @@ def attention_patterns(
 
 
 def pattern_hook_names(n_layers: int) -> list[str]:
-    return [pattern_hook_name(layer) for layer in range(n_layers)]
+    return [hook_names.pattern(layer) for layer in range(n_layers)]
 
 
 def patterns_by_layer(cache: dict[str, Tensor], n_layers: int) -> dict[int, Float[Tensor, "batch heads q k"]]:
     """``{layer: pattern}`` from a cache of ``activations`` that holds ``pattern_hook_names``."""
-    return {layer: cache[pattern_hook_name(layer)] for layer in range(n_layers)}
+    return {layer: cache[hook_names.pattern(layer)] for layer in range(n_layers)}
 
 
 def freeze_attention_hooks(patterns: dict[int, Float[Tensor, "batch heads q k"]]) -> list[tuple[str, object]]:
     """Forward hooks that replace each layer's pattern with ``patterns[layer]`` (e.g. the clean run's)."""
-    return [(pattern_hook_name(layer), edit_hook(full_patch(pattern))) for layer, pattern in patterns.items()]
+    return [(hook_names.pattern(layer), edit_hook(full_patch(pattern))) for layer, pattern in patterns.items()]

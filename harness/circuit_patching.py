@@ -1,7 +1,8 @@
 """Activation patching of a circuit's head outputs, in full or along one direction (paper §5.2, §6.4).
 
 The corrupted prompt is run and, for every head of the circuit, its output z_h @ W_O[h] is
-- ``full``: replaced by the clean run's (done on ``hook_z``: the head's z set to the clean z);
+- ``full``: replaced by the clean run's (done on ``hook_z``: the head's z set to the clean z with
+  ``harness.path_patching.set_heads``);
 - ``direction``: moved along the unit sentiment direction d only, out' = out + (d·out_clean − d·out) d,
   the authors' circuit variant of directional patching (§5.2, on each head's ``result``).
 The edit applies at the positions a mask selects (all if None). Head outputs are computed from
@@ -17,10 +18,11 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from harness import hook_names
 from harness.forward import block_inputs, run_from
 from harness.interventions import directional_patch, edit_hook
 from harness.metrics import sentiment_score
-from harness.path_patching import ComponentCache, Node, output_weights
+from harness.path_patching import ComponentCache, Node, output_weights, set_heads
 
 
 def patch_head_outputs(
@@ -37,25 +39,16 @@ def patch_head_outputs(
     for layer in sorted({node.layer for node in heads}):
         index = [node.head for node in heads if node.layer == layer]
         if directions is None:
-            hooks.append((f"blocks.{layer}.attn.hook_z", edit_hook(_set_heads(index, clean.z[layer]), mask)))
+            hooks.append((hook_names.attn("z", layer), edit_hook(set_heads(index, clean.z[layer][:, :, index]), mask)))
         else:
             current = {}
-            hooks.append((f"blocks.{layer}.attn.hook_z", lambda z, hook=None, current=current: current.update(z=z) or z))
+            hooks.append((hook_names.attn("z", layer), lambda z, hook=None, current=current: current.update(z=z) or z))
             correction = _direction_correction(current, clean.z[layer], index, w_o[layer], directions[layer])
-            hooks.append((f"blocks.{layer}.hook_attn_out", edit_hook(correction, mask)))
+            hooks.append((hook_names.attn_out(layer), edit_hook(correction, mask)))
     start = min(node.layer for node in heads)
     with torch.no_grad():
         logits = run_from(bridge, block_inputs(corrupted.resid, start), start, hooks)
     return sentiment_score(logits, answer_ids)
-
-
-def _set_heads(index: list[int], source: Float[Tensor, "batch pos head d_head"]):
-    def edit(z: Tensor) -> Tensor:
-        edited = z.clone()
-        edited[:, :, index] = source[:, :, index].to(z)
-        return edited
-
-    return edit
 
 
 def _direction_correction(current: dict, clean_z: Tensor, index: list[int], w_o: Tensor, direction: Tensor):

@@ -27,7 +27,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from harness.forward import activations, resid_hook_name
+from harness import hook_names
+from harness.forward import activations
 from harness.interventions import unit
 from harness.lexicon import NEUTRAL, POSITIVE
 from harness.tokens import tokenize_padded
@@ -51,7 +52,7 @@ def residuals_at(
     """Per text, the residual stream at boundary ``layer`` of each of its tokens, BOS left out.
     Only blocks before the layer run; texts are batched by token length (left-padded, masked)."""
     n_layers = bridge.cfg.n_layers
-    name = resid_hook_name(n_layers, layer)
+    name = hook_names.resid(n_layers, layer)
     lengths = [bridge.to_tokens(text, prepend_bos=prepend_bos, truncate=False).shape[-1] for text in texts]
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
     out: list[Tensor | None] = [None] * len(texts)

@@ -11,7 +11,7 @@ first column r of R, which is what the forward uses. Loss, on the clean prompt's
 
 Adam (lr 1e-3, betas 0.9/0.999, no weight decay), gradient-norm clip 1.0; the epoch with the lowest
 summed training loss is kept and ``direction_`` is its r, sign-oriented like every other method.
-The paper trained 64 epochs with a per-model batch size (``PAPER_BATCH_SIZE``); on models the paper
+The paper trained 64 epochs with a per-model batch size (``harness.paper_models``); on models the paper
 did not use, the suite's default is 8 epochs of batch 8, the same number of optimizer steps (64) as
 the paper's gpt2-small run, because the CPU budget allows no more (the report states what was used).
 """
@@ -26,16 +26,13 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from harness import hook_names
 from harness.directions import DirectionFinder
-from harness.forward import resid_hook_name, run_from
+from harness.forward import run_from
 from harness.interventions import directional_patch, edit_hook, position_mask
 from harness.metrics import logit_diff, sentiment_score
+from harness.paper_models import PAPER_DAS_EPOCHS, PAPER_MODELS
 
-PAPER_BATCH_SIZE = {
-    "gpt2-small": 128, "gpt2-medium": 64, "gpt2-large": 32, "gpt2-xl": 8,
-    "pythia-160m": 128, "pythia-410m": 64, "pythia-1.4b": 32, "pythia-2.8b": 4, "pythia-6.9b": 4,
-}
-PAPER_EPOCHS = 64
 DEFAULT_EPOCHS = 8
 DEFAULT_BATCH_SIZE = 8
 
@@ -61,7 +58,7 @@ def select_layers(n_layers: int) -> tuple[int, ...]:
 def das_settings(model_name: str, n_layers: int, epochs: int | None, batch_size: int | None,
                  layers: str | None) -> DASSettings:
     """The paper's settings for a paper model, the suite's CPU defaults otherwise; options override."""
-    paper = model_name in PAPER_BATCH_SIZE
+    paper = PAPER_MODELS.get(model_name)
     if layers in (None, "paper"):
         chosen = select_layers(n_layers)
     elif layers == "all":
@@ -71,8 +68,8 @@ def das_settings(model_name: str, n_layers: int, epochs: int | None, batch_size:
         if not all(0 <= layer <= n_layers for layer in chosen):
             raise ValueError(f"--das-layers {layers!r}: layers must lie in 0..{n_layers}")
     return DASSettings(
-        epochs=epochs or (PAPER_EPOCHS if paper else DEFAULT_EPOCHS),
-        batch_size=batch_size or (PAPER_BATCH_SIZE[model_name] if paper else DEFAULT_BATCH_SIZE),
+        epochs=epochs or (PAPER_DAS_EPOCHS if paper else DEFAULT_EPOCHS),
+        batch_size=batch_size or (paper.das_batch_size if paper else DEFAULT_BATCH_SIZE),
         layers=chosen,
     )
 
@@ -94,7 +91,7 @@ class DASObjective:
         base = self.corrupted_block_input[rows]
         source = clean_activation[rows][:, None, :].expand(-1, base.shape[1], -1)
         hook = edit_hook(directional_patch(direction, source), position_mask(self.positions[rows], base.shape[1]))
-        name = resid_hook_name(self.bridge.cfg.n_layers, self.layer)
+        name = hook_names.resid(self.bridge.cfg.n_layers, self.layer)
         logits = run_from(self.bridge, base, self.layer, [(name, hook)])
         labels = self.labels[rows]
         patched = logit_diff(sentiment_score(logits, self.answer_ids), labels).mean()
@@ -115,7 +112,7 @@ class DistributedAlignmentSearch(DirectionFinder):
     """``fit(X, y)``: X = the clean runs' activations at the patch position, one row per pair of
     ``objective``; y = the clean labels."""
 
-    def __init__(self, objective: DASObjective | None = None, epochs: int = PAPER_EPOCHS,
+    def __init__(self, objective: DASObjective | None = None, epochs: int = PAPER_DAS_EPOCHS,
                  batch_size: int = 32, lr: float = 1e-3, max_grad_norm: float = 1.0, seed: int = 0):
         self.objective = objective
         self.epochs = epochs

@@ -13,18 +13,19 @@ fraction of the cost. Interventions still go through the usual hook names.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from harness import hook_names
 
-def resid_hook_name(n_layers: int, layer: int) -> str:
-    """The hook at residual boundary ``layer`` (0..n_layers)."""
-    if not 0 <= layer <= n_layers:
-        raise ValueError(f"layer {layer} is outside the residual boundaries 0..{n_layers}")
-    return f"blocks.{layer}.hook_resid_pre" if layer < n_layers else f"blocks.{n_layers - 1}.hook_resid_post"
+if TYPE_CHECKING:
+    from harness.prompts import PromptPairs, PromptSet
+
+
 
 
 def first_block(n_layers: int, layer: int) -> int:
@@ -45,16 +46,11 @@ def activations(
     return {name: cache[name].float().cpu() for name in wanted}
 
 
-def resid_hook_names(n_layers: int) -> list[str]:
-    """The hooks of every residual boundary 0..n_layers, in order."""
-    return [resid_hook_name(n_layers, layer) for layer in range(n_layers + 1)]
-
-
 def residual_stream(
     bridge, tokens: Int[Tensor, "batch pos"], attention_mask: Tensor | None = None
 ) -> Float[Tensor, "boundary batch pos d_model"]:
     """The residual stream at every boundary 0..n_layers, from one forward pass."""
-    names = resid_hook_names(bridge.cfg.n_layers)
+    names = hook_names.resid_all(bridge.cfg.n_layers)
     cache = activations(bridge, tokens, names, attention_mask)
     return torch.stack([cache[name] for name in names])
 
@@ -88,7 +84,7 @@ def run_from(
     attention_mask: Tensor | None = None,
 ) -> Float[Tensor, "batch d_vocab"]:
     """Final-position logits of a run restarted at boundary ``layer`` from ``block_input`` (the
-    residual entering ``first_block(layer)``), with ``fwd_hooks`` active (e.g. at ``resid_hook_name``).
+    residual entering ``first_block(layer)``), with ``fwd_hooks`` active (e.g. at ``hook_names.resid``).
     Inputs are left-padded, so the final position is every prompt's last real token."""
     start = first_block(bridge.cfg.n_layers, layer)
     with blocks_from(bridge, start):
@@ -100,3 +96,18 @@ def run_from(
             logits_to_keep=1,
         )
     return logits[:, -1].float().cpu()
+
+
+@dataclass(frozen=True)
+class SplitActivations:
+    """Residual stream at every boundary for a split's distinct prompts (§3)."""
+
+    prompts: "PromptSet"
+    resid: Float[Tensor, "boundary n pos d_model"]
+
+    def at(self, position: str) -> Float[Tensor, "boundary n d_model"]:
+        return self.resid[:, torch.arange(len(self.prompts)), self.prompts.positions[position]]
+
+    def pairs(self, pairs: "PromptPairs") -> tuple[Tensor, Tensor]:
+        """(clean, corrupted) residual streams of ``pairs``, gathered from the distinct prompts."""
+        return self.resid[:, pairs.clean_index], self.resid[:, pairs.corrupted_index]

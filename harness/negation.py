@@ -14,16 +14,27 @@ early and ``mean`` the natural-text corpus mean of the projection (the paper: Op
 A multi-token word is tracked at its last token (the paper's placeholder rule, §3). The suite adds
 control sentences: the same words in the same frames with the negation removed, so that a drift
 every word undergoes between the two layers is not mistaken for an effect of negation.
+
+``tracked_word_projections`` runs the negated and the control sentences in one left-padded batch
+(``word_positions`` finds each tracked word's column there) and projects the tracked word's residual
+at every layer; ``negation_experiment`` assembles the ``NegationResults`` the claims and the report read.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
+
+from harness.correlation import cosine_projections, layer_at_depth
+from harness.forward import residual_stream
+from harness.tokens import tokenize_padded
+
+LATE_PAPER_LAYER = 10  # of gpt2-small's 12 (the early one is harness.early_directions.EARLY_PAPER_LAYER)
 
 # Negated sentence (paper) → the same tracked word with the negation removed (written for the suite).
 CONTROL_SENTENCES: dict[str, str] = {
@@ -104,3 +115,58 @@ class NegationFlips:
             "flip_percent": self.flip_percent,
             "median_flip_size": float(self.flip_size.median()),
         }
+
+
+def word_positions(tokenizer, texts: Sequence[str], words: Sequence[str], mask: Int[Tensor, "batch pos"],
+                   prepend_bos: bool) -> Int[Tensor, "batch"]:
+    """Per text, the column of its tracked word's (last) token in the left-padded batch ``mask`` marks."""
+    return torch.tensor([mask.shape[1] - int(mask[i].sum()) + int(prepend_bos)
+                         + word_token_position(tokenizer, text, word)
+                         for i, (text, word) in enumerate(zip(texts, words))])
+
+
+def tracked_word_projections(bridge, tokenizer, texts: Sequence[str], words: Sequence[str],
+                             directions: Mapping[str, Tensor], prepend_bos: bool) -> dict[str, Float[Tensor, "n layer"]]:
+    """Per direction, the cosine projection of each text's tracked word at every residual boundary
+    (one padded batch, one forward)."""
+    tokens, mask = tokenize_padded(bridge, texts, prepend_bos)
+    positions = word_positions(tokenizer, texts, words, mask, prepend_bos)
+    resid = residual_stream(bridge, tokens, mask)[:, torch.arange(len(texts)), positions]  # [layer, n, d]
+    return {m: cosine_projections(resid.reshape(-1, resid.shape[-1]), d).reshape(resid.shape[:2]).T
+            for m, d in directions.items()}  # [n, layer]
+
+
+@dataclass(frozen=True)
+class NegationResults:
+    """Per method, the tracked words' projections at every layer, for negated and control sentences."""
+
+    early_layer: int
+    late_layer: int
+    sentences: tuple[str, ...]
+    words: tuple[str, ...]
+    negated: dict[str, torch.Tensor]  # method -> [n_sentences, n_layers + 1]
+    control: dict[str, torch.Tensor]
+    corpus_mean: dict[str, float]
+    corpus_std: dict[str, float]
+
+    def flips(self, method: str, which: str = "negated") -> NegationFlips:
+        values = getattr(self, which)[method]
+        return NegationFlips(values[:, self.early_layer], values[:, self.late_layer],
+                             self.corpus_mean[method], self.corpus_std[method])
+
+
+def negation_experiment(bridge, tokenizer, examples: Mapping[str, str], directions: Mapping[str, Tensor],
+                        early_layer: int, corpus_projections: Mapping[str, Tensor],
+                        prepend_bos: bool) -> NegationResults:
+    """§5.6 on ``examples`` (negated sentence -> tracked word) and their ``CONTROL_SENTENCES``, with the
+    corpus statistics of ``corpus_projections`` (method -> the corpus's early-layer projections)."""
+    sentences, words = tuple(examples), tuple(examples.values())
+    texts = [*sentences, *(CONTROL_SENTENCES[s] for s in sentences)]  # negated and control in one batch
+    projected = tracked_word_projections(bridge, tokenizer, texts, words + words, directions, prepend_bos)
+    negated, control = ({m: p[rows] for m, p in projected.items()}
+                        for rows in (slice(0, len(sentences)), slice(len(sentences), None)))
+    return NegationResults(
+        early_layer, layer_at_depth(LATE_PAPER_LAYER, bridge.cfg.n_layers), sentences, words, negated, control,
+        {m: float(v.mean()) for m, v in corpus_projections.items()},
+        {m: float(v.std()) for m, v in corpus_projections.items()},
+    )

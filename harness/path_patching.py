@@ -31,6 +31,9 @@ stacks the senders along the batch: step (a) restarts at each receiver layer fro
 residual and stops at that layer's ``hook_z`` (no MLP, no later block); step (b) restarts at the first
 receiver layer from the clean residual and runs to the logits. ``harness.naive_path_patching``
 is the one-forward-per-sender reference the tests compare against.
+
+``set_heads`` is the suite's one head-output edit (some heads' ``hook_z`` set to given values), shared
+by stage 2, the naive reference and the circuit patch of ``harness.circuit_patching``.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from harness.forward import activations, blocks_from, resid_hook_name, resid_hook_names, run_from
+from harness import hook_names
+from harness.forward import activations, blocks_from, run_from
 from harness.metrics import logit_diff_recovered, sentiment_score
 
 InputKind = Literal["q", "k", "v"]
@@ -92,9 +96,9 @@ class ComponentCache:
 def component_cache(bridge, tokens: Int[Tensor, "batch pos"]) -> ComponentCache:
     """Everything path patching needs from one run, from one forward pass."""
     n_layers = bridge.cfg.n_layers
-    resid_names = resid_hook_names(n_layers)
-    per_layer = {kind: [f"blocks.{layer}.attn.hook_{kind}" for layer in range(n_layers)] for kind in "qkvz"}
-    per_layer["mlp_out"] = [f"blocks.{layer}.hook_mlp_out" for layer in range(n_layers)]
+    resid_names = hook_names.resid_all(n_layers)
+    per_layer = {kind: [hook_names.attn(kind, layer) for layer in range(n_layers)] for kind in "qkvz"}
+    per_layer["mlp_out"] = [hook_names.mlp_out(layer) for layer in range(n_layers)]
     cache = activations(bridge, tokens, set(resid_names).union(*per_layer.values()))
     stack = lambda names: torch.stack([cache[name] for name in names])
     return ComponentCache(resid=stack(resid_names), **{kind: stack(names) for kind, names in per_layer.items()})
@@ -168,7 +172,7 @@ def receiver_outputs(
         try:
             bridge.run_with_hooks(
                 block_input.to(bridge.cfg.device, bridge.cfg.dtype), start_at_layer=layer,
-                fwd_hooks=[*fwd_hooks, (f"blocks.{layer}.attn.hook_z", capture_and_stop)],
+                fwd_hooks=[*fwd_hooks, (hook_names.attn("z", layer), capture_and_stop)],
             )
         except _StopForward:
             pass
@@ -185,6 +189,8 @@ def path_patch_to_heads(
         raise ValueError(f"receiver input kind must be one of {INPUT_KINDS}; got {kind!r}")
     if not receivers or any(node.is_mlp for node in receivers):
         raise ValueError(f"receivers must be attention heads; got {[str(n) for n in receivers]}")
+    if max(n.layer for n in receivers) == 0:
+        raise ValueError(f"receivers in layer 0 have no senders; got {[str(n) for n in receivers]}")
     n_pairs = clean.resid.shape[1]
     senders = all_senders(bridge.cfg.n_layers, bridge.cfg.n_heads, before_layer=max(n.layer for n in receivers))
     senders = [node for node in senders if not (heads_only and node.is_mlp)]
@@ -197,7 +203,7 @@ def path_patch_to_heads(
         deltas = sender_deltas(bridge, clean, corrupted, rows)  # [s, batch, pos, d_model]
         receiver_z = {layer: _receiver_z(bridge, clean, deltas, rows, layer, kind)[..., layer_heads, :]
                       for layer, layer_heads in heads.items()}
-        hooks = [(f"blocks.{layer}.attn.hook_z", _set_heads(receiver_z[layer].flatten(0, 1), layer_heads))
+        hooks = [(hook_names.attn("z", layer), set_heads(layer_heads, receiver_z[layer].flatten(0, 1)))
                  for layer, layer_heads in heads.items()]
         block_input = clean.resid[first].repeat(len(rows), 1, 1)
         with torch.no_grad():
@@ -214,19 +220,20 @@ def _receiver_z(
     delta (senders at or after ``layer`` contribute nothing) and its other inputs clean."""
     upstream = torch.tensor([node.layer < layer for node in senders], dtype=deltas.dtype)
     block_input = (clean.resid[layer] + deltas * upstream[:, None, None, None]).flatten(0, 1)
-    hooks = [(f"blocks.{layer}.attn.hook_{other}", _replace_with(getattr(clean, other)[layer], len(senders)))
+    hooks = [(hook_names.attn(other, layer), _replace_with(getattr(clean, other)[layer], len(senders)))
              for other in INPUT_KINDS if other != kind]
     z = receiver_outputs(bridge, block_input, layer, hooks)
     return z.view(len(senders), -1, *z.shape[1:])
 
 
-def _set_heads(value: Float[Tensor, "rows pos head d_head"], heads: list[int]):
-    """A ``hook_z`` hook setting the listed heads' z to ``value`` (one row per stacked run)."""
-    def hook(z: Tensor, hook=None) -> Tensor:
-        z = z.clone()
-        z[:, :, heads] = value.to(z)
-        return z
-    return hook
+def set_heads(heads: list[int], value: Float[Tensor, "batch pos n_heads d_head"]):
+    """The one head-output edit: ``hook_z`` with the listed heads' z set to ``value`` (its head axis
+    follows ``heads``), the other heads untouched. Usable as an edit (``edit_hook``) or as a hook."""
+    def edit(z: Tensor, hook=None) -> Tensor:
+        edited = z.clone()
+        edited[:, :, heads] = value.to(z)
+        return edited
+    return edit
 
 
 def _replace_with(value: Float[Tensor, "batch pos head d_head"], repeats: int):

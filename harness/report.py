@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import platform
-import re
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from tabulate import tabulate
 
@@ -37,6 +37,7 @@ PACKAGES = ("torch", "transformer-lens", "transformers", "gguf", "scikit-learn",
 @dataclass
 class ClaimOutcome:
     test_id: str
+    claim: str  # the declared claim id the test's ``claim`` marker names
     outcome: str  # passed, failed, xfailed, xpassed, skipped
     seconds: float
     record: ClaimRecord | None = None
@@ -46,28 +47,38 @@ class ClaimOutcome:
     def verdict(self) -> str:
         return VERDICTS[self.outcome]
 
-    @property
-    def claim(self) -> str:
-        """The claim id: the record's, or the test name's (``test_d3_...`` is claim D3)."""
-        if self.record:
-            return self.record.claim
-        match = re.match(r"test_([a-z]+\d+)_", self.test_id.split("::")[-1])
-        return match.group(1).upper() if match else "?"
-
 
 @dataclass
 class ReportBuilder:
-    """Collects a session's claim outcomes, measurement sections, figures and timings."""
+    """Collects a session's claim outcomes, recorded results, timings; renders them when written.
+
+    Fixtures ``record`` result objects; at ``write`` each is rendered by its renderer
+    (``harness.rendering.render``, one per result type) into sections, data and figures.
+    """
 
     model_name: str
     settings: dict[str, object]
     outcomes: list[ClaimOutcome] = field(default_factory=list)
+    results: list[object] = field(default_factory=list)
     sections: dict[str, str] = field(default_factory=dict)
     figures: dict[str, Callable] = field(default_factory=dict)
     data: dict[str, object] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     model_info: dict[str, object] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
+
+    def record(self, result: object) -> None:
+        """Keep a result for the report; its renderer turns it into sections and figures at ``write``."""
+        self.results.append(result)
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Time the block as a row of the report's timing table."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
 
     def add_section(self, title: str, markdown: str) -> None:
         self.sections[title] = markdown
@@ -77,6 +88,10 @@ class ReportBuilder:
         self.figures[filename] = draw
 
     def write(self, directory: Path) -> Path:
+        from harness.rendering import render
+
+        for result in self.results:
+            render(result, self)
         directory.mkdir(parents=True, exist_ok=True)
         figure_dir = directory / "figures"
         figure_dir.mkdir(exist_ok=True)
@@ -193,3 +208,10 @@ def _git_commit() -> str:
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+@dataclass
+class BenchmarkResults:
+    """What each benchmark measured (its ``extra_info``: ratios and their targets), by test name."""
+
+    measured: dict[str, dict[str, object]] = field(default_factory=dict)

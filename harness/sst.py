@@ -5,6 +5,10 @@ PTB-tokenized. The suite ships ``stsa.binary.train`` and ``stsa.binary.dev`` (ha
 redistribution of the Stanford release, neutral sentences removed); ``--sst-path DIR`` points it at
 other files of the same format. The authors merged the raw release themselves (7,864 / 1,007 / 2,058
 sentences, no neutral band removed), so the sizes differ from the paper's.
+
+The claims are measured on one held-out split (``held_out_split``): test when the files have one, else
+dev (the shipped SST-2 has train and dev; the toy-fitted directions never see SST, so any split is held
+out, and dev keeps the cost low), else train.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 
 SPLIT_FILES = {"train": "stsa.binary.train", "dev": "stsa.binary.dev", "test": "stsa.binary.test"}
 SHIPPED_DIR = Path(__file__).parent / "data" / "sst2"
+HELD_OUT_ORDER = ("test", "dev", "train")
 
 
 class SSTFormatError(ValueError):
@@ -69,3 +74,15 @@ def load_sst(directory: Path | str | None = None) -> dict[str, SSTSplit]:
     if not splits:
         raise SSTFormatError(f"SST directory {directory} holds none of {', '.join(SPLIT_FILES.values())}")
     return splits
+
+
+def held_out_split(splits: dict[str, SSTSplit]) -> SSTSplit:
+    """The split the claims are measured on: the first of ``HELD_OUT_ORDER`` that exists."""
+    return next(splits[name] for name in HELD_OUT_ORDER if name in splits)
+
+
+@dataclass(frozen=True)
+class SSTFiles:
+    """The SST splits a session loaded, as the report lists them."""
+
+    splits: dict[str, SSTSplit]

@@ -1,8 +1,9 @@
 """SST prompts (paper §2.3): scaffolds, length-matched clean/corrupted pairs, the zero-shot ablation set.
 
 - Scaffolds (exact): CLASSIFICATION ``Review Text: {TEXT} Review Sentiment:`` (answers ` Positive`/
-  ` Negative`; no comma after TEXT), CONTINUATION ``{TEXT} Overall the movie was just very`` (` good`/
-  ` bad`), PLAIN ``{TEXT}``; and the zero-shot ablation prompt ``{TEXT} Review Sentiment:`` (§5.3).
+  ` Negative`; no comma after TEXT), the patching scaffold of the claims, and the zero-shot ablation
+  prompt ``{TEXT} Review Sentiment:`` (§5.3). (The paper's CONTINUATION and PLAIN scaffolds are used
+  by no claim.)
 - Prompts of different lengths are left-padded with an attention mask (``tokenize_padded``), so the
   final position is every prompt's last real token. TransformerLens 4 derives position ids from the
   mask, so a left-padded prompt gives the logits it gives alone, also on GPT-2's absolute positions
@@ -17,7 +18,8 @@
   length-matched (a group's last negative is paired with its first positive).
 - Zero-shot ablation set (§2.3, [NB:1c63bb5]): keep examples the model classifies correctly (logit
   difference > 0) with the correct answer among its top-10 next tokens, keep those holding a comma
-  token, and balance the classes by a seeded subsample of the larger one.
+  token, and balance the classes by a seeded subsample of the larger one. Every SST subsample is
+  drawn with ``SEED``.
 - Comma tokens: SST-2 text is PTB-tokenized (``film , truly``), so its comma is usually the token
   ``" ,"``; both ``","`` and ``" ,"`` count as commas (the authors' NeoX id 13 is ``","``).
 """
@@ -25,7 +27,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -34,23 +36,22 @@ from torch import Tensor
 from harness.tokens import single_token_id, tokenize_padded
 
 COMMA_TEXTS = (",", " ,")
+SEED = 0
 
 
 @dataclass(frozen=True)
 class Scaffold:
-    """A prompt template with ``{TEXT}`` and its (positive, negative) answer tokens, if it has any."""
+    """A prompt template with ``{TEXT}`` and its (positive, negative) answer tokens."""
 
     name: str
     template: str
-    answers: tuple[str, str] | None
+    answers: tuple[str, str]
 
     def format(self, text: str) -> str:
         return self.template.format(TEXT=text)
 
     def answer_ids(self, tokenizer) -> Int[Tensor, "2 1"]:
         """Rows: positive answer, negative answer (the metrics' layout); each must be one token."""
-        if self.answers is None:
-            raise ValueError(f"the {self.name} scaffold has no answer tokens")
         ids = [single_token_id(tokenizer, answer) for answer in self.answers]
         if None in ids:
             raise ValueError(f"{self.name} answers {self.answers} must each be one token for this tokenizer")
@@ -58,10 +59,10 @@ class Scaffold:
 
 
 CLASSIFICATION = Scaffold("classification", "Review Text: {TEXT} Review Sentiment:", (" Positive", " Negative"))
-CONTINUATION = Scaffold("continuation", "{TEXT} Overall the movie was just very", (" good", " bad"))
-PLAIN = Scaffold("plain", "{TEXT}", None)
 ZERO_SHOT = Scaffold("zero_shot", "{TEXT} Review Sentiment:", (" Positive", " Negative"))
-SCAFFOLDS = {scaffold.name: scaffold for scaffold in (CLASSIFICATION, CONTINUATION, PLAIN, ZERO_SHOT)}
+
+# ``classify(scaffold, sentences)``: ``answer_logits`` of the model under test (cached by the session)
+Classify = Callable[[Scaffold, Sequence[str]], tuple[Float[Tensor, "n 2"], Int[Tensor, "n 2"]]]
 
 
 @dataclass(frozen=True)

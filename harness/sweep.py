@@ -16,7 +16,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from harness.forward import block_inputs, resid_hook_name, run_from
+from harness import hook_names
+from harness.forward import block_inputs, run_from
 from harness.interventions import directional_patch, edit_hook
 from harness.metrics import bootstrap_ci, logit_diff_recovered, logit_flip, sentiment_score
 
@@ -80,7 +81,7 @@ def directional_patching_sweep(
         hook = edit_hook(directional_patch(per_row, source))
         mask = None if attention_mask is None else attention_mask.repeat(len(methods), 1)
         with torch.no_grad():
-            logits = run_from(bridge, base, layer, [(resid_hook_name(n_layers, layer), hook)], attention_mask=mask)
+            logits = run_from(bridge, base, layer, [(hook_names.resid(n_layers, layer), hook)], attention_mask=mask)
         scores = sentiment_score(logits, answer_ids).view(len(methods), n)
         for method, score in zip(methods, scores):
             results.patched[method, layer] = score
@@ -93,3 +94,11 @@ def _score_final(bridge, resid: Tensor, answer_ids: Tensor, attention_mask: Tens
     with torch.no_grad():
         logits = run_from(bridge, block_inputs(resid, n_layers), n_layers, attention_mask=attention_mask)
     return sentiment_score(logits, answer_ids)
+
+
+@dataclass(frozen=True)
+class ToySweep:
+    """The ToyMovieReview directional-patching sweep, as the report shows it (§5.2)."""
+
+    results: PatchingResults
+    n_layers: int

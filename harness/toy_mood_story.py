@@ -24,11 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from jaxtyping import Bool, Int
+from jaxtyping import Bool
 from torch import Tensor
 
 from harness.tokens import locate, single_token_id, tokenize
-from harness.toy_movie_review import PromptPairs, PromptSet, paper_reference
+from harness.prompts import PromptPairs, PromptSet, paper_reference
 
 TEMPLATE = (
     "{NAME1} {VERB1} parties, and {ACTION1} them whenever possible. {NAME2} {VERB2} parties, and {ACTION2} "
@@ -39,7 +39,6 @@ VARIANTS = ("orig", "flip_a", "name_flip", "flip_b")
 VARIANT_SETUP = {"orig": (True, True, 1), "flip_a": (False, True, 0), "name_flip": (True, False, 0),
                  "flip_b": (False, False, 1)}
 CORRUPTED_VARIANT = {"orig": "flip_a", "flip_a": "orig", "name_flip": "flip_b", "flip_b": "name_flip"}
-SENTENCE_SLOTS = ("NAME", "VERB", "PARTIES", "COMMA", "PERIOD")
 
 # Neutral filler sentences (written for this suite): no sentiment, no names, no commas.
 FILLER_SENTENCES = (

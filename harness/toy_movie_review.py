@@ -14,59 +14,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from importlib import resources
 
 import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from harness.prompts import PromptPairs, PromptSet, paper_reference
 from harness.tokens import locate, single_token_id, split_single_tokens, tokenize
 
 TEMPLATE = "I thought this movie was{ADJ}, I{VRB} it. \nConclusion: This movie is"
-
-
-def paper_reference() -> dict:
-    """The paper-era word lists, templates and numbers shipped with the harness."""
-    return json.loads(resources.files("harness").joinpath("data/paper_reference.json").read_text())
-
-
-@dataclass(frozen=True)
-class PromptSet:
-    """Prompts of one template: tokens, labels (1 positive, 0 negative), located positions."""
-
-    texts: tuple[str, ...]
-    tokens: Int[Tensor, "batch pos"]
-    labels: Int[Tensor, "batch"]
-    positions: dict[str, Int[Tensor, "batch"]]
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def select(self, index: Int[Tensor, "n"]) -> "PromptSet":
-        return PromptSet(
-            texts=tuple(self.texts[i] for i in index.tolist()),
-            tokens=self.tokens[index],
-            labels=self.labels[index],
-            positions={name: pos[index] for name, pos in self.positions.items()},
-        )
-
-
-@dataclass(frozen=True)
-class PromptPairs:
-    """Clean/corrupted prompts for patching; ``answer_ids`` rows: positive answers, negative answers.
-    ``clean_index``/``corrupted_index`` point into the split's distinct prompts, so activations are
-    computed once per distinct prompt and gathered per pair."""
-
-    clean: PromptSet
-    corrupted: PromptSet
-    answer_ids: Int[Tensor, "2 n_answers"]
-    clean_index: Int[Tensor, "n"]
-    corrupted_index: Int[Tensor, "n"]
-
-    def __len__(self) -> int:
-        return len(self.clean)
 
 
 @dataclass(frozen=True)
@@ -162,3 +119,11 @@ def build_toy_movie_review(bridge, prepend_bos: bool) -> ToyMovieReview:
         dropped=dropped,
         prepend_bos=prepend_bos,
     )
+
+
+@dataclass(frozen=True)
+class ToyMovieReviewSummary:
+    """What the report says of the dataset built for a model: the data and the first test prompt's tokens."""
+
+    data: ToyMovieReview
+    first_test_tokens: list[str]

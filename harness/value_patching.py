@@ -7,6 +7,8 @@ replaced by the corrupted run's; optionally the values at other positions are he
 values in every layer (the pre-comma experiment: the commas cannot relay the resampled phrase).
 The effect is the % change of the mean logit difference, (LD_intervened − LD_clean)/LD_clean.
 
+- The band (``summary_band``): ``--summary-band``, or the paper's 9-14 of pythia-2.8b's 32 layers
+  scaled to the model's depth (``paper_layer_band``); a band outside the model is refused.
 - Corrupted values are taken slot by slot (``align_source_positions``): a clean position takes the
   value at the corrupted prompt's position of the same slot. Where a tokenizer splits a word the
   paper's did not (SmolLM2 splits " hates"), the tokens between two located slots are aligned from
@@ -27,17 +29,14 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from harness.attention import freeze_attention_hooks, pattern_hook_name
+from harness import hook_names
+from harness.attention import freeze_attention_hooks
 from harness.forward import run_from
 from harness.interventions import edit_hook, full_patch
-from harness.toy_movie_review import PromptSet
+from harness.prompts import PromptSet
 
 # The paper's band, layers 9-14 of pythia-2.8b's 32 (§5.7), as a fraction of depth.
 PAPER_BAND, PAPER_N_LAYERS = (9, 14), 32
-
-
-def value_hook_name(layer: int) -> str:
-    return f"blocks.{layer}.attn.hook_v"
 
 
 def paper_layer_band(n_layers: int) -> tuple[int, int]:
@@ -59,6 +58,31 @@ def check_layer_band(band: tuple[int, int], n_layers: int) -> tuple[int, int]:
     if not 0 <= band[0] <= band[1] < n_layers:
         raise ValueError(f"layer band {band[0]}-{band[1]} is outside this model's layers 0-{n_layers - 1}")
     return band
+
+
+@dataclass(frozen=True)
+class SummaryBand:
+    """The inclusive layer band of the §5.7 value resampling, and where it comes from."""
+
+    layers: tuple[int, int]
+    n_layers: int
+    source: str
+
+    def __str__(self) -> str:
+        return f"{self.layers[0]}-{self.layers[1]}"
+
+
+def summary_band(setting: tuple[int, int] | None, n_layers: int) -> SummaryBand:
+    """``setting`` (``--summary-band``) or the paper's band scaled to depth; raises ``ValueError`` if
+    it lies outside the model's layers."""
+    band = check_layer_band(setting or paper_layer_band(n_layers), n_layers)
+    source = "--summary-band" if setting else "the paper's 9-14 of 32 layers scaled to depth"
+    return SummaryBand(band, n_layers, source)
+
+
+def n_value_heads(cfg) -> int:
+    """Key/value heads per layer (fewer than query heads under grouped-query attention)."""
+    return getattr(cfg, "n_key_value_heads", None) or cfg.n_heads
 
 
 @dataclass(frozen=True)
@@ -88,16 +112,16 @@ def record_run(bridge, tokens: Int[Tensor, "batch pos"], restarts: Sequence[int]
     n_layers = bridge.cfg.n_layers
     start = min(restarts)
     layers = range(start, n_layers)
-    names = {f"blocks.{layer}.hook_resid_pre" for layer in restarts} | {
-        name for layer in layers for name in (pattern_hook_name(layer), value_hook_name(layer))}
+    names = {hook_names.resid_pre(layer) for layer in restarts} | {
+        name for layer in layers for name in (hook_names.pattern(layer), hook_names.attn("v", layer))}
     with torch.no_grad():
         logits, cache = bridge.run_with_cache(tokens.to(bridge.cfg.device), names_filter=lambda name: name in names)
     cpu = lambda name: cache[name].float().cpu()
     return RecordedRun(
         start=start,
-        patterns={layer: cpu(pattern_hook_name(layer)) for layer in layers},
-        values={layer: cpu(value_hook_name(layer)) for layer in layers},
-        block_inputs={layer: cpu(f"blocks.{layer}.hook_resid_pre") for layer in restarts},
+        patterns={layer: cpu(hook_names.pattern(layer)) for layer in layers},
+        values={layer: cpu(hook_names.attn("v", layer)) for layer in layers},
+        block_inputs={layer: cpu(hook_names.resid_pre(layer)) for layer in restarts},
         logits=logits[:, -1].float().cpu(),
     )
 
@@ -156,9 +180,9 @@ def value_resample_hooks(
         freeze = torch.cat([off if i.freeze is None else i.freeze for i in interventions])
         resample = torch.cat([i.resample if layer in i.layers else off for i in interventions])
         if freeze.any():
-            hooks.append((value_hook_name(layer), edit_hook(full_patch(stacked(clean_values)), freeze)))
+            hooks.append((hook_names.attn("v", layer), edit_hook(full_patch(stacked(clean_values)), freeze)))
         if resample.any():
-            hooks.append((value_hook_name(layer), edit_hook(full_patch(stacked(source_values[layer])), resample)))
+            hooks.append((hook_names.attn("v", layer), edit_hook(full_patch(stacked(source_values[layer])), resample)))
     return hooks
 
 

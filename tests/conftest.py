@@ -8,8 +8,8 @@ embedded SmolLM2 tokenizer (vocab 49152), whose converted copy lives in the suit
 saved to a session tmp dir and loaded through the project's own path, ``resolve_model`` +
 ``load_model``, so every test sees the same processed ``TransformerBridge`` the claims see.
 
-The bridges are shared by the whole session: tests must leave no hooks behind (``test_forward``
-checks that none are left).
+The bridges are shared by the whole session: tests must leave no hooks behind (the autouse fixture
+``no_hooks_leak`` below fails a test that does).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from harness import hook_names
 from harness.ablation import Ablation, ablated_accuracy, ablation_hook_name, ld_drop, real_positions, run_ablations
 from harness.attention import attention_patterns, freeze_attention_hooks
 from harness.tokens import tokenize_padded
@@ -46,11 +47,12 @@ def _hand_written(vector: torch.Tensor, mask: torch.Tensor, kind: str, layer: in
         edited = x - (x @ unit)[..., None] * unit if kind == "direction" else vector.expand_as(x)
         return torch.where(mask[..., None], edited, x)
 
-    return f"blocks.{layer}.hook_resid_post", hook
+    return hook_names.resid_post(layer), hook
 
 
 def test_batched_ablations_equal_separate_runs(tiny):
-    bridge, d_model = tiny.bridge, tiny.d_model
+    bridge = tiny.bridge
+    d_model = bridge.cfg.d_model
     tokens, attention_mask = tokenize_padded(bridge, TEXTS, prepend_bos=True)
     generator = torch.Generator().manual_seed(0)
     layers = range(tiny.n_layers)

@@ -44,7 +44,7 @@ def fit(das_problem, **kwargs):
 def test_fit_gives_a_unit_direction_and_a_loss_per_epoch(das_problem, gpt2):
     before = weights_hash(gpt2.bridge)
     das = fit(das_problem)
-    assert das.direction_.shape == (gpt2.d_model,)
+    assert das.direction_.shape == (gpt2.bridge.cfg.d_model,)
     assert float(das.direction_.norm()) == pytest.approx(1.0, abs=1e-5)
     assert len(das.loss_history_) == EPOCHS
     assert all(torch.isfinite(torch.tensor(das.loss_history_)))

@@ -15,7 +15,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.forward import block_inputs, first_block, resid_hook_name, residual_stream, run_from
+from harness.forward import block_inputs, first_block, residual_stream, run_from
+from harness.hook_names import resid as resid_hook_name
 from harness.interventions import directional_patch, edit_hook, position_mask
 from harness.interventions import hooks_attached
 
@@ -60,7 +61,7 @@ def test_residual_stream_shape_and_boundaries(tiny):
     bridge = tiny.bridge
     tokens, _ = tokenize(bridge, PROMPTS)
     resid = residual_stream(bridge, tokens)
-    assert resid.shape == (tiny.n_layers + 1, len(PROMPTS), tokens.shape[1], tiny.d_model)
+    assert resid.shape == (tiny.n_layers + 1, len(PROMPTS), tokens.shape[1], tiny.bridge.cfg.d_model)
     with torch.no_grad():
         _, cache = bridge.run_with_cache(tokens)
     torch.testing.assert_close(resid[0], cache["blocks.0.hook_resid_pre"])
@@ -74,7 +75,7 @@ def test_run_from_equals_full_forward_at_every_layer(tiny, texts):
     bridge, n_layers = tiny.bridge, tiny.n_layers
     tokens, mask = tokenize(bridge, texts)
     resid = residual_stream(bridge, tokens, attention_mask=mask)
-    hook = patch_hook(tokens, tiny.d_model)
+    hook = patch_hook(tokens, tiny.bridge.cfg.d_model)
     with torch.no_grad():
         unpatched = bridge(tokens, attention_mask=mask)[:, -1]
     for layer in range(n_layers + 1):
@@ -123,7 +124,7 @@ def test_run_from_leaks_nothing(tiny):
     for layer in range(n_layers + 1):
         name = resid_hook_name(n_layers, layer)
         with torch.no_grad():
-            run_from(bridge, block_inputs(resid, layer), layer, [(name, patch_hook(tokens, tiny.d_model))])
+            run_from(bridge, block_inputs(resid, layer), layer, [(name, patch_hook(tokens, tiny.bridge.cfg.d_model))])
         with pytest.raises(RuntimeError, match="hook failed"), torch.no_grad():
             run_from(bridge, block_inputs(resid, layer), layer, [(name, failing)])
         assert original_blocks(bridge) is blocks and list(blocks) == block_list

@@ -19,17 +19,16 @@ from __future__ import annotations
 import pytest
 import torch
 
+from harness import hook_names
 from harness.generation import kv_cache_passed_through, sample_continuations, steering_hook
 from harness.interventions import hooks_attached, unit
 
 PROMPT = "I really enjoyed the movie, in fact I loved it. I thought the movie was just very"
-HOOK = "blocks.1.hook_resid_pre"
-
-
+HOOK = hook_names.resid_pre(1)
 
 
 def steered(model, coefficient):
-    direction = torch.randn(model.d_model, generator=torch.Generator().manual_seed(1))
+    direction = torch.randn(model.bridge.cfg.d_model, generator=torch.Generator().manual_seed(1))
     return [(HOOK, steering_hook(direction, coefficient))] if coefficient else []
 
 

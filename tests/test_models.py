@@ -236,7 +236,7 @@ def test_paper_model_loads_from_local_hf_cache_offline(offline_hub_loads, gpt2):
     assert outcome["loaded"], outcome
     assert outcome["kind"] == "paper"
     assert outcome["info"]["from_local_cache"] is True
-    assert (outcome["info"]["n_layers"], outcome["info"]["d_model"]) == (gpt2.n_layers, gpt2.d_model)
+    assert (outcome["info"]["n_layers"], outcome["info"]["d_model"]) == (gpt2.n_layers, gpt2.bridge.cfg.d_model)
     assert outcome["weights_sha256"] == gpt2.weights_sha256
 
 
@@ -244,7 +244,7 @@ def test_paper_model_loads_from_local_hf_cache_offline(offline_hub_loads, gpt2):
 
 def test_tiny_model_load_record(tiny):
     assert tiny.source.kind == "local_dir"
-    assert (tiny.n_layers, tiny.d_model) == (N_LAYERS, D_MODEL)
+    assert (tiny.n_layers, tiny.bridge.cfg.d_model) == (N_LAYERS, D_MODEL)
     assert tiny.processing == dict(fold_ln=True, center_writing_weights=True, center_unembed=True,
                                    fold_value_biases=True)
     assert tiny.weights_sha256 == weights_hash(tiny.bridge)

@@ -1,4 +1,6 @@
-"""harness.negation: the tracked word's token, the §5.6 flip arithmetic, and the control sentences."""
+"""harness.negation: the tracked word's token, the §5.6 flip arithmetic, the control sentences, and the
+experiment on a tiny model: each tracked word's column in the padded batch of negated and control
+sentences, its projection at every layer equal to an unpadded forward, the early and late layers."""
 
 from __future__ import annotations
 
@@ -7,8 +9,13 @@ import re
 import pytest
 import torch
 
-from harness.negation import CONTROL_SENTENCES, NegationFlips, word_token_position
-from harness.toy_movie_review import paper_reference
+from harness.correlation import cosine_projections
+from harness.forward import residual_stream
+from harness.negation import (
+    CONTROL_SENTENCES, NegationFlips, negation_experiment, tracked_word_projections, word_positions, word_token_position,
+)
+from harness.prompts import paper_reference
+from harness.tokens import tokenize_padded
 
 NEGATORS = re.compile(r"n't\b|\b(not|never|no|hardly|less than|nothing|failed)\b", re.IGNORECASE)
 
@@ -52,3 +59,55 @@ def test_controls_keep_the_word_and_drop_the_negation():
         assert re.search(rf"\b{word}\b", control), control
         assert NEGATORS.search(sentence), sentence
         assert not NEGATORS.search(control), control
+
+
+def examples(n: int) -> dict[str, str]:
+    return dict(list(paper_reference()["negation_examples"].items())[:n])
+
+
+@pytest.mark.parametrize("prepend_bos", [True, False])
+def test_word_positions_point_at_the_word_in_the_padded_batch(gpt2, prepend_bos):
+    sentences = examples(6)
+    texts, words = [*sentences, *sentences.values()], [*sentences.values(), *sentences.values()]
+    tokens, mask = tokenize_padded(gpt2.bridge, texts, prepend_bos)
+    positions = word_positions(gpt2.tokenizer, texts, words, mask, prepend_bos)
+    for row, (text, word, position) in enumerate(zip(texts, words, positions.tolist())):
+        own = gpt2.tokenizer(text, add_special_tokens=False)["input_ids"]
+        index = word_token_position(gpt2.tokenizer, text, word)
+        assert mask[row, position] == 1 and int(tokens[row, position]) == own[index]
+        assert position == tokens.shape[1] - 1 - (len(own) - 1 - index)  # counted from the left-padded end
+
+
+def test_tracked_word_projections_equal_an_unpadded_forward(gpt2):
+    sentences = examples(4)
+    texts, words = list(sentences), list(sentences.values())
+    generator = torch.Generator().manual_seed(0)
+    directions = {"a": torch.randn(gpt2.bridge.cfg.d_model, generator=generator),
+                  "b": torch.randn(gpt2.bridge.cfg.d_model, generator=generator)}
+    projected = tracked_word_projections(gpt2.bridge, gpt2.tokenizer, texts, words, directions, prepend_bos=True)
+    for row, (text, word) in enumerate(zip(texts, words)):
+        resid = residual_stream(gpt2.bridge, gpt2.bridge.to_tokens(text, prepend_bos=True))[:, 0]
+        position = 1 + word_token_position(gpt2.tokenizer, text, word)
+        for name, direction in directions.items():
+            assert projected[name].shape == (len(texts), gpt2.n_layers + 1)
+            assert torch.allclose(projected[name][row], cosine_projections(resid[:, position], direction), atol=1e-4)
+
+
+def test_negation_experiment_splits_negated_and_control(gpt2):
+    sentences = examples(5)
+    generator = torch.Generator().manual_seed(1)
+    directions = {"kmeans": torch.randn(gpt2.bridge.cfg.d_model, generator=generator)}
+    corpus = {"kmeans": torch.tensor([0.1, 0.3, 0.2, 0.6])}
+    results = negation_experiment(gpt2.bridge, gpt2.tokenizer, sentences, directions, 1, corpus, prepend_bos=True)
+    assert (results.early_layer, results.late_layer) == (1, 2)  # layers 1 and 10 of 12 on a 2-layer model
+    assert results.sentences == tuple(sentences) and results.words == tuple(sentences.values())
+    controls = [CONTROL_SENTENCES[s] for s in sentences]
+    expected = tracked_word_projections(gpt2.bridge, gpt2.tokenizer, controls, list(sentences.values()), directions,
+                                        prepend_bos=True)["kmeans"]
+    assert torch.allclose(results.control["kmeans"], expected, atol=1e-4)
+    assert results.negated["kmeans"].shape == (5, 3)
+    assert results.corpus_mean["kmeans"] == pytest.approx(0.3)
+    assert results.corpus_std["kmeans"] == pytest.approx(float(corpus["kmeans"].std()))
+    flips = results.flips("kmeans", "control")
+    assert torch.equal(flips.initial, results.control["kmeans"][:, 1])
+    assert torch.equal(flips.final, results.control["kmeans"][:, 2])

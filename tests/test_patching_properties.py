@@ -15,7 +15,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.forward import block_inputs, resid_hook_name, run_from
+from harness.forward import block_inputs, run_from
+from harness.hook_names import resid as resid_hook_name
 from harness.interventions import directional_patch, edit_hook, full_patch
 from harness.metrics import centred_logit_diff, logit_diff_recovered, sentiment_score
 from harness.sweep import directional_patching_sweep
@@ -40,7 +41,7 @@ def random_directions(seed: int, methods: int, layers, d_model: int) -> dict[str
        layers=st.sets(st.integers(0, N_LAYERS), min_size=1))
 def test_patching_clean_into_clean_is_identity(gpt2, pairs_data, seed, methods, layers):
     pairs, clean, _ = pairs_data
-    directions = random_directions(seed, methods, sorted(layers), gpt2.d_model)
+    directions = random_directions(seed, methods, sorted(layers), gpt2.bridge.cfg.d_model)
     results = directional_patching_sweep(gpt2.bridge, clean, clean, pairs.clean.labels, pairs.answer_ids, directions)
     torch.testing.assert_close(results.corrupted, results.clean, atol=0, rtol=0)
     for method, by_layer in directions.items():
@@ -71,7 +72,7 @@ def test_sweep_equals_independent_full_forwards(gpt2, pairs_data):
     """Stacked methods in one restarted pass == one full ``run_with_hooks`` forward per (method, layer)."""
     pairs, clean, corrupted = pairs_data
     n_layers, answers, bridge = gpt2.n_layers, pairs.answer_ids, gpt2.bridge
-    directions = random_directions(1, 3, range(n_layers + 1), gpt2.d_model)
+    directions = random_directions(1, 3, range(n_layers + 1), gpt2.bridge.cfg.d_model)
     results = directional_patching_sweep(bridge, clean, corrupted, pairs.clean.labels, answers, directions)
     with torch.no_grad():
         torch.testing.assert_close(results.clean, sentiment_score(bridge(pairs.clean.tokens)[:, -1], answers), atol=1e-4, rtol=0)
@@ -88,7 +89,7 @@ def test_sweep_equals_independent_full_forwards(gpt2, pairs_data):
 
 def test_sweep_is_deterministic(gpt2, pairs_data):
     pairs, clean, corrupted = pairs_data
-    directions = random_directions(2, 2, range(gpt2.n_layers + 1), gpt2.d_model)
+    directions = random_directions(2, 2, range(gpt2.n_layers + 1), gpt2.bridge.cfg.d_model)
     first, second = (directional_patching_sweep(gpt2.bridge, clean, corrupted, pairs.clean.labels,
                                                  pairs.answer_ids, directions) for _ in range(2))
     assert torch.equal(first.clean, second.clean) and torch.equal(first.corrupted, second.corrupted)

@@ -9,7 +9,9 @@ architecture), clean/corrupted = ToyMovieReview test pairs:
 - per-head outputs z_h @ W_O[h] sum to ``hook_attn_out`` (minus b_O) on the processed bridge, so
   ``head_outputs`` is exact in compatibility mode;
 - patching every sender from the clean run (corrupted = clean) gives the clean score;
-- bad receivers and input kinds are refused with a message.
+- bad receivers (MLPs, none, only layer-0 heads) and input kinds are refused with a message;
+- ``set_heads``, the one head-output edit of batched, naive and circuit patching, sets only the listed
+  heads' z, leaves its input untouched, and works as a hook and under a position mask.
 """
 
 from __future__ import annotations
@@ -17,16 +19,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from harness import hook_names
 from harness.naive_path_patching import naive_path_patch_to_heads, naive_path_patch_to_logits
 from harness.path_patching import (
     INPUT_KINDS, Node, all_senders, component_cache, final_scores, head_outputs, path_effect,
-    path_patch_to_heads, path_patch_to_logits,
+    path_patch_to_heads, path_patch_to_logits, set_heads,
 )
 from harness.toy_movie_review import build_toy_movie_review
 
 N_PAIRS = 4
-
-
 
 
 def _runs(model):
@@ -40,10 +41,10 @@ def test_head_outputs_sum_to_attention_output(tiny_lm):
     (tokens, _), clean, _, _ = _runs(tiny_lm)
     layer = bridge.cfg.n_layers - 1
     with torch.no_grad():
-        _, cache = bridge.run_with_cache(tokens, names_filter=lambda name: name == f"blocks.{layer}.hook_attn_out")
+        _, cache = bridge.run_with_cache(tokens, names_filter=lambda name: name == hook_names.attn_out(layer))
     b_o = bridge.b_O[layer].detach() if getattr(bridge, "b_O", None) is not None else 0
     summed = head_outputs(bridge, clean.z[layer], layer).sum(-2) + b_o
-    torch.testing.assert_close(summed, cache[f"blocks.{layer}.hook_attn_out"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(summed, cache[hook_names.attn_out(layer)], atol=1e-4, rtol=1e-4)
 
 
 def test_final_scores_equal_the_model_logits(tiny_lm):
@@ -111,6 +112,26 @@ def test_bad_receivers_are_refused(gpt2):
         path_patch_to_heads(gpt2.bridge, clean, corrupted, [Node(1)], "q", answers)
     with pytest.raises(ValueError, match="attention heads"):
         path_patch_to_heads(gpt2.bridge, clean, corrupted, [], "q", answers)
+    with pytest.raises(ValueError, match="layer 0 have no senders"):
+        path_patch_to_heads(gpt2.bridge, clean, corrupted, [Node(0, 1), Node(0, 2)], "q", answers)
+
+
+def test_set_heads_sets_only_the_listed_heads():
+    from harness.interventions import edit_hook
+
+    z = torch.randn(2, 5, 4, 3)  # [batch, pos, head, d_head]
+    value = torch.randn(2, 5, 2, 3)
+    before = z.clone()
+    edited = set_heads([3, 1], value)(z, hook=None)
+    assert torch.equal(z, before)  # the input is not edited in place
+    assert torch.equal(edited[:, :, 3], value[:, :, 0]) and torch.equal(edited[:, :, 1], value[:, :, 1])
+    assert torch.equal(edited[:, :, [0, 2]], z[:, :, [0, 2]])
+    mask = torch.zeros(2, 5, dtype=torch.bool)
+    mask[:, 4] = True
+    masked = edit_hook(set_heads([3, 1], value), mask)(z)
+    assert torch.equal(masked[:, 4], edited[:, 4]) and torch.equal(masked[:, :4], z[:, :4])
+    half = set_heads([0], value[:, :, :1].double())(z)  # the value is cast to the activation's dtype
+    assert half.dtype == z.dtype and torch.equal(half[:, :, 0], value[:, :, 0])
 
 
 def test_head_roles_from_attention_patterns():
@@ -149,7 +170,7 @@ def test_circuit_patch_equals_editing_hook_result(gpt2, directional):
             _, cache = bridge.run_with_cache(clean_tokens, names_filter=lambda name: name.endswith("hook_result"))
             hooks = []
             for node in heads:
-                source = cache[f"blocks.{node.layer}.attn.hook_result"][:, :, node.head]
+                source = cache[hook_names.attn("result", node.layer)][:, :, node.head]
                 edit = directional_patch(directions[node.layer], source) if directional else full_patch(source)
 
                 def per_head(result, hook=None, head=node.head, edit=edit):
@@ -157,7 +178,7 @@ def test_circuit_patch_equals_editing_hook_result(gpt2, directional):
                     result[:, :, head] = edit_hook(edit, mask)(result[:, :, head])
                     return result
 
-                hooks.append((f"blocks.{node.layer}.attn.hook_result", per_head))
+                hooks.append((hook_names.attn("result", node.layer), per_head))
             logits = bridge.run_with_hooks(corrupted_tokens, fwd_hooks=hooks, logits_to_keep=1)[:, -1]
     finally:
         bridge.set_use_attn_result(False)

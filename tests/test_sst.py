@@ -1,10 +1,10 @@
-"""SST-2 loading (harness/sst.py): the shipped files, and clear errors on bad input."""
+"""SST-2 loading (harness/sst.py): the shipped files, the held-out split, and clear errors on bad input."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.sst import SSTFormatError, load_sst, read_split
+from harness.sst import SSTFormatError, held_out_split, load_sst, read_split
 
 
 def test_shipped_splits_have_both_classes():
@@ -19,6 +19,13 @@ def test_other_directory_uses_whichever_files_exist(tmp_path):
     (tmp_path / "stsa.binary.test").write_text("1 a fine film .\n0 a dull film .\n")
     splits = load_sst(tmp_path)
     assert list(splits) == ["test"] and splits["test"].labels == (1, 0)
+
+
+def test_held_out_split_prefers_test_then_dev(tmp_path):
+    assert held_out_split(load_sst()).name == "dev"  # the shipped files have no test split
+    for name in ("train", "dev", "test"):
+        (tmp_path / f"stsa.binary.{name}").write_text("1 a fine film .\n0 a dull film .\n")
+        assert held_out_split(load_sst(tmp_path)).name == name
 
 
 def test_malformed_line_names_file_and_line(tmp_path):

@@ -17,7 +17,7 @@ import torch
 
 from harness.forward import block_inputs, residual_stream, run_from
 from harness.sst_prompts import (
-    CLASSIFICATION, CONTINUATION, PLAIN, ZERO_SHOT, answer_logits, comma_ids, length_matched_pairs, scaffold_prompts,
+    CLASSIFICATION, ZERO_SHOT, Scaffold, answer_logits, comma_ids, length_matched_pairs, scaffold_prompts,
     seeded_subset, select_zero_shot, sentence_lengths, token_mask,
 )
 from harness.tokens import tokenize_padded
@@ -27,13 +27,12 @@ SENTENCES = ["a fine film , truly moving .", "dull .", "it 's bad , really bad",
 
 def test_scaffolds_are_the_papers_strings(tokenizer):
     assert CLASSIFICATION.format("x") == "Review Text: x Review Sentiment:"
-    assert CONTINUATION.format("x") == "x Overall the movie was just very"
-    assert ZERO_SHOT.format("x") == "x Review Sentiment:" and PLAIN.format("x") == "x"
+    assert ZERO_SHOT.format("x") == "x Review Sentiment:"
     ids = CLASSIFICATION.answer_ids(tokenizer)
     assert ids.shape == (2, 1) and tokenizer.decode(ids[0]) == " Positive" and tokenizer.decode(ids[1]) == " Negative"
-    assert tokenizer.decode(CONTINUATION.answer_ids(tokenizer)[1]) == " bad"
-    with pytest.raises(ValueError, match="no answer tokens"):
-        PLAIN.answer_ids(tokenizer)
+    assert torch.equal(ZERO_SHOT.answer_ids(tokenizer), ids)
+    with pytest.raises(ValueError, match="must each be one token"):
+        Scaffold("two_tokens", "{TEXT}", (" Positively glowing", " Negative")).answer_ids(tokenizer)
 
 
 def test_length_matched_pairs_follow_the_authors_rule():
@@ -117,7 +116,7 @@ def test_scaffold_prompts_and_answer_logits(gpt2):
 
 def test_patching_sweep_on_padded_pairs_equals_full_forwards(tiny):
     """``directional_patching_sweep`` with an attention mask (left-padded, length-matched pairs)."""
-    from harness.forward import resid_hook_name
+    from harness.hook_names import resid as resid_hook_name
     from harness.interventions import directional_patch, edit_hook
     from harness.metrics import sentiment_score
     from harness.sweep import directional_patching_sweep
@@ -129,7 +128,7 @@ def test_patching_sweep_on_padded_pairs_equals_full_forwards(tiny):
     assert torch.equal(mask[:2], mask[2:]) and (mask == 0).any()
     resid = residual_stream(bridge, tokens, attention_mask=mask)
     answers = CLASSIFICATION.answer_ids(bridge.tokenizer)
-    direction = torch.randn(tiny.d_model, generator=torch.Generator().manual_seed(0))
+    direction = torch.randn(bridge.cfg.d_model, generator=torch.Generator().manual_seed(0))
     results = directional_patching_sweep(bridge, resid[:, :2], resid[:, 2:], torch.tensor([1, 0]), answers,
                                          {"m": {layer: direction for layer in range(n_layers + 1)}}, attention_mask=mask[:2])
     with torch.no_grad():

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from harness.tokens import single_token_id
-from harness.toy_movie_review import TEMPLATE, paper_reference
+from harness.prompts import paper_reference
+from harness.toy_movie_review import TEMPLATE
 
 PROMPT = re.compile(r"^I thought this movie was (\w+), I (\w+) it\. \nConclusion: This movie is$")
 SPLITS = ("train", "test")

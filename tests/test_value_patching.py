@@ -1,8 +1,8 @@
 """harness.value_patching (paper §5.7) on the tiny GPT-2 and NeoX models and a tiny grouped-query
 Llama (the embedded model's architecture: fewer key/value heads than query heads).
 
-- the band: the paper's 9-14 of 32 scales to the same fraction of depth; bad text or a band outside
-  the model is refused with a message;
+- the band: the paper's 9-14 of 32 scales to the same fraction of depth, ``--summary-band`` replaces
+  it; bad text or a band outside the model is refused with a message;
 - slot alignment: identical slots map position to position; a word split differently is aligned
   from its last token; mismatched slots are refused;
 - with attention frozen to the clean run: no resampled position gives the clean logits; at the band's
@@ -17,17 +17,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.toy_movie_review import PromptSet
+from harness import hook_names
+from harness.forward import run_from
 from harness.metrics import ld_percent_change
+from harness.prompts import PromptSet
 from harness.value_patching import (
-    ValueResample, align_source_positions, check_layer_band, gather_positions, paper_layer_band, parse_layer_band,
-    record_run, resample_values, value_hook_name, value_resample_hooks,
+    SummaryBand, ValueResample, align_source_positions, check_layer_band, gather_positions, n_value_heads,
+    paper_layer_band, parse_layer_band, record_run, resample_values, summary_band, value_resample_hooks,
 )
 
 PROMPTS = ["I thought this movie was great, I loved it.", "I thought this movie was awful, I hated it.",
            "I thought this movie was fine, I liked it.", "I thought this movie was bad, I disliked it."]
-
-
 
 
 def tokens_of(bridge):
@@ -66,6 +66,19 @@ def test_band_outside_the_model_is_refused():
     assert check_layer_band((0, 29), 30) == (0, 29)
     with pytest.raises(ValueError, match="outside this model's layers 0-29"):
         check_layer_band((25, 30), 30)
+
+
+def test_summary_band_is_the_setting_or_the_papers_scaled():
+    assert summary_band(None, 30) == SummaryBand((8, 13), 30, "the paper's 9-14 of 32 layers scaled to depth")
+    assert summary_band((2, 4), 30) == SummaryBand((2, 4), 30, "--summary-band")
+    assert str(summary_band((2, 4), 30)) == "2-4"
+    with pytest.raises(ValueError, match="outside this model's layers 0-11"):
+        summary_band((10, 12), 12)
+
+
+def test_value_heads_count_key_value_heads(tiny_models, tiny_llama):
+    assert n_value_heads(tiny_llama.bridge.cfg) == 2
+    assert n_value_heads(tiny_models["gpt2"].bridge.cfg) == tiny_models["gpt2"].bridge.cfg.n_heads == 4
 
 
 def test_ld_percent_change():
@@ -122,8 +135,6 @@ def capture(bridge, clean, source, interventions, names):
     hooks = value_resample_hooks(clean, source, interventions)
     hooks += [(name, lambda activation, hook, name=name: captured.__setitem__(name, activation.detach().clone()))
               for name in names]
-    from harness.forward import run_from
-
     with torch.no_grad():
         run_from(bridge, clean.block_inputs[0].repeat(len(interventions), 1, 1), 0, hooks)
     return captured
@@ -134,10 +145,10 @@ def test_frozen_attention_reads_the_resampled_values(tiny_lm):
     tokens, clean, source = clean_and_corrupted(model)
     resample, _ = masks(tokens, [3, 7], [])
     layer = model.n_layers - 1
-    z_name = f"blocks.{layer}.attn.hook_z"
-    captured = capture(model.bridge, clean, source, [ValueResample([layer], resample)], [z_name, value_hook_name(layer)])
+    z_name = hook_names.attn("z", layer)
+    captured = capture(model.bridge, clean, source, [ValueResample([layer], resample)], [z_name, hook_names.attn("v", layer)])
     mixed = torch.where(resample[..., None, None], source[layer], clean.values[layer])
-    torch.testing.assert_close(captured[value_hook_name(layer)], mixed)
+    torch.testing.assert_close(captured[hook_names.attn("v", layer)], mixed)
     pattern = clean.patterns[layer]  # [batch, heads, q, k]; each key/value head drives a group of query heads
     group = pattern.shape[1] // mixed.shape[2]
     expected = torch.einsum("bhqk,bkhd->bqhd", pattern, mixed.repeat_interleave(group, dim=2))
@@ -148,7 +159,7 @@ def test_frozen_values_stay_clean_in_every_layer(tiny_lm):
     model = tiny_lm
     tokens, clean, source = clean_and_corrupted(model)
     resample, freeze = masks(tokens, [3], [5, 9])
-    names = [value_hook_name(layer) for layer in range(model.n_layers)]
+    names = [hook_names.attn("v", layer) for layer in range(model.n_layers)]
     captured = capture(model.bridge, clean, source, [ValueResample([0], resample, freeze)], names)
     for layer in range(1, model.n_layers):
         torch.testing.assert_close(captured[names[layer]][:, [5, 9]], clean.values[layer][:, [5, 9]])

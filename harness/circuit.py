@@ -1,0 +1,265 @@
+"""The ToyMovieReview sentiment circuit, found by path patching (paper §6.4; §5.2 for the direction patch).
+
+``find_circuit`` runs, on clean/corrupted prompt pairs (the ToyMovieReview test pairs of §2.1):
+
+1. stage-1 path patching, every head and MLP → final residual at the last position
+   (``harness.path_patching.path_patch_to_logits``);
+2. head roles of the ``top_heads`` heads with the largest |effect|, from clean attention patterns
+   (``harness.head_roles``);
+3. stage-2 path patching into the query, key and value inputs of the receivers: the ``n_receivers``
+   first summary readers found in (2), or, if none is one, the top heads attending most from the last
+   position to SBJ2 (``choose_receivers``), on a balanced subset of ``stage2_pairs`` pairs
+   (``balanced_pairs``: stage 2 re-runs the layers after the receivers once per sender and pair);
+4. the circuit: the ``n_direct`` top stage-1 heads plus the ``n_writers`` top stage-2 head senders by
+   their largest |effect| over q/k/v (``assemble_circuit``, "about 9" heads); its head outputs patched
+   clean → corrupted, in full and along the sentiment direction only (at the residual layer nearest to
+   the one each head writes into, ``direction_layers``), at all positions and at ADJ+VRB only (K2);
+5. the residual stream patched clean → corrupted at SBJ2 alone, every mid layer n/3 .. 2n/3 (K3).
+
+Steps 1, 3 (one per input kind), 4 and 5 are *stages*, each computed through a ``StageRunner``
+(``run_stage(name, key, compute)``): the session fixture caches each on disk by ``key`` and times it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from harness import hook_names
+from harness.attention import attention_patterns
+from harness.circuit_patching import patch_head_outputs
+from harness.forward import block_inputs, run_from
+from harness.head_roles import HeadRole, classify_heads
+from harness.interventions import edit_hook, full_patch, position_mask
+from harness.metrics import sentiment_score
+from harness.path_patching import (
+    INPUT_KINDS, ComponentCache, Node, component_cache, final_scores, path_effect, path_patch_to_heads,
+    path_patch_to_logits,
+)
+from harness.prompts import PromptPairs
+
+StageRunner = Callable[[str, tuple, Callable[[], Any]], Any]  # (stage name, key parts, compute) -> value
+
+
+def run_uncached(name: str, key: tuple, compute: Callable[[], Any]) -> Any:
+    """The plain ``StageRunner``: compute every stage."""
+    return compute()
+
+
+@dataclass(frozen=True)
+class CircuitSettings:
+    top_heads: int = 12  # heads whose roles are classified (K1's top-12 on gpt2-small)
+    n_receivers: int = 3  # summary readers used as stage-2 receivers (the paper's 8.5, 9.2, 9.10)
+    n_direct: int = 6  # circuit = top stage-1 heads ...
+    n_writers: int = 3  # ... + top stage-2 writers ("about 9" heads)
+    stage2_pairs: int = 16  # a balanced subset of the test pairs (the first 8 of each clean label)
+    direction_method: str = "das"  # the direction of the direction-only patch (§4's DAS)
+
+
+CIRCUIT = CircuitSettings()
+
+
+@dataclass(frozen=True)
+class CircuitResults:
+    """Sentiment scores (per test pair) of every run behind claims K1–K3, and the choices made."""
+
+    labels: Int[Tensor, "pair"]
+    clean: Float[Tensor, "pair"]
+    corrupted: Float[Tensor, "pair"]
+    senders: list[Node]
+    direct: Float[Tensor, "sender pair"]  # stage 1
+    roles: list[HeadRole]
+    receivers: list[Node]
+    to_receivers: dict[str, tuple[list[Node], Tensor]]  # kind -> (head senders, [sender, stage-2 pair])
+    stage2_pairs: Int[Tensor, "n"]  # indices of the test pairs stage 2 uses
+    circuit: list[Node]
+    direction_layers: dict[int, int]  # head layer -> residual layer of the direction used
+    circuit_patch: dict[str, Tensor]  # "full/all", "full/ADJ+VRB", "direction/all", "direction/ADJ+VRB"
+    summary_patch: dict[int, Tensor]  # resid layer -> scores, SBJ2 patched
+    n_layers: int
+    n_heads: int
+    settings: CircuitSettings
+
+    def effects(self, scores: Tensor) -> Tensor:
+        return path_effect(scores, self.clean, self.corrupted, self.labels)
+
+    def head_effects(self) -> tuple[list[Node], Tensor]:
+        """Stage-1 effects of the heads only (MLPs dropped)."""
+        return head_effects(self.senders, self.effects(self.direct))
+
+    def top_heads(self, k: int) -> list[Node]:
+        return top_heads(*self.head_effects(), k)
+
+    def writer_effects(self) -> tuple[list[Node], Tensor]:
+        """Stage-2 head senders' largest |effect| over the query, key and value inputs."""
+        return writer_effects(self.to_receivers, self.clean, self.corrupted, self.labels, self.stage2_pairs)
+
+
+def head_effects(senders: list[Node], effects: Float[Tensor, "sender"]) -> tuple[list[Node], Tensor]:
+    """The heads among ``senders`` (MLPs dropped) and their effects."""
+    index = [i for i, node in enumerate(senders) if not node.is_mlp]
+    return [senders[i] for i in index], effects[index]
+
+
+def top_heads(heads: list[Node], effects: Float[Tensor, "head"], k: int) -> list[Node]:
+    """The ``k`` heads with the largest |effect|, largest first."""
+    return [heads[i] for i in effects.abs().argsort(descending=True)[:k].tolist()]
+
+
+def writer_effects(
+    to_receivers: dict[str, tuple[list[Node], Tensor]], clean: Tensor, corrupted: Tensor, labels: Tensor,
+    rows: Int[Tensor, "n"],
+) -> tuple[list[Node], Tensor]:
+    """Each stage-2 sender's largest |effect| over the receiver inputs (its scores are on pairs ``rows``)."""
+    senders, _ = next(iter(to_receivers.values()))
+    stacked = torch.stack([path_effect(scores, clean[rows], corrupted[rows], labels[rows])
+                           for _, scores in to_receivers.values()])
+    return senders, stacked.abs().max(0).values
+
+
+def balanced_pairs(labels: Int[Tensor, "pair"], n: int) -> Int[Tensor, "n"]:
+    """The first ``n // 2`` pairs of each clean label, in order."""
+    return torch.cat([(labels == label).nonzero().flatten()[: n // 2] for label in (1, 0)]).sort().values
+
+
+def choose_receivers(
+    roles: list[HeadRole], top: list[Node], patterns: dict[int, Float[Tensor, "batch head q k"]],
+    summary_position: int, n: int,
+) -> list[Node]:
+    """The first ``n`` summary readers among ``roles``; if there is none, the ``n`` heads of ``top``
+    with the largest mean attention from the last position to ``summary_position`` (SBJ2)."""
+    readers = [Node(r.layer, r.head) for r in roles if "summary reader" in r.roles]
+    if not readers:
+        readers = sorted(top, key=lambda n: -float(patterns[n.layer][:, n.head].mean(0)[-1, summary_position]))
+    return readers[:n]
+
+
+def assemble_circuit(direct: list[Node], writers: list[Node], writer_effect: Float[Tensor, "writer"],
+                     size: int) -> list[Node]:
+    """``direct`` plus the writers by decreasing effect, skipping heads already in, up to ``size`` heads; sorted."""
+    circuit = list(direct)
+    for i in writer_effect.argsort(descending=True).tolist():
+        if len(circuit) == size:
+            break
+        if writers[i] not in circuit:
+            circuit.append(writers[i])
+    return sorted(circuit)
+
+
+def nearest_direction_layer(available: list[int], head_layer: int) -> int:
+    """The fitted residual layer nearest to the one the head writes into (boundary head_layer + 1);
+    the lower one on a tie."""
+    return min(available, key=lambda layer: (abs(layer - (head_layer + 1)), layer))
+
+
+def direction_layers(circuit: list[Node], available: list[int]) -> dict[int, int]:
+    """Head layer → the fitted residual layer whose direction patches that layer's heads."""
+    return {n.layer: nearest_direction_layer(sorted(available), n.layer) for n in circuit}
+
+
+def mid_layers(n_layers: int) -> list[int]:
+    """Residual boundaries n/3 .. 2n/3 (K3)."""
+    return list(range(n_layers // 3, 2 * n_layers // 3 + 1))
+
+
+def stage1(bridge, clean: ComponentCache, corrupted: ComponentCache, answer_ids: Tensor) -> dict:
+    """Stage 1's scores with the clean and corrupted scores, senders as (layer, head) (cacheable)."""
+    senders, scores = path_patch_to_logits(bridge, clean, corrupted, answer_ids)
+    return {"senders": [(n.layer, n.head) for n in senders], "scores": scores,
+            "clean": final_scores(bridge, clean.resid[-1][:, -1], answer_ids),
+            "corrupted": final_scores(bridge, corrupted.resid[-1][:, -1], answer_ids)}
+
+
+def stage2(bridge, clean: ComponentCache, corrupted: ComponentCache, receivers: list[Node], kind: str,
+           answer_ids: Tensor) -> tuple[list[tuple[int, int]], Tensor]:
+    """Stage 2's head senders as (layer, head) and their scores into the receivers' ``kind`` input."""
+    senders, scores = path_patch_to_heads(bridge, clean, corrupted, receivers, kind, answer_ids, heads_only=True)
+    return [(n.layer, n.head) for n in senders], scores
+
+
+def patch_circuit(
+    bridge, clean: ComponentCache, corrupted: ComponentCache, circuit: list[Node], answer_ids: Tensor,
+    masks: dict[str, Bool[Tensor, "batch pos"] | None], directions: dict[int, Float[Tensor, "d_model"]],
+) -> dict[str, Tensor]:
+    """K2: scores of the corrupted run with the circuit's head outputs patched from clean, ``full`` or
+    along ``directions`` only, at the positions of each mask: keys ``"{variant}/{mask name}"``."""
+    return {f"{variant}/{where}": patch_head_outputs(bridge, corrupted, clean, circuit, answer_ids, mask,
+                                                      directions if variant == "direction" else None)
+            for variant in ("full", "direction") for where, mask in masks.items()}
+
+
+def patch_summary_position(
+    bridge, clean: ComponentCache, corrupted: ComponentCache, summary: Bool[Tensor, "batch pos"],
+    layers: list[int], answer_ids: Tensor,
+) -> dict[int, Tensor]:
+    """K3: scores of the corrupted run with the residual at the ``summary`` positions set to clean, at
+    each boundary of ``layers`` (one run per layer)."""
+    n_layers = bridge.cfg.n_layers
+    out = {}
+    for layer in layers:
+        hook = edit_hook(full_patch(clean.resid[layer]), summary)
+        with torch.no_grad():
+            logits = run_from(bridge, block_inputs(corrupted.resid, layer), layer,
+                              [(hook_names.resid(n_layers, layer), hook)])
+        out[layer] = sentiment_score(logits, answer_ids)
+    return out
+
+
+def find_circuit(
+    bridge, pairs: PromptPairs, directions: dict[int, Float[Tensor, "d_model"]],
+    run_stage: StageRunner = run_uncached, settings: CircuitSettings = CIRCUIT,
+) -> CircuitResults:
+    """Steps 1–5 of the module docstring on ``pairs``; ``directions`` are the fitted sentiment
+    directions by residual layer (those of ``settings.direction_method``)."""
+    labels, answers, positions = pairs.clean.labels, pairs.answer_ids, pairs.clean.positions
+    runs: list[ComponentCache] = []
+
+    def caches() -> list[ComponentCache]:  # the two cached runs, made only when a stage is computed
+        if not runs:
+            runs.extend([component_cache(bridge, pairs.clean.tokens), component_cache(bridge, pairs.corrupted.tokens)])
+        return runs
+
+    first = run_stage("stage1", (), lambda: stage1(bridge, *caches(), answers))
+    senders = [Node(*n) for n in first["senders"]]
+    effects = path_effect(first["scores"], first["clean"], first["corrupted"], labels)
+    heads, effects = head_effects(senders, effects)
+
+    patterns = attention_patterns(bridge, pairs.clean.tokens)
+    top = top_heads(heads, effects, settings.top_heads)
+    roles = classify_heads(patterns, positions, [(n.layer, n.head) for n in top])
+    receivers = choose_receivers(roles, top, patterns, int(positions["SBJ2"][0]), settings.n_receivers)
+
+    receivers_key = [(n.layer, n.head) for n in receivers]
+    rows = balanced_pairs(labels, settings.stage2_pairs)
+    to_receivers = {}
+    for kind in INPUT_KINDS:
+        compute = lambda kind=kind: stage2(bridge, *(run.rows(rows) for run in caches()), receivers, kind, answers)
+        kind_senders, scores = run_stage(f"stage2-{kind}", (receivers_key, rows), compute)
+        to_receivers[kind] = ([Node(*n) for n in kind_senders], scores)
+
+    writers, writer_effect = writer_effects(to_receivers, first["clean"], first["corrupted"], labels, rows)
+    circuit = assemble_circuit(top_heads(heads, effects, settings.n_direct), writers, writer_effect,
+                               settings.n_direct + settings.n_writers)
+    layers = direction_layers(circuit, list(directions))
+    head_directions = {layer: directions[resid] for layer, resid in layers.items()}
+    n_positions = pairs.clean.tokens.shape[1]
+    masks = {"all": None, "ADJ+VRB": position_mask(positions["ADJ"], n_positions)
+             | position_mask(positions["VRB"], n_positions)}
+    circuit_key = ([(n.layer, n.head) for n in circuit], head_directions, masks)
+    circuit_patch = run_stage("circuit-patch", circuit_key,
+                              lambda: patch_circuit(bridge, *caches(), circuit, answers, masks, head_directions))
+
+    summary_layers = mid_layers(bridge.cfg.n_layers)
+    summary = position_mask(positions["SBJ2"], n_positions)
+    summary_patch = run_stage("summary-patch", (summary_layers, summary),
+                              lambda: patch_summary_position(bridge, *caches(), summary, summary_layers, answers))
+    return CircuitResults(
+        labels=labels, clean=first["clean"], corrupted=first["corrupted"], senders=senders, direct=first["scores"],
+        roles=roles, receivers=receivers, to_receivers=to_receivers, stage2_pairs=rows, circuit=circuit,
+        direction_layers=layers, circuit_patch=circuit_patch, summary_patch=summary_patch,
+        n_layers=bridge.cfg.n_layers, n_heads=bridge.cfg.n_heads, settings=settings,
+    )

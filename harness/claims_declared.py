@@ -1,0 +1,301 @@
+"""Every claim of the paper the suite tests, declared once (types: ``harness.declaration``).
+
+A claim test names its declaration with ``@pytest.mark.claim("P1")``; the ``claim`` fixture decides
+the verdict with the declared rule, and the report and the expectations read the same declaration.
+Paper values and source tags follow ``PAPER.md`` ([3P] third-party reading, [NB:commit] the authors'
+notebooks, [R] the paper's text or figures, [REV] the reviewers, [REVIEW] an unverified secondary
+review). Where a rule names the paper's model (``paper_rule``), it applies on that model only; other
+models get the generic rule.
+"""
+
+from __future__ import annotations
+
+from harness.declaration import Case, Claim, PaperValue, Rule, ThresholdKind
+from harness.paper_models import STEERING_MODEL, SUMMARIZATION_MODEL
+
+PAPER, QUALITATIVE = ThresholdKind.PAPER, ThresholdKind.PAPER_QUALITATIVE
+GENERIC, CONTROL = ThresholdKind.GENERIC, ThresholdKind.SUITE_CONTROL
+
+
+def _same_rule_on_paper_model(rule: Rule, origin: str) -> Rule:
+    return Rule(rule.threshold, rule.passes_when, PAPER, origin, rule.strict, rule.centre)
+
+
+def _around(value: float, tolerance: float, origin: str) -> Rule:
+    return Rule(tolerance, "abs_below", PAPER, origin, centre=value)
+
+
+# D: the methods find one direction (§4, §6.3) ------------------------------------------------------
+_D1_RULE = Rule(0.75, "above", GENERIC, "PAPER.md §6.3: gpt2-small's layer-0 pairs are 0.82–1.00")
+_D1_KM = Rule(0.95, "above", GENERIC, "PAPER.md §6.3: K-means vs mean difference 1.00 on gpt2-small")
+_GPT2_L0 = {  # third-party reading of the paper's layer-0 |cos| figure on gpt2-small [3P]
+    "mean_diff-kmeans": 1.00, "mean_diff-probe": 0.99, "mean_diff-pca": 0.94, "mean_diff-das": 0.87,
+    "probe-pca": 0.88, "probe-das": 0.86, "pca-das": 0.82,
+}
+_D1_RANDOM = Rule(0.15, "below", CONTROL, "the paper's random control is <= 0.06 at gpt2-small layer 0 [3P]")
+_P_FLIP = Rule(90.0, "above", GENERIC, "the paper's table: DAS 100% flip on pythia-1.4b [3P]")
+_RANDOM_LD = Rule(5.0, "abs_below", CONTROL, "the paper's random direction ≈ 3% on gpt2-small [3P]")
+
+CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
+    Claim(
+        "D1", "§6.3", "The five methods find the same direction",
+        "|cos| between two methods' directions (layer 0 and DAS's best patching layer)",
+        PaperValue(">= 0.82 for every pair at layer 0", "gpt2-small", "3P"), _D1_RULE,
+        paper_rule=_same_rule_on_paper_model(_D1_RULE, _D1_RULE.origin),
+        cases={
+            pair: Case(
+                paper=PaperValue(f"{value:.2f} at layer 0", "gpt2-small", "3P"),
+                rule=_D1_KM if pair == "mean_diff-kmeans" else None,
+                paper_rule=_same_rule_on_paper_model(_D1_KM, _D1_KM.origin) if pair == "mean_diff-kmeans" else None,
+            ) for pair, value in _GPT2_L0.items()
+        },
+    ),
+    Claim(
+        "D1.random", "§6.3", "A random direction is orthogonal to every method's",
+        "|cos(random, method)|", PaperValue("<= 0.06 at layer 0", "gpt2-small", "3P"), _D1_RANDOM,
+    ),
+    Claim(
+        "D2", "§4", "Each direction classifies held-out adjectives by projection",
+        "held-out test-adjective accuracy at the method's best layer (threshold halfway between train class means)",
+        PaperValue("directions classify sentiment"), Rule(0.9, "above", GENERIC, "the suite's floor for 'classifies'"),
+    ),
+    Claim(
+        "D3", "§4", "The suite's DAS agrees with the authors' released gpt2-small directions",
+        "|cos(suite DAS, released DAS)| at mid layers 4-8",
+        PaperValue("released directions (authors' data/gpt2-small)", "gpt2-small", "R"),
+        Rule(0.7, "above", PAPER, "the suite's agreement floor for the authors' own directions"),
+    ),
+    # P: directional patching (§5.2, §6.2) ----------------------------------------------------------
+    Claim(
+        "P1", "§6.2", "Patching the DAS direction flips ToyMovieReview sentiment",
+        "DAS directional patching at its best layer, ToyMovieReview test pairs",
+        PaperValue("100% flip, 109.8% LD", "pythia-1.4b", "3P"), _P_FLIP, unit="%",
+        paper_rule=_same_rule_on_paper_model(_P_FLIP, _P_FLIP.origin),
+        cases={"logit_flip": Case(paper=PaperValue("100%", "pythia-1.4b", "3P")),
+               "ld_recovered": Case(paper=PaperValue("109.8%", "pythia-1.4b", "3P"))},
+    ),
+    Claim(
+        "P2", "§6.2", "The other methods' directions flip it too",
+        "% logit flip at the method's best layer, ToyMovieReview test pairs",
+        PaperValue(">= 90%", "pythia-1.4b", "3P"), _P_FLIP, unit="%",
+        paper_rule=_same_rule_on_paper_model(_P_FLIP, _P_FLIP.origin),
+    ),
+    Claim(
+        "P2.random", "§6.2", "A random direction recovers nothing",
+        "random direction, largest |% LD recovered| over layers, ToyMovieReview",
+        PaperValue("≈ 0 (random ≈ 3%)", "gpt2-small", "3P"), _RANDOM_LD, unit="%",
+    ),
+    Claim(
+        "P3", "§6.2", "Toy-fitted DAS patched onto SST pairs moves their sentiment",
+        "DAS patched onto SST pairs at its best layer",
+        PaperValue("47.0% LD, 53.5% flip", "pythia-1.4b", "3P"),
+        Rule(None, "above", GENERIC, ">= 20% and >= 5× the largest |random| value over layers"), unit="%",
+        cases={"ld_recovered": Case(paper=PaperValue("47.0%", "pythia-1.4b", "3P"),
+                                    paper_rule=_around(47.0, 15.0, "the paper's table ± 15 points")),
+               "logit_flip": Case(paper=PaperValue("53.5%", "pythia-1.4b", "3P"),
+                                  paper_rule=_around(53.5, 15.0, "the paper's table ± 15 points"))},
+    ),
+    Claim(
+        "P4", "§6.2 (P7)", "The best SST patching layer is intermediate",
+        "the method's best SST patching layer (% LD recovered)",
+        PaperValue("intermediate layers", "gpt2-small, pythia-160m/410m/1.4b", "R"),
+        Rule(None, "abs_below", QUALITATIVE, "strictly inside the first and last 15% of the depth", strict=True,
+             centre=None),
+    ),
+    Claim(
+        "P5", "§6.2", "DAS recovers at least as much as the other methods on SST",
+        "DAS minus the method, best-layer % LD recovered on SST",
+        PaperValue("> 0: the other methods are weaker than DAS on SST", "pythia-1.4b", "3P"),
+        Rule(-5.0, "above", GENERIC, "DAS not worse than the method by more than 5 points"), unit=" points",
+    ),
+    Claim(
+        "P5.random", "§6.2", "A random direction recovers nothing on SST",
+        "random direction on SST, largest |% LD recovered| over layers",
+        PaperValue("≈ 0 (random ≈ 3%)", "gpt2-small", "3P"), _RANDOM_LD, unit="%",
+    ),
+    # A: ablations on SST (§5.3, §6.1) --------------------------------------------------------------
+    Claim(
+        "A1", "§5.3, §6.1", "Ablating the DAS direction everywhere hurts SST classification",
+        "DAS direction ablated at all positions and layers, zero-shot SST set",
+        PaperValue("accuracy 62%, Δ% LD 71%", "pythia-2.8b", "NB"),
+        Rule(None, "above", GENERIC, "accuracy drops >= 15 points, Δ% LD >= 30%"), unit="%",
+        cases={"accuracy": Case(paper=PaperValue("62%", "pythia-2.8b", "NB"),
+                                rule=Rule(85.0, "below", GENERIC, "accuracy drops >= 15 points"),
+                                paper_rule=_around(62.0, 6.0, "PAPER.md §6.1 ± 6")),
+               "ld_drop": Case(paper=PaperValue("71%", "pythia-2.8b", "NB"),
+                               rule=Rule(30.0, "above", GENERIC, "Δ% LD >= 30%"),
+                               paper_rule=_around(71.0, 8.0, "PAPER.md §6.1 ± 8"))},
+    ),
+    Claim(
+        "A2", "§5.3, §6.1", "Ablating a random direction the same way does little",
+        "random direction ablated like A1: Δ% LD",
+        PaperValue("−0.3% to +0.2% (balanced sets)", "pythia-2.8b", "NB"),
+        Rule(2.0, "abs_below", CONTROL, "the paper's random ablations stay within ±0.3%", strict=True), unit="%",
+    ),
+    Claim(
+        "A3", "§5.3, §6.1", "Ablating the direction at commas alone hurts SST classification",
+        "DAS direction ablated at comma positions only",
+        PaperValue("accuracy 82%, Δ% LD 17.5%", "pythia-2.8b", "NB"),
+        Rule(None, "above", GENERIC, "drop >= 25% of the all-positions drop and > the random comma-only drop"),
+        unit="%",
+        cases={"accuracy": Case(paper=PaperValue("82%", "pythia-2.8b", "NB"),
+                                rule=Rule(None, "below", GENERIC, "accuracy drop >= 25% of the all-positions "
+                                                                   "drop and > the random comma-only drop"),
+                                paper_rule=_around(82.0, 6.0, "PAPER.md §6.1 ± 6")),
+               "ld_drop": Case(paper=PaperValue("17.5%", "pythia-2.8b", "NB"),
+                               paper_rule=_around(17.5, 5.0, "PAPER.md §6.1 ± 5"))},
+    ),
+    Claim(
+        "A4", "§5.3, §6.1", "Mean-ablating the residual at commas hurts SST classification",
+        "whole residual mean-ablated at comma positions, every layer",
+        PaperValue("Δ% LD 17%, accuracy 81%", "pythia-2.8b", "NB"),
+        Rule(None, "above", GENERIC, "drop >= 25% of the all-positions drop and > the random comma-only drop"),
+        unit="%",
+        cases={"accuracy": Case(paper=PaperValue("81%", "pythia-2.8b", "NB"),
+                                rule=Rule(None, "below", GENERIC, "accuracy drop >= 25% of the all-positions "
+                                                                   "drop and > the random comma-only drop"),
+                                paper_rule=_around(81.0, 6.0, "PAPER.md §6.1 ± 6")),
+               "ld_drop": Case(paper=PaperValue("17%", "pythia-2.8b", "NB"),
+                               paper_rule=_around(17.0, 5.0, "PAPER.md §6.1 ± 5"))},
+    ),
+    Claim(
+        "A5", "§5.3, §6.1", "Freezing attention removes most of the comma effect",
+        "comma-only Δ% LD with attention frozen / unfrozen",
+        PaperValue("0.21 (−3.5% frozen vs −17% unfrozen)", "pythia-2.8b", "NB"),
+        Rule(0.40, "below", QUALITATIVE, "at most 40% of the unfrozen effect; the unfrozen drop's CI above 0"),
+    ),
+    # M: the summarization motif (§2.2, §5.7, §6.4) -------------------------------------------------
+    Claim(
+        "M1", "§2.2", "The model solves ToyMoodStory",
+        "ToyMoodStory accuracy (centred, §5.1) over the four variants",
+        PaperValue("solved by pythia-2.8b; smaller models failed", SUMMARIZATION_MODEL, "R"),
+        Rule(90.0, "above", GENERIC, "the suite's floor for 'solves'"), unit="%",
+    ),
+    Claim(
+        "M2", "§5.7", "Resampling pre-comma phrases or commas lowers the logit difference",
+        "% change of the mean LD, values resampled in the summary band, attention frozen",
+        PaperValue("−38.0% pre-comma, −36.0% comma+period", SUMMARIZATION_MODEL, "NB:57e740d"),
+        Rule(-10.0, "below", GENERIC, "a drop of at least 10%"), unit="%",
+        cases={"precomma": Case(paper=PaperValue("−38.0% (layers 9-14)", SUMMARIZATION_MODEL, "NB:57e740d"),
+                                paper_rule=_around(-38.0, 10.0, "the notebook's value ± 10")),
+               "comma_period": Case(paper=PaperValue("−36.0% (layers 9-14)", SUMMARIZATION_MODEL, "NB:57e740d"),
+                                    paper_rule=_around(-36.0, 10.0, "the notebook's value ± 10")),
+               "whole_phrase": Case(paper=PaperValue("−75%", SUMMARIZATION_MODEL, "REVIEW, unverified"),
+                                    paper_rule=_around(-75.0, 15.0, "the review's value ± 15"))},
+    ),
+    Claim(
+        "M2.ratio", "§5.7", "The comma effect is comparable to the pre-comma effect",
+        "comma+period effect / pre-comma effect (pre-comma effect < 0 required)",
+        PaperValue("0.95 = −36.0/−38.0", SUMMARIZATION_MODEL, "NB:57e740d"),
+        Rule(0.5, "above", GENERIC, "at least half"),
+    ),
+    Claim(
+        "M3", "§6.4", "The comma's share of the effect grows with distance",
+        "Spearman ρ(filler length, comma / (comma + pre-comma) effect)",
+        PaperValue("grows with distance", SUMMARIZATION_MODEL, "REV"),
+        Rule(0.0, "above", QUALITATIVE, "a positive rank correlation", strict=True),
+    ),
+    Claim(
+        "M3.distance", "§6.4", "At 22 filler tokens the comma effect exceeds the pre-comma effect",
+        "comma effect / pre-comma effect − 1, 22 filler tokens (pre-comma effect < 0 required)",
+        PaperValue("+15%", SUMMARIZATION_MODEL, "REVIEW, unverified"),
+        Rule(0.0, "above", QUALITATIVE, "the comma effect larger", strict=True), unit="%",
+    ),
+    Claim(
+        "M4", "§6.4", "Non-valenced positions carry sentiment on ToyMovieReview",
+        "non-valenced / valenced value-resampling effect in the summary band (valenced effect < 0 required)",
+        PaperValue("comma, period and second ' movie' carry sentiment (circuit)", "gpt2-small", "R"),
+        Rule(0.2, "above", GENERIC, "at least a fifth of the valenced effect"),
+    ),
+    # K: the circuit (§6.4) -------------------------------------------------------------------------
+    Claim(
+        "K1", "§6.4", "A sparse set of heads carries the ToyMovieReview circuit",
+        "share of summed |path effect| carried by the top 5% of heads",
+        PaperValue("a sparse circuit of ~10 heads", "gpt2-small", "R"),
+        Rule(0.5, "above", GENERIC, "the top 5% of heads carry at least half"),
+    ),
+    Claim(
+        "K1.paper_heads", "§6.4", "The paper's circuit heads are among the top heads",
+        "the paper's 8 circuit-figure heads found among the top 12 by |path effect|",
+        PaperValue("7.1, 7.5, 8.5, 9.2, 9.10, 10.1, 10.4, 11.9", "gpt2-small", "R"),
+        Rule(6.0, "above", PAPER, "at least 6 of the 8"),
+    ),
+    Claim(
+        "K2", "§6.4", "Patching the circuit's heads recovers the logit difference",
+        "circuit heads' outputs patched clean → corrupted, % LD recovered",
+        PaperValue("75% LD, 97% flip", "gpt2-small", "REVIEW, unverified"),
+        Rule(50.0, "above", GENERIC, "at least half"), unit="%",
+    ),
+    Claim(
+        "K2.direction", "§6.4", "Most of the circuit's effect runs along the direction",
+        "direction-only circuit patch / full circuit patch (% LD recovered)",
+        PaperValue("54.8% LD, 58% flip vs 75% / 97% full", "gpt2-small", "REVIEW, unverified"),
+        Rule(0.4, "above", GENERIC, "at least 40% of the full patch"),
+    ),
+    Claim(
+        "K3", "§6.4", "The summary token's residual alone carries sentiment",
+        "residual at SBJ2 alone patched clean → corrupted, best mid layer, % LD recovered",
+        PaperValue("summary heads read SBJ2; no number", "gpt2-small", "R"),
+        Rule(20.0, "above", GENERIC, "at least a fifth"), unit="%",
+    ),
+    # R, S, N: natural text, steering, negation (§5.4–§5.6) ------------------------------------------
+    Claim(
+        "R1", "§5.4", "The direction's tails on natural text hold sentiment tokens",
+        "tail score: 0.1%/99.9% tails, share of each tail's majority non-neutral label, averaged",
+        PaperValue("unknown (GPT-4 labels on OWT; no checked number, PAPER.md §6.5)", "gpt2-small", "REVIEW"),
+        Rule(0.7, "above", GENERIC, "the suite's floor"),
+    ),
+    Claim(
+        "R1.auroc", "§5.4", "The projection separates positive from negative tokens",
+        "AUROC of the projection, lexicon-positive vs lexicon-negative tokens",
+        PaperValue("unknown (PAPER.md §6.5)", "gpt2-small"), Rule(0.8, "above", GENERIC, "the suite's floor"),
+    ),
+    Claim(
+        "R1.random", "§5.4", "A random direction's projection is at chance",
+        "random direction: AUROC, lexicon-positive vs -negative tokens",
+        PaperValue("≈ 0.5 (chance; control added by the suite)"),
+        Rule(0.1, "abs_below", CONTROL, "chance ± 0.1", centre=0.5),
+    ),
+    Claim(
+        "S1", "§5.5", "The steered sentiment share rises with the coefficient",
+        "Spearman ρ, coefficient magnitude vs the steered-to label's share",
+        PaperValue("the negative share rises with |coef| (figure; no numbers)", STEERING_MODEL, "R"),
+        Rule(0.8, "above", QUALITATIVE, "a strong rank correlation"),
+        cases={"mirror": Case(paper=PaperValue("not in the paper (the suite's mirror of its experiment)"))},
+    ),
+    Claim(
+        "S1.strongest", "§5.5", "The strongest coefficient steers most samples",
+        "the steered-to label's share at the strongest coefficient",
+        PaperValue("the negative share rises with |coef| (figure; no numbers)", STEERING_MODEL, "R"),
+        Rule(50.0, "above", QUALITATIVE, "a majority", strict=True), unit="%",
+        cases={"mirror": Case(paper=PaperValue("not in the paper (the suite's mirror of its experiment)"))},
+    ),
+    Claim(
+        "S1.unsteered", "§5.5", "Without steering few samples have the steered-to sentiment",
+        "the steered-to label's share at coefficient 0",
+        PaperValue("the negative share rises with |coef| (figure; no numbers)", STEERING_MODEL, "R"),
+        Rule(20.0, "below", CONTROL, "a low baseline"), unit="%",
+        cases={"mirror": Case(paper=PaperValue("not in the paper (the suite's mirror of its experiment)"))},
+    ),
+    Claim(
+        "N1", "§5.6", "Negation flips the negated word's projection between early and late layers",
+        "flip_percent: sentences whose projection moves toward the opposite sign",
+        PaperValue("unknown (layers 1 → 10; PAPER.md §6.5)", "gpt2-small"),
+        Rule(50.0, "above", GENERIC, "a majority of sentences", strict=True), unit="%",
+    ),
+    Claim(
+        "N1.control", "§5.6", "Negated words move more than the same words without negation",
+        "movement toward the opposite sign, negated minus control (paired mean; 95% CI above 0 required)",
+        PaperValue("unknown (layers 1 → 10; PAPER.md §6.5)", "gpt2-small"),
+        Rule(0.0, "above", CONTROL, "positive, with the 95% CI above 0", strict=True),
+    ),
+)}
+
+
+def declared(claim_id: str) -> Claim:
+    """The declaration of ``claim_id``; an unknown id names the declared ones."""
+    try:
+        return CLAIMS[claim_id]
+    except KeyError:
+        raise KeyError(f"no claim {claim_id!r} is declared in harness/claims_declared.py; "
+                       f"declared: {', '.join(CLAIMS)}") from None

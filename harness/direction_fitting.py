@@ -1,0 +1,97 @@
+"""Fitting every registered direction method at the ADJ position of ToyMovieReview train (§4).
+
+``fit_method`` fits one method at its layers (every boundary, or DAS's ``--das-layers``) and returns
+the fitted estimators, which claims use directly (``direction_``, ``predict``, ``score``).
+``FitContext`` supplies what a model-dependent method needs at construction: for DAS, the corrupted
+train runs it patches and their clean/corrupted scores (its ``fit(X, y)`` then takes the clean
+activations at ADJ and the labels, like every other method).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import torch
+from torch import Tensor
+
+from harness.das import DASObjective, DASSettings, DistributedAlignmentSearch
+from harness.direction_methods import REGISTRY
+from harness.directions import DirectionFinder
+from harness.forward import SplitActivations, block_inputs, run_from
+from harness.metrics import sentiment_score
+from harness.prompts import PromptPairs
+
+
+@dataclass
+class FitContext:
+    """The model and the train pairs, for methods that patch the model while fitting (DAS)."""
+
+    bridge: object
+    train: SplitActivations
+    pairs: PromptPairs
+    das: DASSettings
+
+    @cached_property
+    def _runs(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        clean, corrupted = self.train.pairs(self.pairs)
+        n_layers = clean.shape[0] - 1
+        with torch.no_grad():
+            clean_score = sentiment_score(run_from(self.bridge, block_inputs(clean, n_layers), n_layers),
+                                          self.pairs.answer_ids)
+            corrupted_score = sentiment_score(run_from(self.bridge, block_inputs(corrupted, n_layers), n_layers),
+                                              self.pairs.answer_ids)
+        return clean, corrupted, clean_score, corrupted_score
+
+    def das_estimator(self, layer: int) -> DistributedAlignmentSearch:
+        _, corrupted, clean_score, corrupted_score = self._runs
+        objective = DASObjective(self.bridge, layer, block_inputs(corrupted, layer), self.pairs.clean.positions["ADJ"],
+                                 self.pairs.answer_ids, self.pairs.clean.labels, clean_score, corrupted_score)
+        return DistributedAlignmentSearch(objective, epochs=self.das.epochs, batch_size=self.das.batch_size,
+                                          lr=self.das.lr, seed=self.das.seed)
+
+    def training_data(self, method: str, layer: int) -> tuple[Tensor, Tensor]:
+        """(X, y) for ``fit``: DAS fits on the clean pair runs at ADJ, the others on every train prompt."""
+        if REGISTRY[method].every_layer:
+            return self.train.at("ADJ")[layer], self.train.prompts.labels
+        clean = self._runs[0]
+        rows = torch.arange(len(self.pairs))
+        return clean[layer, rows, self.pairs.clean.positions["ADJ"]], self.pairs.clean.labels
+
+
+def method_layers(method: str, n_layers: int, das: DASSettings) -> tuple[int, ...]:
+    return tuple(range(n_layers + 1)) if REGISTRY[method].every_layer else tuple(das.layers)
+
+
+def fit_method(method: str, context: FitContext, layers: tuple[int, ...]) -> dict[int, DirectionFinder]:
+    """``{layer: fitted estimator}`` for one registered method."""
+    fitted = {}
+    for layer in layers:
+        estimator = REGISTRY[method].make(layer, context)
+        estimator.fit(*context.training_data(method, layer))
+        if hasattr(estimator, "objective"):
+            estimator.objective = None  # holds the model; released so the fitted estimator can be cached
+        fitted[layer] = estimator
+    return fitted
+
+
+@dataclass(frozen=True)
+class FittedDirections:
+    """``estimators[method][layer]``: every registered method's fitted estimators."""
+
+    estimators: dict[str, dict[int, DirectionFinder]] = field(default_factory=dict)
+    das: DASSettings | None = None  # how the layer-selective methods (DAS) were trained
+    n_train_pairs: int = 0
+
+    def vectors(self) -> dict[str, dict[int, Tensor]]:
+        """``[method][layer]``: unit, sign-oriented (+ = positive) directions."""
+        return {method: {layer: e.direction_ for layer, e in by_layer.items()}
+                for method, by_layer in self.estimators.items()}
+
+
+@dataclass(frozen=True)
+class DirectionAgreement:
+    """The layers at which D1 compares the methods (§6.3): layer 0 and DAS's best patching layer."""
+
+    vectors: dict[str, dict[int, Tensor]]
+    layers: dict[str, int]  # "layer0" -> 0, "best" -> DAS's best ToyMovieReview patching layer

@@ -1,0 +1,21 @@
+"""Renderers: each result type the fixtures record turns itself into report sections, data and
+figures here, at session end (``ReportBuilder.write``). One module per family of results; a renderer
+is registered with ``@render.register`` on the result's type.
+
+    report.record(result)        # in a fixture: nothing is formatted or drawn there
+    render(result, report)       # at write: the registered renderer adds sections, data, figures
+"""
+
+from __future__ import annotations
+
+from functools import singledispatch
+
+
+@singledispatch
+def render(result: object, report) -> None:
+    raise TypeError(f"no renderer for {type(result).__name__}: register one in harness/rendering/")
+
+
+from harness.rendering import (  # noqa: E402,F401  (registers the renderers)
+    benchmarks, circuit, datasets, directions, natural_text, sst, summarization,
+)

@@ -1,0 +1,115 @@
+"""SST directional patching (paper §2.3, §5.2, §6.2 P3–P5): the length-matched pairs and their sweep.
+
+Toy-fitted directions are patched onto real reviews with the CLASSIFICATION scaffold. The pairs are
+chosen by fixed, seeded rules (the report gives every count):
+
+- sentences of at most ``MAX_SENTENCE_TOKENS`` tokens (the intent of the authors'
+  ``restrict_by_padding(0, 25)``, whose bug counted pad tokens);
+- classified correctly by the model under the CLASSIFICATION scaffold (uncentred LD > 0, as for the
+  paper's pythia-1.4b table);
+- paired by length (§2.3, ``length_matched_pairs``), keeping the pairs whose scaffolded prompts are of
+  equal length too, so that clean and corrupted share one attention mask;
+- ``N_PAIRS`` of them drawn with seed ``SEED``.
+
+The model's classification is passed in as ``classify(scaffold, sentences) -> (logits, ranks)``
+(``answer_logits``, which the session caches on disk).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from harness.forward import residual_stream
+from harness.metrics import logit_diff
+from harness.sst import SSTSplit
+from harness.sst_prompts import (
+    CLASSIFICATION, SEED, Classify, Scaffold, SSTPrompts, length_matched_pairs, scaffold_prompts, seeded_subset, sentence_lengths,
+)
+from harness.sweep import PatchingResults, directional_patching_sweep
+
+N_PAIRS = 16
+MAX_SENTENCE_TOKENS = 20
+
+
+@dataclass(frozen=True)
+class SSTPairs:
+    """Scaffolded, length-matched clean/corrupted SST pairs: ``prompts`` holds each distinct sentence
+    once (left-padded); ``clean_rows``/``corrupted_rows`` index into it, ``labels`` are the clean labels."""
+
+    prompts: SSTPrompts
+    clean_rows: Int[Tensor, "n_pairs"]
+    corrupted_rows: Int[Tensor, "n_pairs"]
+    labels: Int[Tensor, "n_pairs"]
+    counts: dict[str, int]  # sentences left after each selection step
+
+    @property
+    def attention_mask(self) -> Int[Tensor, "n_pairs pos"]:
+        """The mask clean and corrupted prompts share (the pairs are length-matched)."""
+        return self.prompts.attention_mask[self.clean_rows]
+
+
+def select_patching_pairs(
+    bridge, split: SSTSplit, prepend_bos: bool, classify: Classify, scaffold: Scaffold = CLASSIFICATION,
+    max_sentence_tokens: int = MAX_SENTENCE_TOKENS, n_pairs: int = N_PAIRS, seed: int = SEED,
+) -> SSTPairs:
+    """The SST patching pairs of ``split`` by the rules of the module docstring."""
+    tokenizer = bridge.tokenizer
+    lengths = torch.tensor(sentence_lengths(tokenizer, split.sentences, prepend_bos))
+    short = (lengths <= max_sentence_tokens).nonzero().flatten()
+    labels = torch.tensor(split.labels)
+    logits, _ = classify(scaffold, [split.sentences[i] for i in short])
+    correct = short[logit_diff(logits[:, 0] - logits[:, 1], labels[short]) > 0]
+    clean_all, corrupted_all = (correct[i] for i in length_matched_pairs(lengths[correct].tolist(),
+                                                                         labels[correct].tolist()))
+    prompt_lengths = {int(i): n for i, n in zip(correct, sentence_lengths(
+        tokenizer, [scaffold.format(split.sentences[i]) for i in correct], prepend_bos))}
+    same_prompt_length = torch.tensor([prompt_lengths[int(a)] == prompt_lengths[int(b)]
+                                       for a, b in zip(clean_all, corrupted_all)], dtype=torch.bool)
+    matched = ((lengths[clean_all] == lengths[corrupted_all]) & same_prompt_length).nonzero().flatten()
+    chosen = seeded_subset(matched, n_pairs, seed)
+    clean_index, corrupted_index = clean_all[chosen], corrupted_all[chosen]
+    distinct = torch.unique(torch.cat([clean_index, corrupted_index]))
+    prompts = scaffold_prompts(bridge, scaffold, [split.sentences[i] for i in distinct], labels[distinct], distinct,
+                               prepend_bos)
+    row = {int(source): i for i, source in enumerate(distinct)}
+    clean_rows = torch.tensor([row[int(i)] for i in clean_index])
+    corrupted_rows = torch.tensor([row[int(i)] for i in corrupted_index])
+    if not torch.equal(prompts.attention_mask[clean_rows], prompts.attention_mask[corrupted_rows]):
+        raise AssertionError("pairs must be length-matched")
+    counts = {
+        f"{split.name} sentences": len(split),
+        f"of at most {max_sentence_tokens} tokens": len(short),
+        "classified correctly (uncentred LD > 0)": len(correct),
+        "pairs (length-grouped, cyclic within a group)": len(clean_all),
+        "of those, scaffolded prompts also of equal length": len(matched),
+        f"pairs used (seed {seed})": len(chosen),
+        "positive clean prompts": int(labels[clean_index].sum()),
+    }
+    return SSTPairs(prompts, clean_rows, corrupted_rows, labels[clean_index], counts)
+
+
+def sst_patching_sweep(
+    bridge, pairs: SSTPairs, answer_ids: Int[Tensor, "2 1"], directions: dict[str, dict[int, Float[Tensor, "d_model"]]]
+) -> PatchingResults:
+    """Every (method, layer) direction patched from each clean prompt into its corrupted one (§5.2),
+    from one forward pass over the distinct prompts."""
+    prompts = pairs.prompts
+    resid = residual_stream(bridge, prompts.tokens, attention_mask=prompts.attention_mask)
+    return directional_patching_sweep(bridge, resid[:, pairs.clean_rows], resid[:, pairs.corrupted_rows], pairs.labels,
+                                      answer_ids, directions, attention_mask=pairs.attention_mask)
+
+
+@dataclass(frozen=True)
+class SSTPatching:
+    """The SST patching sweep with what the report says about it: the selection counts, the split."""
+
+    results: PatchingResults
+    counts: dict[str, int]
+    split_name: str
+    split_file: str
+    n_layers: int
+    scaffold: Scaffold = CLASSIFICATION

@@ -1,0 +1,79 @@
+"""The direction-method registry (``harness/direction_methods.py``) and fitting every method through it
+(``harness/direction_fitting.py``), on the tiny GPT-2 with the ToyMovieReview prompts."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from harness import direction_methods
+from harness.das import DASObjective, DASSettings, DistributedAlignmentSearch
+from harness.direction_fitting import FitContext, FittedDirections, fit_method, method_layers
+from harness.direction_methods import REGISTRY, DirectionMethod, method_pairs, methods
+from harness.directions import MeanDifference
+from harness.forward import SplitActivations, block_inputs, run_from
+from harness.metrics import sentiment_score
+
+DAS = DASSettings(epochs=1, batch_size=8, layers=(1,))
+
+
+@pytest.fixture(scope="module")
+def context(gpt2, toy, toy_resid) -> FitContext:
+    return FitContext(gpt2.bridge, SplitActivations(toy.train, toy_resid["train"]), toy.train_pairs, DAS)
+
+
+def test_controls_are_flagged_and_left_out_on_request():
+    assert methods() == ["mean_diff", "kmeans", "probe", "pca", "das", "random"]
+    assert methods(controls=False) == ["mean_diff", "kmeans", "probe", "pca", "das"]
+    assert len(method_pairs()) == 10 and ("mean_diff", "das") in method_pairs()
+
+
+def test_a_registered_method_is_picked_up_everywhere(monkeypatch):
+    registry = dict(REGISTRY)
+    registry["centroid"] = DirectionMethod("centroid", lambda layer, context: MeanDifference())
+    monkeypatch.setattr(direction_methods, "REGISTRY", registry)
+    assert "centroid" in direction_methods.methods(controls=False)
+    assert ("das", "centroid") in direction_methods.method_pairs()
+
+
+def test_cheap_methods_fit_every_boundary_and_das_its_layers(gpt2):
+    assert method_layers("probe", gpt2.n_layers, DAS) == tuple(range(gpt2.n_layers + 1))
+    assert method_layers("das", gpt2.n_layers, DAS) == (1,)
+
+
+@pytest.mark.parametrize("method", ["mean_diff", "kmeans", "probe", "pca", "random"])
+def test_fit_method_equals_fitting_the_estimator_by_hand(method, context, gpt2):
+    fitted = fit_method(method, context, (0, gpt2.n_layers))
+    for layer, estimator in fitted.items():
+        by_hand = REGISTRY[method].make(layer, context).fit(context.train.at("ADJ")[layer], context.train.prompts.labels)
+        torch.testing.assert_close(estimator.direction_, by_hand.direction_)
+        assert torch.linalg.norm(estimator.direction_.double()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_das_is_fit_on_data_only_and_equals_the_inline_objective(context, gpt2, toy, toy_resid):
+    fitted = fit_method("das", context, (1,))[1]
+    pairs = toy.train_pairs
+    clean, corrupted = SplitActivations(toy.train, toy_resid["train"]).pairs(pairs)
+    n = gpt2.n_layers
+    with torch.no_grad():
+        scores = [sentiment_score(run_from(gpt2.bridge, block_inputs(r, n), n), pairs.answer_ids) for r in (clean, corrupted)]
+    objective = DASObjective(gpt2.bridge, 1, block_inputs(corrupted, 1), pairs.clean.positions["ADJ"], pairs.answer_ids,
+                             pairs.clean.labels, *scores)
+    inline = DistributedAlignmentSearch(objective, epochs=1, batch_size=8).fit(
+        clean[1, torch.arange(len(pairs)), pairs.clean.positions["ADJ"]], pairs.clean.labels)
+    torch.testing.assert_close(fitted.direction_, inline.direction_)
+    assert fitted.objective is None  # the model is released: the fitted estimator pickles (the disk cache)
+    pickle.loads(pickle.dumps(fitted))
+
+
+def test_fitted_estimators_classify_with_their_own_predict(context, gpt2):
+    directions = FittedDirections({"mean_diff": fit_method("mean_diff", context, (gpt2.n_layers,))})
+    estimator = directions.estimators["mean_diff"][gpt2.n_layers]
+    X, y = context.train.at("ADJ")[gpt2.n_layers], context.train.prompts.labels
+    projection = X.double().numpy() @ estimator.direction_.double().numpy()
+    assert np.array_equal(estimator.predict(X), (projection > estimator.threshold_).astype(int))
+    assert estimator.score(X, y) == pytest.approx(float((estimator.predict(X) == y.numpy()).mean()))
+    assert set(directions.vectors()["mean_diff"]) == {gpt2.n_layers}

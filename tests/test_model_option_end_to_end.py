@@ -1,0 +1,143 @@
+"""End to end: ``pytest claims/ --model <local file or directory>`` runs claims, in a real pytest session.
+
+Covers the bug where ``--model path/to/model.gguf`` (or a save_pretrained directory) errored on every
+claim: the settings kept only the display name and the model fixture resolved that name again. Each
+test here starts ``python -m pytest claims/test_directions.py -k "d1 and layer0"`` in a subprocess from
+the repository root with a tiny random-weight model and checks that
+
+- the session collected and ran claim tests (exit code 0 or 1: random weights may fail claims), with
+  no collection or usage error and no error in setup or teardown (``0 errors``), at least one claim
+  passed, failed or xfailed;
+- ``<report-dir>/<name>/results.json`` exists, names the model by the file's stem / the directory's
+  name, has at least one claim row, and records the local path the weights were loaded from.
+
+The two local forms: a ``.gguf`` file (a 2-layer Llama with grouped-query attention written by
+``tests/tiny_gguf.py`` with the SmolLM2 tokenizer copied from the embedded GGUF; the suite converts it
+into the claims cache) and a ``save_pretrained`` directory (the tiny GPT-2 of ``tests/conftest.py``).
+A third test checks that an unknown ``--model`` value stops the session with exit code 4 (usage
+error), naming the accepted forms. Each session takes seconds (tiny models, 1 DAS epoch at layer 0,
+one thread).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.models import load_model, resolve_model
+from tests.tiny_gguf import D_MODEL, N_HEADS, N_KV_HEADS, N_LAYERS, write_tiny_gguf
+
+ROOT = Path(__file__).parents[1]
+CLAIM_FILE = "claims/test_directions.py"
+SELECTION = "d1 and layer0"
+TIMEOUT_S = 600
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_gguf(tmp_path_factory.mktemp("tiny-gguf") / "tiny-llama-gguf.gguf")
+
+
+@pytest.fixture(scope="module")
+def claims_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ``--claims-cache`` for the module: the GGUF's converted copy is made once (in whichever test
+    loads it first) and the models' entries are keyed by their weights, so the sessions never collide."""
+    return tmp_path_factory.mktemp("claims-cache")
+
+
+def run_suite(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """``python -m pytest *args`` from the repository root, offline, with no inherited pytest options."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_CURRENT_TEST")}
+    env["HF_HUB_OFFLINE"] = "1"
+    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT_S)
+
+
+def outcome_counts(output: str) -> dict[str, int]:
+    """The counts of pytest's final summary line (``3 passed, 2 failed, 1 error in 4.5s``)."""
+    words = r"\b(x?passed|x?failed|errors?|skipped|deselected|no tests ran)\b"
+    summary = [line for line in output.splitlines() if re.search(words, line) and re.search(r"\bin [\d.]+s\b", line)]
+    assert summary, f"no pytest summary line in the output:\n{output[-4000:]}"
+    counts = {word: int(number) for number, word in re.findall(r"(\d+) (\w+)", summary[-1])}
+    if "error" in counts:
+        counts["errors"] = counts.pop("error")
+    return counts
+
+
+def run_claims(model: Path, tmp_path: Path, claims_cache: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    reports = tmp_path / "reports"
+    result = run_suite(
+        CLAIM_FILE, "-k", SELECTION, "-p", "no:cacheprovider",
+        "--model", str(model), "--device", "cpu", "--claims-cache", str(claims_cache),
+        "--report-dir", str(reports), "--das-epochs", "1", "--das-layers", "0", "--threads", "1",
+    )
+    return result, reports
+
+
+def check_session(result: subprocess.CompletedProcess, reports: Path, model: Path, name: str) -> None:
+    output = result.stdout + result.stderr
+    context = f"exit code {result.returncode}; output tail:\n{output[-6000:]}"
+    assert result.returncode in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), context
+    counts = outcome_counts(output)
+    assert counts.get("errors", 0) == 0, context
+    assert counts.get("passed", 0) + counts.get("failed", 0) + counts.get("xfailed", 0) >= 1, context
+
+    results_file = reports / name / "results.json"
+    assert results_file.is_file(), f"no {results_file}; {context}"
+    results = json.loads(results_file.read_text())
+    assert results["model"] == name
+    assert results["claims"], f"no claim rows in {results_file}"
+    assert all(row["test_id"].startswith("test_directions.py::test_d1_") for row in results["claims"])
+    assert all("layer0" in row["test_id"] for row in results["claims"])
+    # The weights came from the path given, not from a name resolved again.
+    assert str(model.resolve()) in json.dumps(results["environment"]), results["environment"]
+
+
+def test_tiny_gguf_loads_through_the_suite_path(tiny_gguf: Path, claims_cache: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiny GGUF is a valid model for transformers' GGUF loader and the suite's bridge."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    source = resolve_model(str(tiny_gguf))
+    assert (source.kind, source.name, source.location) == ("gguf", tiny_gguf.stem, str(tiny_gguf.resolve()))
+    loaded = load_model(source, device="cpu", dtype="float32", cache_dir=claims_cache)
+    cfg = loaded.bridge.cfg
+    assert (cfg.n_layers, cfg.d_model, cfg.n_heads) == (N_LAYERS, D_MODEL, N_HEADS)
+    assert getattr(cfg, "n_key_value_heads", N_KV_HEADS) == N_KV_HEADS
+    assert loaded.info["architecture"] == "LlamaForCausalLM"
+    tokens = loaded.tokenizer(" The movie was great", return_tensors="pt").input_ids
+    assert loaded.bridge(tokens).shape == (1, tokens.shape[1], len(loaded.tokenizer))
+
+
+def test_claims_run_on_a_gguf_file(tiny_gguf: Path, tmp_path: Path, claims_cache: Path) -> None:
+    result, reports = run_claims(tiny_gguf, tmp_path, claims_cache)
+    check_session(result, reports, tiny_gguf, tiny_gguf.stem)
+
+
+def test_claims_run_on_a_save_pretrained_directory(tiny_dirs: dict[str, Path], tmp_path: Path,
+                                                    claims_cache: Path) -> None:
+    directory = tiny_dirs["gpt2"]
+    result, reports = run_claims(directory, tmp_path, claims_cache)
+    check_session(result, reports, directory, directory.name)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("no-such-model", "unknown --model 'no-such-model'"),
+    ("missing/dir/model.gguf", "no such GGUF file"),
+])
+def test_unknown_model_is_a_usage_error(spec: str, message: str, tmp_path: Path) -> None:
+    result = run_suite(CLAIM_FILE, "-k", SELECTION, "-p", "no:cacheprovider", "--model", spec,
+                       "--claims-cache", str(tmp_path / "claims-cache"), "--report-dir", str(tmp_path / "reports"))
+    output = result.stdout + result.stderr
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, f"exit code {result.returncode}:\n{output[-4000:]}"
+    assert message in output, output[-4000:]
+    if spec == "no-such-model":
+        for form in ("smollm2-135m", "gpt2-small", "owner/name", "config.json", ".gguf"):
+            assert form in output, f"{form!r} missing from the accepted forms:\n{output[-4000:]}"
+    assert not (tmp_path / "reports").exists()

@@ -1,0 +1,86 @@
+"""harness.rendering.natural_text: each §5.4-§5.6 result renders its report section, data and figure.
+
+Synthetic results (no model): the section titles, ``report.data`` keys and figure file names the
+report has always had, a table row per method, and figures that draw without error.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from harness.corpus_projections import CorpusProjections  # noqa: E402
+from harness.direction_methods import methods  # noqa: E402
+from harness.early_directions import early_directions  # noqa: E402
+from harness.lexicon import NEGATIVE, NEUTRAL, POSITIVE  # noqa: E402
+from harness.negation import CONTROL_SENTENCES, NegationResults  # noqa: E402
+from harness.prompts import paper_reference  # noqa: E402
+from harness.rendering import render  # noqa: E402
+from harness.report import ReportBuilder  # noqa: E402
+from harness.steering import SteeringRun, SteeringSettings, SteeringSetup  # noqa: E402
+
+GENERATOR = torch.Generator().manual_seed(0)
+
+
+def drawn(report: ReportBuilder, name: str) -> None:
+    figure = plt.figure()
+    try:
+        report.figures[name](figure)
+        assert figure.axes
+    finally:
+        plt.close(figure)
+
+
+@pytest.fixture
+def report() -> ReportBuilder:
+    return ReportBuilder(model_name="tiny", settings={})
+
+
+def test_correlation(report):
+    early = early_directions({m: {layer: torch.randn(8, generator=GENERATOR) for layer in range(13)}
+                              for m in methods()}, 12)
+    labels = torch.tensor([NEGATIVE, NEUTRAL, POSITIVE] * 400)
+    projections = {m: torch.randn(1200, generator=GENERATOR) + (0.5 * labels if m != "random" else 0) for m in methods()}
+    render(CorpusProjections("a corpus", 30, labels, projections, torch.rand(100, generator=GENERATOR), early,
+                             "a labeller"), report)
+    assert list(report.sections) == ["Correlational evaluation on natural text (§5.4)"]
+    data = report.data["correlation"]
+    assert list(data["methods"]) == methods()
+    assert data["label_counts"] == {"positive": 400, "neutral": 400, "negative": 400}
+    assert data["layer"] == 1 and data["direction_layers"] == early.source_layer
+    assert len(data["random_null_auroc"]) == 100
+    assert list(report.figures) == ["correlation_label_share.png"]
+    drawn(report, "correlation_label_share.png")
+
+
+def test_steering(report):
+    settings = SteeringSettings.from_reference(paper_reference()["steering"])
+    run = SteeringRun("prompt", NEGATIVE, (0.0, -1.0), (("a", "b"), ("c", "d")),
+                      torch.tensor([[NEUTRAL, POSITIVE], [NEGATIVE, NEGATIVE]]))
+    setup = SteeringSetup("blocks.1.hook_resid_pre", 12.0, 6.0, 0.9,
+                          {"paper prompt, steered negative": run, "mirror prompt, steered positive": run},
+                          settings, "tiny", True, "a labeller")
+    render(setup, report)
+    assert list(report.sections) == ["Activation addition, steering (§5.5)"]
+    assert "strongest |coef| = 0.5 × the median residual norm" in report.sections["Activation addition, steering (§5.5)"]
+    assert report.data["steering"]["runs"]["mirror prompt, steered positive"]["shares"]["negative"] == [0.0, 1.0]
+    assert list(report.figures) == ["steering_curve.png"]
+    drawn(report, "steering_curve.png")
+
+
+def test_negation(report):
+    sentences = tuple(list(CONTROL_SENTENCES)[:4])
+    values = {m: torch.randn(4, 13, generator=GENERATOR) for m in methods()}
+    results = NegationResults(1, 10, sentences, ("doubt", "hesitate", "honorable", "stranger"), values, values,
+                              {m: 0.0 for m in methods()}, {m: 1.0 for m in methods()})
+    render(results, report)
+    assert list(report.sections) == ["Negation (§5.6)"]
+    assert list(report.data["negation"]["methods"]) == methods(controls=False)
+    assert report.data["negation"]["controls"] == CONTROL_SENTENCES
+    assert list(report.figures) == ["negation_layers.png"]
+    drawn(report, "negation_layers.png")
