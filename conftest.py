@@ -92,9 +92,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.claim({identifier!r}) is not declared in "
                                     f"harness/claims_declared.py")
         expectation = expectations.get(claim_test_id(item.nodeid))
+        if expectation and identifier is None:
+            raise pytest.UsageError(f"claims/expectations: {expectation.test_id!r} is not a claim test (no claim marker)")
         if expectation:
             item.add_marker(pytest.mark.xfail(
                 strict=True,
-                reason=f"does not replicate on {settings.model_name}: measured {expectation.measured}; "
-                       f"{expectation.reason}",
+                reason=f"{identifier} ({CLAIMS[identifier].statement}) does not replicate on "
+                       f"{settings.model_name}: measured {expectation.measured}; {expectation.reason}",
             ))
