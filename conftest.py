@@ -19,11 +19,11 @@ import torch
 
 pytest.register_assert_rewrite("fixtures")
 
-from fixtures.claims import claim_id
+from fixtures.claims import claim_id, expectation_key
 from fixtures.report_plugin import ClaimReportPlugin, claim_test_id, report_key
 from fixtures.settings import settings_from_options, settings_key
 from harness.claims_declared import CLAIMS
-from harness.expectations import load_expectations
+from harness.expectations import ClaimNotReplicated, load_expectations
 from harness.models import EMBEDDED_MODEL
 from harness.report import ReportBuilder
 
@@ -53,6 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--das-layers", default=None,
                     help="layers to fit DAS at: 'paper' (default, the authors' select_layers), 'all', or '0,3,6'")
     group.addoption("--report-dir", default=None, help="where <model>/REPORT.md is written (default: reports/)")
+    group.addoption("--expectations-dir", default=None,
+                    help="directory of <model>.toml expectations (default: claims/expectations/)")
     group.addoption("--sst-path", default=None,
                     help="directory of SST files in the shipped format (stsa.binary.train/.dev/.test, "
                          "'LABEL SENTENCE' per line; whichever exist). Default: the SST-2 files the suite ships")
@@ -67,7 +69,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    settings = settings_from_options(config, ROOT / "reports")
+    settings = settings_from_options(config, ROOT)
     config.stash[settings_key] = settings
     torch.set_num_threads(settings.threads)
     random.seed(SEED)
@@ -79,11 +81,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Turn each expectation of this model into a strict xfail on its claim test, and check that every
-    claim test names a declared claim."""
+    """Turn each expectation of this model into a strict xfail on its claim test that catches only
+    ``ClaimNotReplicated``, and check that every claim test names a declared claim."""
     settings = config.stash[settings_key]
     try:
-        expectations = load_expectations(ROOT / "claims" / "expectations", settings.model_name)
+        expectations = load_expectations(settings.expectations_dir, settings.model_name)
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
     for item in items:
@@ -95,8 +97,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if expectation and identifier is None:
             raise pytest.UsageError(f"claims/expectations: {expectation.test_id!r} is not a claim test (no claim marker)")
         if expectation:
+            item.stash[expectation_key] = expectation
             item.add_marker(pytest.mark.xfail(
-                strict=True,
-                reason=f"{identifier} ({CLAIMS[identifier].statement}) does not replicate on "
-                       f"{settings.model_name}: measured {expectation.measured}; {expectation.reason}",
+                strict=True, raises=ClaimNotReplicated,
+                reason=f"{identifier} ({CLAIMS[identifier].statement}) {expectation.verdict} on "
+                       f"{settings.model_name}: {expectation.describe()}; {expectation.reason}",
             ))

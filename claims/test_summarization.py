@@ -35,6 +35,7 @@ from __future__ import annotations
 import pytest
 
 from harness.claims_declared import declared
+from harness.expectations import ClaimNotReplicated
 from harness.summarization import (
     DISTANCE_FILLER, FILLER_LENGTHS, MOTIF_CONDITIONS, accuracy_by_variant, comma_excess, comma_share_trend,
     effect_ratio,
@@ -48,7 +49,7 @@ def _require_solved(request, claim, effects) -> bool:
     value = effects.accuracy_pct()
     rule = declared("M1").rule_for(claim.model_name)
     if not rule.passes(value):
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=(
+        request.node.add_marker(pytest.mark.xfail(strict=True, raises=ClaimNotReplicated, reason=(
             f"not applicable: {claim.model_name} does not solve ToyMoodStory (M1 accuracy {value:.1f}% < "
             f"{rule.threshold:g}%); the motif is a claim about a model that solves the task")))
     return rule.passes(value)

@@ -25,6 +25,24 @@ def _around(value: float, tolerance: float, origin: str) -> Rule:
     return Rule(tolerance, "abs_below", PAPER, origin, centre=value)
 
 
+def _comma_ablation(claim_id: str, statement: str, statistic: str, *, accuracy: tuple[float, float, str],
+                    ld_drop: tuple[float, float, str]) -> Claim:
+    """A3/A4: a comma-only ablation, against the paper's pythia-2.8b numbers (value, tolerance, PAPER.md
+    §6.1 row) on that model, and elsewhere against the all-positions DAS ablation and the random one."""
+    generic = "drop >= 25% of the all-positions drop and > the random comma-only drop"
+    paper = {metric: PaperValue(f"{value:g}%", "pythia-2.8b", "NB") for metric, (value, _, _) in
+             (("accuracy", accuracy), ("ld_drop", ld_drop))}
+    return Claim(
+        claim_id, "§5.3, §6.1", statement, statistic,
+        PaperValue(f"accuracy {accuracy[0]:g}%, Δ% LD {ld_drop[0]:g}%", "pythia-2.8b", "NB"),
+        Rule(None, "above", GENERIC, generic), unit="%",
+        cases={"accuracy": Case(paper=paper["accuracy"], rule=Rule(None, "below", GENERIC, f"accuracy {generic}"),
+                                paper_rule=_around(accuracy[0], accuracy[1], f"PAPER.md §6.1 {accuracy[2]} ± {accuracy[1]:g}")),
+               "ld_drop": Case(paper=paper["ld_drop"],
+                               paper_rule=_around(ld_drop[0], ld_drop[1], f"PAPER.md §6.1 {ld_drop[2]} ± {ld_drop[1]:g}"))},
+    )
+
+
 # D: the methods find one direction (§4, §6.3) ------------------------------------------------------
 _D1_RULE = Rule(0.75, "above", GENERIC, "PAPER.md §6.3: gpt2-small's layer-0 pairs are 0.82–1.00")
 _D1_KM = Rule(0.95, "above", GENERIC, "PAPER.md §6.3: K-means vs mean difference 1.00 on gpt2-small")
@@ -132,32 +150,12 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         PaperValue("−0.3% to +0.2% (balanced sets)", "pythia-2.8b", "NB"),
         Rule(2.0, "abs_below", CONTROL, "the paper's random ablations stay within ±0.3%", strict=True), unit="%",
     ),
-    Claim(
-        "A3", "§5.3, §6.1", "Ablating the direction at commas alone hurts SST classification",
-        "DAS direction ablated at comma positions only",
-        PaperValue("accuracy 82%, Δ% LD 17.5%", "pythia-2.8b", "NB"),
-        Rule(None, "above", GENERIC, "drop >= 25% of the all-positions drop and > the random comma-only drop"),
-        unit="%",
-        cases={"accuracy": Case(paper=PaperValue("82%", "pythia-2.8b", "NB"),
-                                rule=Rule(None, "below", GENERIC, "accuracy drop >= 25% of the all-positions "
-                                                                   "drop and > the random comma-only drop"),
-                                paper_rule=_around(82.0, 6.0, "PAPER.md §6.1 ± 6")),
-               "ld_drop": Case(paper=PaperValue("17.5%", "pythia-2.8b", "NB"),
-                               paper_rule=_around(17.5, 5.0, "PAPER.md §6.1 ± 5"))},
-    ),
-    Claim(
-        "A4", "§5.3, §6.1", "Mean-ablating the residual at commas hurts SST classification",
-        "whole residual mean-ablated at comma positions, every layer",
-        PaperValue("Δ% LD 17%, accuracy 81%", "pythia-2.8b", "NB"),
-        Rule(None, "above", GENERIC, "drop >= 25% of the all-positions drop and > the random comma-only drop"),
-        unit="%",
-        cases={"accuracy": Case(paper=PaperValue("81%", "pythia-2.8b", "NB"),
-                                rule=Rule(None, "below", GENERIC, "accuracy drop >= 25% of the all-positions "
-                                                                   "drop and > the random comma-only drop"),
-                                paper_rule=_around(81.0, 6.0, "PAPER.md §6.1 ± 6")),
-               "ld_drop": Case(paper=PaperValue("17%", "pythia-2.8b", "NB"),
-                               paper_rule=_around(17.0, 5.0, "PAPER.md §6.1 ± 5"))},
-    ),
+    _comma_ablation("A3", "Ablating the direction at commas alone hurts SST classification",
+                    "DAS direction ablated at comma positions only",
+                    accuracy=(82.0, 6.0, "C4"), ld_drop=(17.5, 5.0, "C5")),
+    _comma_ablation("A4", "Mean-ablating the residual at commas hurts SST classification",
+                    "whole residual mean-ablated at comma positions, every layer",
+                    accuracy=(81.0, 5.0, "C7"), ld_drop=(17.0, 5.0, "C7")),
     Claim(
         "A5", "§5.3, §6.1", "Freezing attention removes most of the comma effect",
         "comma-only Δ% LD with attention frozen / unfrozen",
@@ -216,8 +214,11 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
     ),
     Claim(
         "K1.paper_heads", "§6.4", "The paper's circuit heads are among the top heads",
-        "the paper's 8 circuit-figure heads found among the top 12 by |path effect|",
-        PaperValue("7.1, 7.5, 8.5, 9.2, 9.10, 10.1, 10.4, 11.9", "gpt2-small", "R"),
+        "the paper's 8 circuit heads that read sentiment into the final position (7.1, 7.5, 8.5, 9.2, 9.10, "
+        "10.1, 10.4, 11.9) found among the top 12 by |path effect| on the final residual; the direction-"
+        "patching list's 0.4 and 6.4 act through later heads, so a direct-path ranking is not their test",
+        PaperValue("7.1, 7.5, 8.5, 9.2, 9.10, 10.1, 10.4, 11.9 (of the 10-head list 0.4, 6.4, …)", "gpt2-small",
+                   "R:6da9576"),
         Rule(6.0, "above", PAPER, "at least 6 of the 8"),
     ),
     Claim(

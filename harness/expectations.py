@@ -1,29 +1,63 @@
-"""Per-model expectations: claims measured not to replicate on a model, each a strict xfail.
+"""Per-model expectations: claims measured not to replicate on a model, each a strict xfail that
+catches nothing but the suite's own verdict.
 
 A file ``claims/expectations/<model>.toml`` maps a claim test id (its node id under ``claims/``) to the
-value measured when it was found not to replicate and the reason:
+expected verdict, the value measured when it was found, the band that value must stay in, and why:
 
     ["test_directions.py::test_d1_methods_agree[layer0-mean_diff-kmeans]"]
-    measured = "0.758"
+    verdict = "does not replicate"
+    measured = 0.7577
+    band = [0.682, 0.834]
     reason = "layer 0 is the token embedding; K-means splits it along another axis"
+    note = "free text kept with the entry (context of the measurement)"   # optional
 
-The test then runs as ``xfail(strict=True)``: it must still fail (CI stays green and honest), and an
-unexpected pass fails the run, so the entry is removed once the claim replicates.
+The test then runs as ``xfail(strict=True, raises=ClaimNotReplicated)``:
+- the claim's measurement fails its declared rule with the value inside the band: xfailed (expected);
+- any other exception (a crash, a KeyError, a failed assertion) is an error, never "expected";
+- the value leaves the band (or is not finite): ``ExpectationOutdated``, a failure naming the entry;
+- the claim passes: strict XPASS, a failure, so the entry is removed once the claim replicates.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+VERDICTS = ("does not replicate",)
+
+
+class ClaimNotReplicated(AssertionError):
+    """A claim's measurement does not satisfy its declared rule: a finding, reported as such."""
+
+
+class ExpectationOutdated(AssertionError):
+    """A claim listed in the expectations measured outside the band its entry records."""
+
 
 @dataclass(frozen=True)
 class Expectation:
     test_id: str
-    measured: str
+    verdict: str
+    measured: float
+    band: tuple[float, float]
     reason: str
+    path: Path
+    note: str = ""
+
+    def holds(self, measured: float) -> bool:
+        return math.isfinite(measured) and self.band[0] <= measured <= self.band[1]
+
+    def describe(self) -> str:
+        return f"measured {self.measured:g} (band [{self.band[0]:g}, {self.band[1]:g}])"
+
+    def outdated(self, measured: float) -> ExpectationOutdated:
+        return ExpectationOutdated(
+            f"{self.test_id}: measured {measured:g}, outside the band [{self.band[0]:g}, {self.band[1]:g}] of its "
+            f"expectation (recorded {self.measured:g}): update the entry [\"{self.test_id}\"] in {self.path}, or "
+            "find what moved the value")
 
 
 def model_file_stem(model_name: str) -> str:
@@ -32,6 +66,7 @@ def model_file_stem(model_name: str) -> str:
 
 
 def load_expectations(directory: Path, model_name: str) -> dict[str, Expectation]:
+    """The model's expectations by test id; a malformed entry raises ``ValueError`` naming it."""
     path = directory / f"{model_file_stem(model_name)}.toml"
     if not path.is_file():
         return {}
@@ -39,9 +74,20 @@ def load_expectations(directory: Path, model_name: str) -> dict[str, Expectation
         table = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: not valid TOML ({error})") from None
-    expectations = {}
-    for test_id, entry in table.items():
-        if not isinstance(entry, dict) or not {"measured", "reason"} <= set(entry):
-            raise ValueError(f"{path}: entry {test_id!r} needs 'measured' and 'reason'")
-        expectations[test_id] = Expectation(test_id, str(entry["measured"]), str(entry["reason"]))
-    return expectations
+    return {test_id: _expectation(path, test_id, entry) for test_id, entry in table.items()}
+
+
+def _expectation(path: Path, test_id: str, entry) -> Expectation:
+    required = ("verdict", "measured", "band", "reason")
+    if not isinstance(entry, dict) or not set(required) <= set(entry):
+        raise ValueError(f"{path}: entry {test_id!r} needs {', '.join(required)} (optional: note)")
+    verdict, measured, band = entry["verdict"], entry["measured"], entry["band"]
+    if verdict not in VERDICTS:
+        raise ValueError(f"{path}: entry {test_id!r}: verdict {verdict!r}; accepted: {', '.join(VERDICTS)}")
+    numbers = isinstance(measured, (int, float)) and isinstance(band, list) and len(band) == 2 and all(
+        isinstance(value, (int, float)) for value in band)
+    if not numbers or not band[0] <= measured <= band[1]:
+        raise ValueError(f"{path}: entry {test_id!r}: measured must be a number inside band = [low, high]; "
+                         f"got measured = {measured!r}, band = {band!r}")
+    return Expectation(test_id, verdict, float(measured), (float(band[0]), float(band[1])), str(entry["reason"]),
+                       path, str(entry.get("note", "")))

@@ -31,8 +31,11 @@ PAPER_MODELS: dict[str, PaperModel] = {model.name: model for model in (
 
 PAPER_DAS_EPOCHS = 64
 
-# §6.4: the gpt2-small circuit heads the paper names. Its circuit figure lists these eight; the
-# direction-patching list of §6.4 adds 0.4 and 6.4 (PAPER.md §6.4).
+# §6.4: the gpt2-small circuit heads the paper names. The authors' direction-patching list
+# [R:6da9576] has ten: 0.4 and 6.4 (early heads, which reach the output through later heads; 6.4 is an
+# "attribute mapping" head writing at SBJ2) and the eight below, the direct and intermediate attribute
+# extractors that read sentiment into the final position. K1 ranks heads by their path effect on the
+# final residual, so it tests the eight (PAPER.md §6.4).
 GPT2_CIRCUIT_HEADS = ("7.1", "7.5", "8.5", "9.2", "9.10", "10.1", "10.4", "11.9")
 GPT2_DIRECTION_PATCHING_HEADS = ("0.4", "6.4", *GPT2_CIRCUIT_HEADS)
 

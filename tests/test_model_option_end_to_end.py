@@ -51,11 +51,13 @@ def claims_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("claims-cache")
 
 
-def run_suite(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def run_suite(*args: str, cwd: Path = ROOT, pythonpath: Path | None = None) -> subprocess.CompletedProcess:
     """``python -m pytest *args`` from the repository root, offline, with no inherited pytest options."""
     env = {key: value for key, value in os.environ.items()
            if key not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_CURRENT_TEST")}
     env["HF_HUB_OFFLINE"] = "1"
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=TIMEOUT_S)
 
@@ -71,12 +73,14 @@ def outcome_counts(output: str) -> dict[str, int]:
     return counts
 
 
-def run_claims(model: Path, tmp_path: Path, claims_cache: Path) -> tuple[subprocess.CompletedProcess, Path]:
+def run_claims(model: Path, tmp_path: Path, claims_cache: Path, *extra: str,
+               pythonpath: Path | None = None) -> tuple[subprocess.CompletedProcess, Path]:
     reports = tmp_path / "reports"
     result = run_suite(
         CLAIM_FILE, "-k", SELECTION, "-p", "no:cacheprovider",
         "--model", str(model), "--device", "cpu", "--claims-cache", str(claims_cache),
-        "--report-dir", str(reports), "--das-epochs", "1", "--das-layers", "0", "--threads", "1",
+        "--report-dir", str(reports), "--das-epochs", "1", "--das-layers", "0", "--threads", "1", *extra,
+        pythonpath=pythonpath,
     )
     return result, reports
 
@@ -141,3 +145,46 @@ def test_unknown_model_is_a_usage_error(spec: str, message: str, tmp_path: Path)
         for form in ("smollm2-135m", "gpt2-small", "owner/name", "config.json", ".gguf"):
             assert form in output, f"{form!r} missing from the accepted forms:\n{output[-4000:]}"
     assert not (tmp_path / "reports").exists()
+
+
+CRASH_PLUGIN = """
+import pytest
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item):
+    if item.nodeid.endswith("{test}"):
+        raise KeyError("a crash inside a claim test")
+"""
+
+
+def test_expectations_catch_only_the_claims_own_verdict(tiny_gguf: Path, tmp_path: Path, claims_cache: Path) -> None:
+    """An expectation turns a non-replication (value in its band) into an xfail; a value outside the band,
+    a crash, or a claim that passes is a failure, never "expected"."""
+    first, reports = run_claims(tiny_gguf, tmp_path / "first", claims_cache)
+    rows = json.loads((reports / tiny_gguf.stem / "results.json").read_text())["claims"]
+    failed = [row for row in rows if row["outcome"] == "failed" and row.get("measured") is not None]
+    passed = [row for row in rows if row["outcome"] == "passed"]
+    if len(failed) < 3 or not passed:
+        pytest.skip(f"the tiny model gave {len(failed)} failed and {len(passed)} passed rows; need 3 and 1")
+    in_band, out_of_band, crashed = failed[:3]
+    entries = {in_band["test_id"]: (in_band["measured"] - 1, in_band["measured"] + 1),
+               out_of_band["test_id"]: (out_of_band["measured"] + 1, out_of_band["measured"] + 2),
+               crashed["test_id"]: (crashed["measured"] - 1, crashed["measured"] + 1),
+               passed[0]["test_id"]: (passed[0]["measured"] - 1, passed[0]["measured"] + 1)}
+    expectations = tmp_path / "expectations"
+    expectations.mkdir()
+    (expectations / f"{tiny_gguf.stem}.toml").write_text("".join(
+        f'["{test_id}"]\nverdict = "does not replicate"\nmeasured = {(low + high) / 2!r}\n'
+        f'band = [{low!r}, {high!r}]\nreason = "test"\n\n' for test_id, (low, high) in entries.items()))
+    (tmp_path / "crash_plugin.py").write_text(CRASH_PLUGIN.format(test=crashed["test_id"].split("::", 1)[1]))
+
+    second, reports = run_claims(tiny_gguf, tmp_path / "second", claims_cache, "--expectations-dir",
+                                 str(expectations), "-p", "crash_plugin", "-rA", pythonpath=tmp_path)
+    output = second.stdout + second.stderr
+    outcomes = {row["test_id"]: row["outcome"]
+                for row in json.loads((reports / tiny_gguf.stem / "results.json").read_text())["claims"]}
+    assert outcomes[in_band["test_id"]] == "xfailed", output[-4000:]
+    assert outcomes[out_of_band["test_id"]] == "failed" and "outside the band" in output, output[-4000:]
+    assert outcomes[crashed["test_id"]] == "failed" and "a crash inside a claim test" in output, output[-4000:]
+    assert outcomes[passed[0]["test_id"]] == "xpassed", output[-4000:]
+    assert second.returncode == pytest.ExitCode.TESTS_FAILED
