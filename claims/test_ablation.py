@@ -1,114 +1,130 @@
 """§5.3 and §6.1 (A1–A5): ablating the sentiment direction on zero-shot SST reviews, and the comma effect.
 
 Zero-shot set (§2.3, ``harness.sst_ablations``): prompt ``{TEXT} Review Sentiment:`` (answers
-` Positive`/` Negative`), examples the model classifies correctly with the answer in its top 10, holding
-a comma token, classes balanced by a seeded subsample (all counts in the report). Each ablation acts at every ablated layer at once, each
-layer with its own ToyMovieReview DAS direction d_ℓ: x' = x − (x·d_ℓ) d_ℓ at the selected positions.
-Metrics are the paper's, uncentred: Δ% LD = (mean LD_orig − mean LD_abl)/mean LD_orig (positive = the
-logit difference fell) and accuracy = % of prompts with LD > 0 (100% before, by construction).
+` Positive`/` Negative`) over sentences of the held-out split (dev) holding a comma, classified correctly
+(uncentred LD > 0) with the answer in the top 10, classes balanced by a subsample seeded with
+``suite_seed``. Where that leaves < 10 per class the top-10 filter is dropped: a recorded DEVIATION
+(every row's details and the report say so); it cannot make a claim replicate on its own, since every
+claim here is gated on P0.zero_shot (the model classifies the whole split with this prompt). Each
+ablation acts at every layer where DAS has a trained direction, all at once, each layer with its own
+ToyMovieReview DAS direction d_ℓ: x' = x − (x·d_ℓ) d_ℓ at the selected positions; the random control
+uses the suite's random direction at the same layers. Metrics are the paper's, uncentred: Δ% LD =
+(mean LD_orig − mean LD_abl)/mean LD_orig × 100 (positive = LD fell) and accuracy = % of prompts with
+LD > 0 (100% before, by construction); "drop" is Δ% LD or accuracy points lost. Unit: the prompt;
+every CI is a percentile bootstrap over prompts (1,000 resamples, seeded), paired (the same resampled
+prompts for every ablation in a statistic), undefined resamples counted.
 
-- A1: ablating d at every (non-pad) position: accuracy 62% ± 6 and Δ% LD 71% ± 8 (paper, pythia-2.8b);
-  other models: accuracy drops >= 15 points and Δ% LD >= 30%.
-- A2: a random direction ablated the same way changes LD by less than 2% (paper: −0.3% to +0.2%). Shown
-  at every position (the paper's setup: its TransformerLens prepended BOS and ablated every non-pad
-  token, BOS included) and without each prompt's first position: on SmolLM2 that position (BOS) is an
-  attention sink with a residual norm ~100× the others, so removing even a random direction from it
-  moves the output (the report tabulates ‖x‖ and |x·d| there).
-- A3: ablating d only at comma positions: accuracy 82% ± 6, Δ% LD 17.5% ± 5 (paper); other models: the
-  comma-only drop (accuracy points, resp. Δ% LD) is >= 25% of the all-positions drop (the threshold is
-  computed here from the data) and larger than the random direction's comma-only drop.
-- A4: mean-ablating the whole residual at comma positions (every layer, the layer's mean comma
-  activation over the set): Δ% LD 17% ± 5, accuracy 81% ± 6 (paper); other models: as A3's generic rule.
-- A5: with every layer's attention frozen to the clean run, the comma-only Δ% LD shrinks to at most 40%
-  of its unfrozen value (paper: −3.5% vs −17%). The ratio means something only if there is a comma
-  effect to shrink, so the unfrozen drop's 95% CI must lie above 0; otherwise the claim fails.
+- A1 (metric × positions "all" / "all_but_first"): DAS drop minus the random direction's drop, ablated
+  the same way on the same prompts (points). Rules: accuracy >= 15 points, Δ% LD >= 30 points
+  (pythia-2.8b: 38 ± 6 and 71 ± 8). "all" is the paper's setup (BOS included); "all_but_first" leaves
+  each prompt's first position alone (on SmolLM2 BOS is an attention sink with a residual norm ~100×
+  the others, so even a random direction removed there moves the output; the report tabulates it).
+- A2 (positions): the random direction's Δ% LD. Rule: |Δ% LD| < 2.
+- A3 (DAS at commas only) and A4 (whole residual mean-ablated at commas, every layer, the layer's mean
+  comma activation over the set), per metric: on pythia-2.8b the value itself against the paper (A3
+  accuracy 82 ± 6, Δ% LD 17.5 ± 5; A4 81 ± 5, 17 ± 5); elsewhere the paired ratio (comma-only drop −
+  random comma-only drop) / (all-positions DAS drop − random all-positions drop), undefined in a
+  resample whose denominator is <= 0. Rule: >= 0.25. Also gated on that denominator being > 0 on the data.
+- A5: comma-only Δ% LD with every layer's attention frozen to the clean run / unfrozen (ratio, paired
+  bootstrap, undefined where the unfrozen drop is <= 0). Rule: <= 0.40. Gated also on the unfrozen
+  comma-only drop's 95% CI lying above 0 (there must be a comma effect to shrink).
 
-Choices: the directions are DAS at its fitted layers (every 3rd boundary on the embedded model; the
-authors fitted DAS at every layer of pythia-2.8b for this study), the random control uses the suite's
-per-layer random directions at the same layers. ``--ablation-hook`` picks the site: ``resid_post``
-(default) reproduces the authors' off-by-one (fitted at resid_pre ℓ, applied at resid_post ℓ);
-``resid_pre`` applies each direction where it was fitted. The report states which was used, and the
-per-class breakdown (the paper found the comma effect concentrated in negative prompts).
+``--ablation-hook`` picks the site: ``resid_post`` (default) reproduces the authors' off-by-one (fitted
+at resid_pre ℓ, applied at resid_post ℓ); ``resid_pre`` applies each direction where it was fitted. The
+report states which, and the per-class breakdown (the paper found the comma effect in negative prompts).
 """
 
 from __future__ import annotations
 
 import pytest
 
-COMMA_SHARE = 0.25
+from harness.declaration import ThresholdKind
+
+GATE = "zero_shot"
+POSITIONS = ["all", "all_but_first"]
 
 
-def _measure(results, name: str, metric: str) -> tuple[float, tuple[float, float]]:
-    if metric == "accuracy":
-        return results.accuracy(name), results.accuracy_ci(name)
-    return results.ld_drop(name), results.ld_drop_ci(name)
-
-
-def _drop(results, name: str, metric: str) -> float:
-    """How much ``name`` lowered the metric: accuracy points lost, or Δ% LD."""
-    return 100 - results.accuracy(name) if metric == "accuracy" else results.ld_drop(name)
-
-
-def _details(results, name: str) -> str:
+def _details(results, zero_shot_set, name: str) -> str:
     per_class = "; ".join(f"{cls}: Δ% LD {results.ld_drop(name, label):.1f}, accuracy {results.accuracy(name, label):.0f}%"
                           for cls, label in (("positive", 1), ("negative", 0)))
-    return f"{len(results.labels)} prompts, site {results.site}, layers {list(results.layers)}; {per_class}"
+    return (f"{len(results.labels)} prompts, site {results.site}, layers {list(results.layers)}; {per_class}; "
+            f"{zero_shot_set.deviation()}")
 
 
 @pytest.mark.claim("A1")
+@pytest.mark.parametrize("positions", POSITIONS)
 @pytest.mark.parametrize("metric", ["accuracy", "ld_drop"])
-def test_a1_direction_ablation_everywhere(metric, sst_ablations, claim):
-    value, ci = _measure(sst_ablations, "das_all", metric)
-    claim.check(value, case=metric, ci=ci, details=_details(sst_ablations, "das_all"),
-                description=f"DAS direction ablated at all positions and layers: {metric}")
-
-
-@pytest.mark.claim("A2")
-@pytest.mark.parametrize("positions", ["all", "all_but_first"])
-def test_a2_random_direction_ablation_does_little(positions, sst_ablations, claim):
-    name = f"random_{positions}"
-    value, ci = _measure(sst_ablations, name, "ld_drop")
-    setup = "the paper's setup (BOS included)" if positions == "all" else "first position (BOS) left alone"
+def test_a1_direction_ablation_everywhere(metric, positions, sst_ablations, zero_shot_set, sst_gate, claim):
+    das, random = f"das_{positions}", f"random_{positions}"
     claim.check(
-        value, ci=ci, description=f"random direction ablated like A1, {setup}: Δ% LD",
-        details=f"accuracy {sst_ablations.accuracy(name):.1f}%; DAS the same way: "
-                f"Δ% LD {sst_ablations.ld_drop(f'das_{positions}'):.1f}; " + _details(sst_ablations, name),
+        sst_ablations.paired_difference(metric, das, random), case=metric, preconditions=sst_gate[GATE],
+        description=f"DAS minus random direction ablated at {positions.replace('_', ' ')} positions, every layer: "
+                    f"{metric} drop (points)",
+        details=f"DAS drop {sst_ablations.drop(metric, das):.1f}, random drop {sst_ablations.drop(metric, random):.1f}; "
+                + _details(sst_ablations, zero_shot_set, das),
     )
 
 
-def _check_comma_ablation(claim, name: str, metric: str, results) -> None:
-    """A3/A4: a comma-only ablation against the paper, or (other models, a rule computed from the data)
-    against the all-positions DAS ablation (>= 25% of its drop) and the random direction's comma-only
-    ablation (a larger drop)."""
-    value, ci = _measure(results, name, metric)
-    threshold, requires = None, None
-    if claim.rule(metric).data_dependent:
-        drop, full, random = (_drop(results, n, metric) for n in (name, "das_all", "random_comma"))
-        threshold = 100 - COMMA_SHARE * full if metric == "accuracy" else COMMA_SHARE * full
-        requires = {f"> random comma-only drop ({random:.1f})": drop > random}
-    claim.check(value, case=metric, ci=ci, threshold=threshold, requires=requires, details=_details(results, name),
-                description=f"{name.replace('_', ' ')} ablation: {metric}")
+@pytest.mark.claim("A2")
+@pytest.mark.parametrize("positions", POSITIONS)
+def test_a2_random_direction_ablation_does_little(positions, sst_ablations, zero_shot_set, sst_gate, claim):
+    name = f"random_{positions}"
+    setup = "the paper's setup (BOS included)" if positions == "all" else "first position (BOS) left alone"
+    claim.check(
+        sst_ablations.estimate("ld_drop", name), preconditions=sst_gate[GATE],
+        description=f"random direction ablated like A1, {setup}: Δ% LD",
+        details=f"accuracy {sst_ablations.accuracy(name):.1f}%; DAS the same way: "
+                f"Δ% LD {sst_ablations.ld_drop(f'das_{positions}'):.1f}; " + _details(sst_ablations, zero_shot_set, name),
+    )
+
+
+def _check_comma_ablation(claim, name: str, metric: str, results, zero_shot_set, gate: dict[str, bool]) -> None:
+    """A3/A4 (module docstring): the raw value on the paper's model, else the paired net ratio."""
+    if claim.rule(metric).kind is ThresholdKind.PAPER:
+        estimate, preconditions = results.estimate(metric, name), gate
+        what = f"{metric} (the paper's number)"
+    else:
+        net_all = results.drop(metric, "das_all") - results.drop(metric, "random_all")
+        preconditions = gate | {"the all-positions DAS drop exceeds the random one's (the ratio's denominator > 0)":
+                                net_all > 0}
+        estimate = (results.net_ratio(metric, name, "random_comma", "das_all", "random_all") if net_all > 0
+                    else results.paired_difference(metric, name, "random_comma"))
+        what = (f"({metric} drop − random comma-only drop) / (all-positions DAS drop − random drop)" if net_all > 0
+                else f"ratio undefined (denominator {net_all:.2f} <= 0): the numerator, {metric} drop − random "
+                     "comma-only drop, is shown")
+    claim.check(
+        estimate, case=metric, preconditions=preconditions, description=f"{name.replace('_', ' ')} ablation: {what}",
+        details=f"{name} drop {results.drop(metric, name):.1f}, random comma-only {results.drop(metric, 'random_comma'):.1f}, "
+                f"DAS all {results.drop(metric, 'das_all'):.1f}, random all {results.drop(metric, 'random_all'):.1f}; "
+                + _details(results, zero_shot_set, name),
+    )
 
 
 @pytest.mark.claim("A3")
 @pytest.mark.parametrize("metric", ["accuracy", "ld_drop"])
-def test_a3_direction_ablation_at_commas(metric, sst_ablations, claim):
-    _check_comma_ablation(claim, "das_comma", metric, sst_ablations)
+def test_a3_direction_ablation_at_commas(metric, sst_ablations, zero_shot_set, sst_gate, claim):
+    _check_comma_ablation(claim, "das_comma", metric, sst_ablations, zero_shot_set, sst_gate[GATE])
 
 
 @pytest.mark.claim("A4")
 @pytest.mark.parametrize("metric", ["accuracy", "ld_drop"])
-def test_a4_mean_ablation_at_commas(metric, sst_ablations, claim):
-    _check_comma_ablation(claim, "mean_comma", metric, sst_ablations)
+def test_a4_mean_ablation_at_commas(metric, sst_ablations, zero_shot_set, sst_gate, claim):
+    _check_comma_ablation(claim, "mean_comma", metric, sst_ablations, zero_shot_set, sst_gate[GATE])
 
 
 @pytest.mark.claim("A5")
-def test_a5_frozen_attention_removes_comma_effect(sst_ablations, claim):
-    unfrozen, frozen = sst_ablations.ld_drop("das_comma"), sst_ablations.ld_drop("das_comma_frozen")
-    unfrozen_low, _ = sst_ablations.ld_drop_ci("das_comma")
+def test_a5_frozen_attention_removes_comma_effect(sst_ablations, zero_shot_set, sst_gate, claim):
+    unfrozen = sst_ablations.estimate("ld_drop", "das_comma")
+    frozen = sst_ablations.drop("ld_drop", "das_comma_frozen")
+    effect = {"the unfrozen comma-only drop's 95% CI lies above 0": unfrozen.ci_low > 0}
+    if unfrozen.value > 0:
+        estimate, what = sst_ablations.ratio("das_comma_frozen", "das_comma"), "frozen / unfrozen"
+    else:
+        estimate, what = sst_ablations.estimate("ld_drop", "das_comma_frozen"), "ratio undefined: frozen Δ% LD shown"
     claim.check(
-        frozen / unfrozen if unfrozen > 0 else float("nan"), requires={"unfrozen drop's CI above 0": unfrozen_low > 0},
-        description="comma-only DAS ablation with attention frozen / unfrozen, Δ% LD",
-        details=f"unfrozen Δ% LD {unfrozen:.2f} (CI low {unfrozen_low:.2f}), frozen {frozen:.2f}; all positions frozen: Δ% LD "
-                f"{sst_ablations.ld_drop('das_all_frozen'):.1f}, accuracy {sst_ablations.accuracy('das_all_frozen'):.1f}%",
+        estimate, preconditions=sst_gate[GATE] | effect,
+        description=f"comma-only DAS ablation, Δ% LD with attention frozen / unfrozen ({what})",
+        details=f"unfrozen Δ% LD {unfrozen.value:.2f} [{unfrozen.ci_low:.2f}, {unfrozen.ci_high:.2f}], frozen {frozen:.2f}; "
+                f"all positions frozen: Δ% LD {sst_ablations.ld_drop('das_all_frozen'):.1f}, accuracy "
+                f"{sst_ablations.accuracy('das_all_frozen'):.1f}%; {zero_shot_set.deviation()}",
     )

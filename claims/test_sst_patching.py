@@ -1,86 +1,105 @@
 """§5.2 and §6.2 P3–P5 (P7 in PAPER.md): toy-fitted sentiment directions patched onto real reviews (SST).
 
-Directions fitted on ToyMovieReview train at ADJ (§4) are patched at every position of residual
+Setup: directions fitted on ToyMovieReview train at ADJ (§4) are patched at every position of residual
 boundary L of the corrupted SST prompt, x' = x_corr + (d·x_clean − d·x_corr) d, with the CLASSIFICATION
-scaffold ``Review Text: {TEXT} Review Sentiment:`` (answers ` Positive`/` Negative`), and scored with
-the §5.1 metrics (centred) on the clean prompt's answers. Pairs are length-matched as in §2.3
-(``harness.sst_prompts``; cycled within each length group, so that no pair mixes lengths), from
-correctly classified sentences (as for the paper's pythia-1.4b table; ``harness.sst_patching``).
-Every layer where a method has a direction is swept: the cheap methods at every boundary, DAS only at
-its fitted layers (every 3rd on the embedded model). A method's value is its maximum over layers.
+scaffold ``Review Text: {TEXT} Review Sentiment:`` (answers ` Positive`/` Negative`), and scored with the
+§5.1 metrics on the clean prompt's answers. Pairs (``harness.sst_patching``): sentences of the held-out
+split (dev; the directions never see SST) of at most 20 tokens, classified correctly (centred LD > 0, §5.1),
+length-matched (§2.3, cycled within a length group), ``N_PAIRS`` of them drawn with ``suite_seed`` so
+that no sentence is in two pairs and clean labels are balanced (n and the counts are in the report).
+Centring (§5.1): per run, over all pairs of the set or of the bootstrap resample; with balanced pairs the
+bias cancels from % LD recovered, which then equals the authors'. Every layer where a method has a
+direction is swept (DAS only at its fitted, trained layers). Unit: the pair; every CI is a percentile
+bootstrap over pairs (1,000 resamples, seeded by ``suite_seed``).
 
-- P3: DAS at its best layer: % LD recovered and % logit flip (paper, pythia-1.4b: 47.0% and 53.5%
-  [3P, REV], ± 15 points); other models: >= 20% and >= 5× the largest |random| value over layers
-  (the floor is computed here from the data).
-- P4 (paper §6.2 P7): each method's best SST layer is intermediate, strictly inside the first and last
-  15% of the depth (|layer − n_layers/2| < 0.35 n_layers).
-- P5: DAS recovers at least as much % LD as each other method, within 5 points; P5.random: the random
-  direction recovers |% LD| <= 5% at every layer.
+- P3 (per metric: % LD recovered, % logit flip): DAS at the layer chosen on the other half of the pairs
+  (2-fold cross-fitting, folds stratified by label, the choice redone in every resample). Rule: >= 20%
+  (pythia-1.4b: the paper's 47.0% / 53.5% ± 15).
+- P4 (per method): relative depth (layer / n_layers) of the method's best layer by % LD recovered on all
+  pairs; the CI redoes the choice in every resample. Rule: |depth − 0.5| < 0.35.
+- P5 (per method other than DAS): DAS minus the method, % LD recovered (points), each cross-fitted over
+  the layers DAS was fitted at (the same candidate layers and folds for both; paired bootstrap). Rule:
+  > 0 (the paper's ordering).
+- P5.random: the random direction's largest |% LD recovered| over layers, the max redone in each
+  resample. Rule: |value| <= 5%.
 
-Choices: the shipped data has no SST test file, so the dev split is the held-out set (the directions
-never see SST); the paper's layer-sweep figure used the CONTINUATION scaffold, the suite's SST figure
-shows the CLASSIFICATION sweep that the claims use. Counts (sentences, pairs) are in the report.
+Gate: every claim here is "not applicable" unless P0.classification replicates (the model classifies
+SST with this scaffold; ``claims/test_sst_competence.py``); the values are measured and recorded anyway.
+The paper's "maximum over layers" per method stays in the report's sweep table as description.
 """
 
 from __future__ import annotations
 
 import pytest
+import torch
 
 from harness.direction_methods import methods
+from harness.statistics import bootstrap, selected
 
-GENERIC_MINIMUM, RANDOM_MULTIPLE = 20.0, 5.0
-INTERMEDIATE_MARGIN = 0.15
+GATE = "classification"
 
 
-def _largest_random(results, metric: str) -> float:
-    return max(abs(results.metric(metric, "random", layer)) for layer in results.layers("random"))
+def _pairs(results) -> str:
+    positive = int(results.labels.sum())
+    return f"{len(results.labels)} SST pairs ({positive} positive / {len(results.labels) - positive} negative clean)"
 
 
 @pytest.mark.claim("P3")
 @pytest.mark.parametrize("metric", ["ld_recovered", "logit_flip"])
-def test_p3_das_patching_transfers_to_sst(metric, sst_patching, claim):
+def test_p3_das_patching_transfers_to_sst(metric, sst_patching, sst_gate, claim):
     results = sst_patching.results
-    layer = results.best_layer("das", metric)
-    random = _largest_random(results, metric)
-    floor = max(GENERIC_MINIMUM, RANDOM_MULTIPLE * random)
+    fit = results.cross_fitted(metric, "das")
     claim.check(
-        results.metric(metric, "das", layer), case=metric, ci=results.metric_ci(metric, "das", layer),
-        threshold=floor if claim.rule(metric).data_dependent else None,
-        description=f"DAS patched onto SST pairs, {metric} at best layer",
-        details=f"best layer {layer}; {len(results.labels)} SST pairs; largest |random| over layers {random:.1f}%",
+        fit.estimate(), case=metric, preconditions=sst_gate[GATE],
+        description=f"DAS patched onto SST pairs, {metric} at the cross-fitted layer",
+        details=f"layers chosen per fold {list(fit.layers)} of {results.layers('das')}; {_pairs(results)}",
     )
 
 
 @pytest.mark.claim("P4")
 @pytest.mark.parametrize("method", methods(controls=False))
-def test_p4_best_sst_layer_is_intermediate(method, sst_patching, model, claim):
+def test_p4_best_sst_layer_is_intermediate(method, sst_patching, sst_gate, model, claim):
     results = sst_patching.results
-    layer = results.best_layer(method, "ld_recovered")
+    layers = results.layers(method)
+    estimate = selected(results.at_layer("ld_recovered", method), layers, len(results.labels),
+                        value_of=lambda layer: layer / model.n_layers)
+    best = round(estimate.value * model.n_layers)
     claim.check(
-        layer, centre=model.n_layers / 2, threshold=(0.5 - INTERMEDIATE_MARGIN) * model.n_layers,
-        description=f"{method}: best SST patching layer (% LD recovered)",
-        details=f"{results.metric('ld_recovered', method, layer):.1f}% recovered there; "
-                f"layers swept: {results.layers(method)[0]}..{results.layers(method)[-1]} of {model.n_layers}",
+        estimate, preconditions=sst_gate[GATE],
+        description=f"{method}: relative depth of the best SST patching layer (% LD recovered)",
+        details=f"layer {best} of {model.n_layers} ({results.metric('ld_recovered', method, best):.1f}% recovered "
+                f"there); layers swept {layers[0]}..{layers[-1]} ({len(layers)}); {_pairs(results)}",
     )
 
 
 @pytest.mark.claim("P5")
 @pytest.mark.parametrize("method", [m for m in methods(controls=False) if m != "das"])
-def test_p5_das_at_least_as_good_as_other_methods(method, sst_patching, claim):
+def test_p5_das_at_least_as_good_as_other_methods(method, sst_patching, sst_gate, claim):
     results = sst_patching.results
-    das_layer, other_layer = results.best_layer("das"), results.best_layer(method)
-    das, other = results.metric("ld_recovered", "das", das_layer), results.metric("ld_recovered", method, other_layer)
+    das_layers = results.layers("das")
+    das = results.cross_fitted("ld_recovered", "das", layers=das_layers)
+    other = results.cross_fitted("ld_recovered", method, layers=das_layers)
     claim.check(
-        das - other, description=f"DAS minus {method}, best-layer % LD recovered on SST",
-        details=f"DAS {das:.1f}% (L{das_layer}); {method} {other:.1f}% (L{other_layer})",
+        das.minus(other), preconditions=sst_gate[GATE],
+        description=f"DAS minus {method}, cross-fitted % LD recovered on the same SST pairs (points)",
+        details=f"DAS {das.value:.1f}% (fold layers {list(das.layers)}); {method} {other.value:.1f}% (fold layers "
+                f"{list(other.layers)}); candidate layers {das_layers}; {_pairs(results)}",
     )
 
 
 @pytest.mark.claim("P5.random")
-def test_p5_random_direction_recovers_nothing_on_sst(sst_patching, claim):
+def test_p5_random_direction_recovers_nothing_on_sst(sst_patching, sst_gate, claim):
     results = sst_patching.results
-    layer = max(results.layers("random"), key=lambda l: abs(results.metric("ld_recovered", "random", l)))
+    layers, at_layer = results.layers("random"), results.at_layer("ld_recovered", "random")
+
+    def largest(index: torch.Tensor) -> torch.Tensor:
+        index = index if index.dim() == 2 else index[None]
+        return torch.stack([at_layer(layer, index) for layer in layers]).abs().amax(0).squeeze()
+
+    estimate = bootstrap(largest, torch.arange(len(results.labels)), unit="pairs")
+    worst = max(layers, key=lambda layer: abs(results.metric("ld_recovered", "random", layer)))
     claim.check(
-        results.metric("ld_recovered", "random", layer), ci=results.metric_ci("ld_recovered", "random", layer),
-        description="random direction on SST, largest |% LD recovered| over layers", details=f"worst layer {layer}",
+        estimate, preconditions=sst_gate[GATE],
+        description="random direction on SST, largest |% LD recovered| over layers (max redone per resample)",
+        details=f"worst layer {worst} of {len(layers)} swept; {_pairs(results)}",
     )

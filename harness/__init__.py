@@ -22,7 +22,8 @@ Directions (§4)
 - ``direction_methods``: the registry of methods; ``direction_fitting``: fitting them on ToyMovieReview.
 
 Experiments (§5, §6)
-- ``metrics``: centred logit difference, accuracy, % recovered, % flip, bootstrap CIs (§5.1).
+- ``metrics``: centred logit difference, accuracy, % recovered, % flip (§5.1).
+- ``statistics``: estimates with 95% CIs (bootstrap, Wilson, cross-fitted layer choice) that decide claims.
 - ``sweep``: the directional-patching layer sweep (§5.2, §6.2); ``sst_patching``: the same onto SST pairs.
 - ``ablation``: directional and mean ablation; ``sst_ablations``: the zero-shot SST set and its ablations (§5.3).
 - ``value_patching`` and ``summarization``: value resampling and the summarization motif (§5.7).
@@ -32,7 +33,8 @@ Experiments (§5, §6)
   ``generation``, ``steering``: activation addition (§5.5); ``negation`` (§5.6).
 
 Claims and the report
-- ``declaration``: what a claim declaration is; ``claims_declared``: every claim, declared once.
+- ``declaration``: what a claim declaration is, and how its rule decides a verdict from a CI;
+  ``claims_declared``: every claim, declared once.
 - ``claim_record``: one decided claim row; ``expectations``: per-model records of non-replications.
 - ``report``: the replication report writer; ``rendering``: one renderer per recorded result type.
 """

@@ -1,23 +1,30 @@
 """The ToyMovieReview sentiment circuit, found by path patching (paper §6.4; §5.2 for the direction patch).
 
-``find_circuit`` runs, on clean/corrupted prompt pairs (the ToyMovieReview test pairs of §2.1):
+The circuit is *chosen* on one set of clean/corrupted pairs (the ToyMovieReview train pairs) and
+*scored* on another (the test pairs, §2.1), so the data that picks the heads does not score them.
+``find_circuit`` runs:
 
 1. stage-1 path patching, every head and MLP → final residual at the last position
-   (``harness.path_patching.path_patch_to_logits``);
-2. head roles of the ``top_heads`` heads with the largest |effect|, from clean attention patterns
-   (``harness.head_roles``);
+   (``harness.path_patching.path_patch_to_logits``), on the selection pairs (it ranks the heads) and on
+   the test pairs (K1 scores the selection's top heads' share of the test effects);
+2. head roles of the ``top_heads`` heads with the largest |selection effect|, from the selection pairs'
+   clean attention patterns (``harness.head_roles``);
 3. stage-2 path patching into the query, key and value inputs of the receivers: the ``n_receivers``
    first summary readers found in (2), or, if none is one, the top heads attending most from the last
-   position to SBJ2 (``choose_receivers``), on a balanced subset of ``stage2_pairs`` pairs
+   position to SBJ2 (``choose_receivers``), on a balanced subset of ``stage2_pairs`` selection pairs
    (``balanced_pairs``: stage 2 re-runs the layers after the receivers once per sender and pair);
 4. the circuit: the ``n_direct`` top stage-1 heads plus the ``n_writers`` top stage-2 head senders by
    their largest |effect| over q/k/v (``assemble_circuit``, "about 9" heads); its head outputs patched
-   clean → corrupted, in full and along the sentiment direction only (at the residual layer nearest to
-   the one each head writes into, ``direction_layers``), at all positions and at ADJ+VRB only (K2);
-5. the residual stream patched clean → corrupted at SBJ2 alone, every mid layer n/3 .. 2n/3 (K3).
+   clean → corrupted on the *test* pairs, in full and along the sentiment direction only (at the
+   residual layer nearest to the one each head writes into among the layers ``directions`` has: pass
+   only directions that trained), at all positions and at ADJ+VRB only (K2). Without any direction the
+   direction-only variants are not run;
+5. the residual stream patched clean → corrupted at SBJ2 alone on the test pairs, every mid layer
+   n/3 .. 2n/3 (K3; the layer is chosen by the claim, on other test pairs than it scores).
 
-Steps 1, 3 (one per input kind), 4 and 5 are *stages*, each computed through a ``StageRunner``
-(``run_stage(name, key, compute)``): the session fixture caches each on disk by ``key`` and times it.
+Steps 1 (once per pair set), 3 (one per input kind), 4 and 5 are *stages*, each computed through a
+``StageRunner`` (``run_stage(name, key, compute)``; ``key`` holds the pairs' tokens): the session fixture
+caches each on disk by ``key`` and times it.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from harness.circuit_patching import patch_head_outputs
 from harness.forward import block_inputs, run_from
 from harness.head_roles import HeadRole, classify_heads
 from harness.interventions import edit_hook, full_patch, position_mask
-from harness.metrics import sentiment_score
+from harness.metrics import logit_diff_recovered, sentiment_score
 from harness.path_patching import (
     INPUT_KINDS, ComponentCache, Node, component_cache, final_scores, path_effect, path_patch_to_heads,
     path_patch_to_logits,
@@ -56,7 +63,7 @@ class CircuitSettings:
     n_receivers: int = 3  # summary readers used as stage-2 receivers (the paper's 8.5, 9.2, 9.10)
     n_direct: int = 6  # circuit = top stage-1 heads ...
     n_writers: int = 3  # ... + top stage-2 writers ("about 9" heads)
-    stage2_pairs: int = 16  # a balanced subset of the test pairs (the first 8 of each clean label)
+    stage2_pairs: int = 16  # a balanced subset of the selection pairs (the first 8 of each clean label)
     direction_method: str = "das"  # the direction of the direction-only patch (§4's DAS)
 
 
@@ -64,39 +71,71 @@ CIRCUIT = CircuitSettings()
 
 
 @dataclass(frozen=True)
-class CircuitResults:
-    """Sentiment scores (per test pair) of every run behind claims K1–K3, and the choices made."""
+class DirectEffects:
+    """Stage 1 on one set of pairs: each sender's path score per pair, with the clean/corrupted scores."""
 
+    senders: list[Node]
+    scores: Float[Tensor, "sender pair"]
     labels: Int[Tensor, "pair"]
     clean: Float[Tensor, "pair"]
     corrupted: Float[Tensor, "pair"]
-    senders: list[Node]
-    direct: Float[Tensor, "sender pair"]  # stage 1
+
+    def effects(self) -> Float[Tensor, "sender"]:
+        return path_effect(self.scores, self.clean, self.corrupted, self.labels)
+
+    def head_effects(self) -> tuple[list[Node], Tensor]:
+        """Effects of the heads only (MLPs dropped)."""
+        return head_effects(self.senders, self.effects())
+
+    def head_scores(self) -> tuple[list[Node], Float[Tensor, "head pair"]]:
+        """The heads' per-pair scores (for a bootstrap over pairs: ``path_effect`` of resampled columns)."""
+        index = [i for i, node in enumerate(self.senders) if not node.is_mlp]
+        return [self.senders[i] for i in index], self.scores[index]
+
+
+@dataclass(frozen=True)
+class CircuitResults:
+    """Everything behind claims K1–K3: stage 1 on the selection (train) and test pairs, the choices made
+    on the selection pairs, and the test pairs' scores of the circuit and summary-position patches."""
+
+    selection: DirectEffects  # stage 1 on the pairs that choose the circuit
+    test: DirectEffects  # stage 1 on the pairs that score it
     roles: list[HeadRole]
     receivers: list[Node]
     to_receivers: dict[str, tuple[list[Node], Tensor]]  # kind -> (head senders, [sender, stage-2 pair])
-    stage2_pairs: Int[Tensor, "n"]  # indices of the test pairs stage 2 uses
+    stage2_pairs: Int[Tensor, "n"]  # indices of the selection pairs stage 2 uses
     circuit: list[Node]
-    direction_layers: dict[int, int]  # head layer -> residual layer of the direction used
-    circuit_patch: dict[str, Tensor]  # "full/all", "full/ADJ+VRB", "direction/all", "direction/ADJ+VRB"
-    summary_patch: dict[int, Tensor]  # resid layer -> scores, SBJ2 patched
+    direction_layers: dict[int, int]  # head layer -> residual layer of the direction used ({}: no direction)
+    circuit_patch: dict[str, Tensor]  # test pairs: "full/all", "full/ADJ+VRB"[, "direction/all", "direction/ADJ+VRB"]
+    summary_patch: dict[int, Tensor]  # resid layer -> test-pair scores, SBJ2 patched
     n_layers: int
     n_heads: int
     settings: CircuitSettings
 
-    def effects(self, scores: Tensor) -> Tensor:
-        return path_effect(scores, self.clean, self.corrupted, self.labels)
+    @property
+    def labels(self) -> Tensor:  # the test pairs' (every patch below is scored on them)
+        return self.test.labels
+
+    @property
+    def clean(self) -> Tensor:
+        return self.test.clean
+
+    @property
+    def corrupted(self) -> Tensor:
+        return self.test.corrupted
 
     def head_effects(self) -> tuple[list[Node], Tensor]:
-        """Stage-1 effects of the heads only (MLPs dropped)."""
-        return head_effects(self.senders, self.effects(self.direct))
+        """Stage-1 effects of the heads on the selection pairs (the ranking)."""
+        return self.selection.head_effects()
 
     def top_heads(self, k: int) -> list[Node]:
+        """The ``k`` heads of largest |effect| on the selection pairs."""
         return top_heads(*self.head_effects(), k)
 
     def writer_effects(self) -> tuple[list[Node], Tensor]:
-        """Stage-2 head senders' largest |effect| over the query, key and value inputs."""
-        return writer_effects(self.to_receivers, self.clean, self.corrupted, self.labels, self.stage2_pairs)
+        """Stage-2 head senders' largest |effect| over the query, key and value inputs (selection pairs)."""
+        s = self.selection
+        return writer_effects(self.to_receivers, s.clean, s.corrupted, s.labels, self.stage2_pairs)
 
 
 def head_effects(senders: list[Node], effects: Float[Tensor, "sender"]) -> tuple[list[Node], Tensor]:
@@ -119,6 +158,32 @@ def writer_effects(
     stacked = torch.stack([path_effect(scores, clean[rows], corrupted[rows], labels[rows])
                            for _, scores in to_receivers.values()])
     return senders, stacked.abs().max(0).values
+
+
+def share_of(top: list[int]):
+    """K1's statistic: the share of the summed |path effect| over heads carried by the heads ``top``
+    (rows of ``scores`` [head, (resamples,) pair]); for ``harness.statistics.bootstrap`` over pairs."""
+    def statistic(scores, clean, corrupted, labels):
+        magnitude = path_effect(scores, clean, corrupted, labels).abs()  # [head, *resamples]
+        return magnitude[top].sum(0) / magnitude.sum(0)
+    return statistic
+
+
+def named_heads_among_top(heads: list[str], named: tuple[str, ...], k: int):
+    """K1.paper_heads's statistic: how many of ``named`` heads are among the ``k`` of largest |path
+    effect| (the ranking redone on each resample of pairs)."""
+    is_named = torch.tensor([name in named for name in heads])
+
+    def statistic(scores, clean, corrupted, labels):
+        magnitude = path_effect(scores, clean, corrupted, labels).abs()
+        return is_named[magnitude.topk(k, dim=0).indices].sum(0).double()
+    return statistic
+
+
+def ld_ratio(direction, full, clean, corrupted, labels):
+    """K2.direction's statistic: % LD recovered by the direction-only patch / by the full patch (paired:
+    the same pairs in numerator and denominator)."""
+    return logit_diff_recovered(direction, clean, corrupted, labels) / logit_diff_recovered(full, clean, corrupted, labels)
 
 
 def balanced_pairs(labels: Int[Tensor, "pair"], n: int) -> Int[Tensor, "n"]:
@@ -174,6 +239,11 @@ def stage1(bridge, clean: ComponentCache, corrupted: ComponentCache, answer_ids:
             "corrupted": final_scores(bridge, corrupted.resid[-1][:, -1], answer_ids)}
 
 
+def direct_effects(stage: dict, labels: Tensor) -> DirectEffects:
+    return DirectEffects([Node(*n) for n in stage["senders"]], stage["scores"], labels, stage["clean"],
+                         stage["corrupted"])
+
+
 def stage2(bridge, clean: ComponentCache, corrupted: ComponentCache, receivers: list[Node], kind: str,
            answer_ids: Tensor) -> tuple[list[tuple[int, int]], Tensor]:
     """Stage 2's head senders as (layer, head) and their scores into the receivers' ``kind`` input."""
@@ -183,13 +253,15 @@ def stage2(bridge, clean: ComponentCache, corrupted: ComponentCache, receivers: 
 
 def patch_circuit(
     bridge, clean: ComponentCache, corrupted: ComponentCache, circuit: list[Node], answer_ids: Tensor,
-    masks: dict[str, Bool[Tensor, "batch pos"] | None], directions: dict[int, Float[Tensor, "d_model"]],
+    masks: dict[str, Bool[Tensor, "batch pos"] | None], directions: dict[int, Float[Tensor, "d_model"]] | None,
 ) -> dict[str, Tensor]:
     """K2: scores of the corrupted run with the circuit's head outputs patched from clean, ``full`` or
-    along ``directions`` only, at the positions of each mask: keys ``"{variant}/{mask name}"``."""
+    along ``directions`` only (not run when ``directions`` is None), at the positions of each mask: keys
+    ``"{variant}/{mask name}"``."""
+    variants = ("full",) if directions is None else ("full", "direction")
     return {f"{variant}/{where}": patch_head_outputs(bridge, corrupted, clean, circuit, answer_ids, mask,
                                                       directions if variant == "direction" else None)
-            for variant in ("full", "direction") for where, mask in masks.items()}
+            for variant in variants for where, mask in masks.items()}
 
 
 def patch_summary_position(
@@ -209,57 +281,75 @@ def patch_summary_position(
     return out
 
 
+class _Runs:
+    """The clean and corrupted component caches of one pair set, made only when a stage is computed."""
+
+    def __init__(self, bridge, pairs: PromptPairs):
+        self.bridge, self.pairs, self._runs = bridge, pairs, []
+
+    def __call__(self) -> list[ComponentCache]:
+        if not self._runs:
+            self._runs.extend([component_cache(self.bridge, self.pairs.clean.tokens),
+                               component_cache(self.bridge, self.pairs.corrupted.tokens)])
+        return self._runs
+
+
+def pairs_key(pairs: PromptPairs) -> tuple:
+    return (pairs.clean.tokens, pairs.corrupted.tokens, pairs.answer_ids)
+
+
 def find_circuit(
-    bridge, pairs: PromptPairs, directions: dict[int, Float[Tensor, "d_model"]],
+    bridge, selection_pairs: PromptPairs, test_pairs: PromptPairs, directions: dict[int, Float[Tensor, "d_model"]],
     run_stage: StageRunner = run_uncached, settings: CircuitSettings = CIRCUIT,
 ) -> CircuitResults:
-    """Steps 1–5 of the module docstring on ``pairs``; ``directions`` are the fitted sentiment
-    directions by residual layer (those of ``settings.direction_method``)."""
-    labels, answers, positions = pairs.clean.labels, pairs.answer_ids, pairs.clean.positions
-    runs: list[ComponentCache] = []
+    """Steps 1–5 of the module docstring: chosen on ``selection_pairs``, scored on ``test_pairs``;
+    ``directions`` are the sentiment directions by residual layer (those of ``settings.direction_method``
+    at the layers where it trained; empty: no direction-only patch)."""
+    answers = test_pairs.answer_ids
+    selection_runs, test_runs = _Runs(bridge, selection_pairs), _Runs(bridge, test_pairs)
+    selection_key, test_key = pairs_key(selection_pairs), pairs_key(test_pairs)
 
-    def caches() -> list[ComponentCache]:  # the two cached runs, made only when a stage is computed
-        if not runs:
-            runs.extend([component_cache(bridge, pairs.clean.tokens), component_cache(bridge, pairs.corrupted.tokens)])
-        return runs
+    chosen = direct_effects(run_stage("stage1-selection", selection_key,
+                                      lambda: stage1(bridge, *selection_runs(), selection_pairs.answer_ids)),
+                            selection_pairs.clean.labels)
+    scored = direct_effects(run_stage("stage1-test", test_key, lambda: stage1(bridge, *test_runs(), answers)),
+                            test_pairs.clean.labels)
+    heads, effects = chosen.head_effects()
 
-    first = run_stage("stage1", (), lambda: stage1(bridge, *caches(), answers))
-    senders = [Node(*n) for n in first["senders"]]
-    effects = path_effect(first["scores"], first["clean"], first["corrupted"], labels)
-    heads, effects = head_effects(senders, effects)
-
-    patterns = attention_patterns(bridge, pairs.clean.tokens)
+    positions = selection_pairs.clean.positions
+    patterns = attention_patterns(bridge, selection_pairs.clean.tokens)
     top = top_heads(heads, effects, settings.top_heads)
     roles = classify_heads(patterns, positions, [(n.layer, n.head) for n in top])
     receivers = choose_receivers(roles, top, patterns, int(positions["SBJ2"][0]), settings.n_receivers)
 
     receivers_key = [(n.layer, n.head) for n in receivers]
-    rows = balanced_pairs(labels, settings.stage2_pairs)
+    rows = balanced_pairs(chosen.labels, settings.stage2_pairs)
     to_receivers = {}
     for kind in INPUT_KINDS:
-        compute = lambda kind=kind: stage2(bridge, *(run.rows(rows) for run in caches()), receivers, kind, answers)
-        kind_senders, scores = run_stage(f"stage2-{kind}", (receivers_key, rows), compute)
+        compute = lambda kind=kind: stage2(bridge, *(run.rows(rows) for run in selection_runs()), receivers, kind,
+                                           selection_pairs.answer_ids)
+        kind_senders, scores = run_stage(f"stage2-{kind}", (*selection_key, receivers_key, rows), compute)
         to_receivers[kind] = ([Node(*n) for n in kind_senders], scores)
 
-    writers, writer_effect = writer_effects(to_receivers, first["clean"], first["corrupted"], labels, rows)
+    writers, writer_effect = writer_effects(to_receivers, chosen.clean, chosen.corrupted, chosen.labels, rows)
     circuit = assemble_circuit(top_heads(heads, effects, settings.n_direct), writers, writer_effect,
                                settings.n_direct + settings.n_writers)
-    layers = direction_layers(circuit, list(directions))
+    layers = direction_layers(circuit, list(directions)) if directions else {}
     head_directions = {layer: directions[resid] for layer, resid in layers.items()}
-    n_positions = pairs.clean.tokens.shape[1]
-    masks = {"all": None, "ADJ+VRB": position_mask(positions["ADJ"], n_positions)
-             | position_mask(positions["VRB"], n_positions)}
-    circuit_key = ([(n.layer, n.head) for n in circuit], head_directions, masks)
+    test_positions = test_pairs.clean.positions
+    n_positions = test_pairs.clean.tokens.shape[1]
+    masks = {"all": None, "ADJ+VRB": position_mask(test_positions["ADJ"], n_positions)
+             | position_mask(test_positions["VRB"], n_positions)}
+    circuit_key = (*test_key, [(n.layer, n.head) for n in circuit], head_directions, masks)
     circuit_patch = run_stage("circuit-patch", circuit_key,
-                              lambda: patch_circuit(bridge, *caches(), circuit, answers, masks, head_directions))
+                              lambda: patch_circuit(bridge, *test_runs(), circuit, answers, masks, head_directions or None))
 
     summary_layers = mid_layers(bridge.cfg.n_layers)
-    summary = position_mask(positions["SBJ2"], n_positions)
-    summary_patch = run_stage("summary-patch", (summary_layers, summary),
-                              lambda: patch_summary_position(bridge, *caches(), summary, summary_layers, answers))
+    summary = position_mask(test_positions["SBJ2"], n_positions)
+    summary_patch = run_stage("summary-patch", (*test_key, summary_layers, summary),
+                              lambda: patch_summary_position(bridge, *test_runs(), summary, summary_layers, answers))
     return CircuitResults(
-        labels=labels, clean=first["clean"], corrupted=first["corrupted"], senders=senders, direct=first["scores"],
-        roles=roles, receivers=receivers, to_receivers=to_receivers, stage2_pairs=rows, circuit=circuit,
-        direction_layers=layers, circuit_patch=circuit_patch, summary_patch=summary_patch,
-        n_layers=bridge.cfg.n_layers, n_heads=bridge.cfg.n_heads, settings=settings,
+        selection=chosen, test=scored, roles=roles, receivers=receivers, to_receivers=to_receivers,
+        stage2_pairs=rows, circuit=circuit, direction_layers=layers, circuit_patch=circuit_patch,
+        summary_patch=summary_patch, n_layers=bridge.cfg.n_layers, n_heads=bridge.cfg.n_heads, settings=settings,
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from harness.declaration import Claim, Rule
+from harness.declaration import Claim, Rule, Verdict
+from harness.statistics import Estimate
 
 
 @dataclass
@@ -16,42 +17,57 @@ class ClaimRecord:
     description: str  # what this test row measured
     paper_value: str  # what the paper reports, with its model and source tag
     measured: float
+    ci_low: float
+    ci_high: float
+    n: int  # independent units the estimate rests on
+    n_unit: str  # what a unit is ("pairs", "sentences", ...)
+    ci_method: str  # how the CI was made (bootstrap, Wilson, cross-fitted selection, ...)
     threshold: float
     passes_when: str  # above, below or abs_below (the declaration's rule)
     threshold_kind: str  # paper, paper-qualitative, generic or suite control
     tolerance: str  # the pass condition in words, e.g. ">= 0.75"
     threshold_source: str  # the kind, with the paper's model when the kind is "paper"
-    passed: bool
-    ci_low: float | None = None
-    ci_high: float | None = None
+    verdict: str  # replicates, does not replicate, inconclusive, not applicable
+    passed: bool  # verdict == replicates
+    undefined_resamples: int = 0
+    n_to_decide: int | None = None  # inconclusive rows: the n at which this CI width would decide
+    centre: float | None = None  # abs_below rules: the value the distance is measured from
     unit: str = ""
     details: str = ""
     case: str | None = None
-    requires: dict[str, bool] = field(default_factory=dict)  # further conditions the pass needs
+    preconditions: dict[str, bool] = field(default_factory=dict)  # all must hold, else "not applicable"
 
     @classmethod
-    def decide(cls, claim: Claim, rule: Rule, measured: float, *, case: str | None = None,
-               ci: tuple[float, float] | None = None, description: str | None = None, details: str = "",
-               requires: dict[str, bool] | None = None) -> "ClaimRecord":
-        requires = dict(requires or {})
+    def decide(cls, claim: Claim, rule: Rule, estimate: Estimate, *, case: str | None = None,
+               description: str | None = None, details: str = "",
+               preconditions: dict[str, bool] | None = None) -> "ClaimRecord":
+        preconditions = {name: bool(held) for name, held in (preconditions or {}).items()}
         paper = claim.paper_value(case)
         source = rule.kind.value + (f" ({paper.model})" if rule.kind.value == "paper" and paper.model else "")
-        tolerance = rule.describe(claim.unit.strip() if claim.unit.strip() == "%" else "")
+        verdict = (rule.decide(estimate.ci_low, estimate.ci_high) if all(preconditions.values())
+                   else Verdict.NOT_APPLICABLE)
+        n_to_decide = (rule.n_to_decide(estimate.value, estimate.ci_low, estimate.ci_high, estimate.n)
+                       if verdict is Verdict.INCONCLUSIVE else None)
         return cls(
             claim=claim.id, section=claim.section, statement=claim.statement,
-            description=description or claim.statistic, paper_value=str(paper), measured=float(measured),
-            threshold=float(rule.threshold), passes_when=rule.passes_when, threshold_kind=rule.kind.value,
-            tolerance=", ".join([tolerance, *requires]), threshold_source=source,
-            passed=rule.passes(float(measured)) and all(requires.values()),
-            ci_low=None if ci is None else float(ci[0]), ci_high=None if ci is None else float(ci[1]),
-            unit=claim.unit.strip(), details=details, case=case, requires=requires,
+            description=description or claim.statistic, paper_value=str(paper), measured=estimate.value,
+            ci_low=estimate.ci_low, ci_high=estimate.ci_high, n=estimate.n, n_unit=estimate.unit,
+            ci_method=estimate.describe_ci(), threshold=float(rule.threshold), passes_when=rule.passes_when,
+            threshold_kind=rule.kind.value, tolerance=rule.describe(claim.unit.strip() if claim.unit.strip() == "%" else ""),
+            threshold_source=source, verdict=verdict.value, passed=verdict is Verdict.REPLICATES,
+            undefined_resamples=estimate.undefined, n_to_decide=n_to_decide,
+            centre=rule.centre if rule.passes_when == "abs_below" else None, unit=claim.unit.strip(),
+            details=details, case=case, preconditions=preconditions,
         )
 
     def measured_text(self) -> str:
         value = _fmt(self.measured)
-        if self.ci_low is not None and self.ci_high is not None and math.isfinite(self.ci_low):
+        if self.ci_low != self.ci_high or self.ci_low != self.measured:
             value += f" [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}]"
         return value + (f" {self.unit}" if self.unit else "")
+
+    def failed_preconditions(self) -> list[str]:
+        return [name for name, held in self.preconditions.items() if not held]
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -5,12 +5,18 @@ subsample of the SST-2 train sentences (``sample_corpus``) and every token takes
 label (``harness/lexicon.py``). ``project_corpus`` reads each sentence's residuals at the early layer
 (BOS and padding left out), checks that the model's tokens are the tokenizer's (so each label sits on
 its own token), projects them onto every direction as a cosine, and adds the chance spread: the AUROC
-of ``RANDOM_NULL_DIRECTIONS`` seeded random directions (``random_null_aurocs``).
+of ``RANDOM_NULL_DIRECTIONS`` seeded random directions (``random_null_aurocs``), unoriented like the
+paper's random baseline (a random direction's sign is not fitted to the labels, so its AUROC spreads
+around 0.5 on both sides), seeded by the session's seed.
+
+``CorpusProjections`` holds every token's projection, label and sentence, and gives each method's
+tail score and AUROC as estimates whose CI resamples sentences (``harness.correlation.by_sentence``),
+under the session's seed, computed once and shared by the claims and the report.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -18,14 +24,19 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from harness.correlation import auroc, cosine_projections, residuals_at
+from harness.correlation import (
+    SENTENCE_RESAMPLES, auroc, auroc_of_counts, by_sentence, cosine_projections, residuals_at, tail_score_of_counts,
+)
 from harness.early_directions import EarlyDirections
 from harness.lexicon import VaderLabeller
 from harness.sst import SSTSplit
+from harness.statistics import Estimate, seeded
 
 CORPUS_SENTENCES = 3000  # SST-2 train sentences projected (a seeded subsample, for the time budget)
-CORPUS_SEED = 0
+CORPUS_SEED = 0  # the corpus is data: the same sentences under every --seeds seed
 RANDOM_NULL_DIRECTIONS = 100  # seeded random directions whose AUROCs show the chance spread
+NULL_QUANTILE = 0.975  # R1.auroc's threshold: this quantile of the null where it exceeds AUROC_FLOOR
+AUROC_FLOOR = 0.8
 
 
 @dataclass(frozen=True)
@@ -59,23 +70,25 @@ def aligned_token_labels(
 
 def random_null_aurocs(
     resid: Float[Tensor, "n d_model"], labels: Int[Tensor, "n"], count: int = RANDOM_NULL_DIRECTIONS,
-    seed: int = CORPUS_SEED,
+    seed: int = 0,
 ) -> Float[Tensor, "count"]:
-    """The AUROC of each of ``count`` random Gaussian directions (seeded): chance's spread on this corpus."""
+    """The AUROC of each of ``count`` random Gaussian directions (seeded), each with the sign it was
+    drawn with (unoriented): chance's spread on this corpus."""
     null = torch.randn(count, resid.shape[1], generator=torch.Generator().manual_seed(seed))
     return torch.tensor([auroc(cosine_projections(resid, d), labels) for d in null])
 
 
 def project_corpus(bridge, tokenizer, texts: Sequence[str], layer: int, directions: Mapping[str, Tensor],
-                   labeller: VaderLabeller, prepend_bos: bool) -> dict:
-    """The cached payload: ``labels`` [n_tokens], ``projections`` (method -> [n_tokens]) and
-    ``random_null_auroc`` [RANDOM_NULL_DIRECTIONS], over every token of ``texts`` at boundary ``layer``."""
+                   labeller: VaderLabeller, prepend_bos: bool, null_seed: int = 0) -> dict:
+    """The cached payload: ``labels`` [n_tokens], ``sentence_lengths`` [n_texts] (tokens per text, in
+    order), ``projections`` (method -> [n_tokens]) and ``random_null_auroc`` [RANDOM_NULL_DIRECTIONS]
+    (seeded with ``null_seed``), over every token of ``texts`` at boundary ``layer``."""
     resid = residuals_at(bridge, texts, layer, prepend_bos)
     labels = aligned_token_labels(tokenizer, labeller, texts, resid)
     stacked = torch.cat(resid)
-    return {"labels": labels,
+    return {"labels": labels, "sentence_lengths": torch.tensor([rows.shape[0] for rows in resid]),
             "projections": {m: cosine_projections(stacked, d) for m, d in directions.items()},
-            "random_null_auroc": random_null_aurocs(stacked, labels)}
+            "random_null_auroc": random_null_aurocs(stacked, labels, seed=null_seed)}
 
 
 @dataclass(frozen=True)
@@ -89,3 +102,40 @@ class CorpusProjections:
     random_null_auroc: torch.Tensor  # AUROC of each of RANDOM_NULL_DIRECTIONS seeded random directions
     early: EarlyDirections  # the directions projected onto
     labeller: str  # the labeller's description
+    sentence_lengths: torch.Tensor  # [n_sentences] tokens per sentence, in the order of ``labels``
+    seed: int = 0  # the session's seed: the null's directions and the sentence bootstrap
+    resamples: int = SENTENCE_RESAMPLES
+    _estimates: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def sentence_ids(self) -> torch.Tensor:
+        """Each token's sentence (the bootstrap's unit)."""
+        return torch.repeat_interleave(torch.arange(len(self.sentence_lengths)), self.sentence_lengths)
+
+    def _estimate(self, statistic: str, method: str) -> Estimate:
+        if (statistic, method) not in self._estimates:
+            of_counts = {"tail_score": tail_score_of_counts, "auroc": auroc_of_counts}[statistic]
+            with seeded(self.seed):
+                self._estimates[statistic, method] = by_sentence(
+                    of_counts(self.projections[method], self.labels, self.sentence_ids), len(self.sentence_lengths),
+                    self.resamples)
+        return self._estimates[statistic, method]
+
+    def tail_score(self, method: str) -> Estimate:
+        """§5.4's tail score of ``method``'s projection, CI over sentences."""
+        return self._estimate("tail_score", method)
+
+    def auroc(self, method: str) -> Estimate:
+        """The AUROC of ``method``'s projection, lexicon-positive vs -negative tokens, CI over sentences."""
+        return self._estimate("auroc", method)
+
+    def null_range(self) -> tuple[float, float, float]:
+        """The random-direction null's 2.5%, 50% and 97.5% quantiles."""
+        low, median, high = torch.quantile(self.random_null_auroc.double(),
+                                           torch.tensor([0.025, 0.5, 0.975], dtype=torch.float64)).tolist()
+        return low, median, high
+
+    @property
+    def auroc_threshold(self) -> float:
+        """R1.auroc's threshold: AUROC_FLOOR, or the null's NULL_QUANTILE quantile where that is higher."""
+        return max(AUROC_FLOOR, float(torch.quantile(self.random_null_auroc.double(), NULL_QUANTILE)))

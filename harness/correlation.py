@@ -12,6 +12,13 @@ normalised too, as in the authors' ``utils/neuroscope.py``) and compared with to
 - ``auroc``: the area under the ROC curve separating positive from negative tokens by projection
   (neutral tokens left out); 0.5 is chance, 1 a perfect + = positive ordering.
 
+Their CIs resample *sentences*, not tokens (the tokens of one sentence share its context and are not
+independent): ``by_sentence`` draws sentences with replacement and keeps all their tokens, which is
+the same as giving every token its sentence's draw count as a weight. ``weighted_tail_score`` and
+``weighted_auroc`` evaluate the statistics under such weights for many resamples at once (the order
+of the tokens by projection is the same in every resample, so each is a sort done once and cumulative
+sums); with weights 1 they equal ``tail_score`` and ``auroc``.
+
 ``residuals_at`` reads a corpus's residuals at one layer running only the blocks before it, batched by
 length. Layers are given for gpt2-small's 12 in the paper; ``layer_at_depth`` carries one to another
 model at the same fraction of depth.
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -30,11 +37,14 @@ from torch import Tensor
 from harness import hook_names
 from harness.forward import activations
 from harness.interventions import unit
-from harness.lexicon import NEUTRAL, POSITIVE
+from harness.lexicon import NEGATIVE, NEUTRAL, POSITIVE
+from harness.statistics import Estimate, bootstrap
 from harness.tokens import tokenize_padded
 
 PAPER_N_LAYERS = 12  # gpt2-small, where the paper ran §5.4-§5.6
 TAIL_QUANTILE = 0.001
+SENTENCE_RESAMPLES = 1000  # bootstrap resamples of the corpus's sentences (a few seconds per statistic)
+_CHUNK = 50  # resamples evaluated together (memory: chunk × tokens doubles)
 
 
 def layer_at_depth(paper_layer: int, n_layers: int, paper_n_layers: int = PAPER_N_LAYERS) -> int:
@@ -114,3 +124,107 @@ def auroc(projections: Float[Tensor, "n"], labels: Int[Tensor, "n"]) -> float:
         raise ValueError("AUROC needs both positive and negative tokens")
     return float(roc_auc_score(target, projections[keep].double().numpy()))
 
+
+
+def _group_sums(sorted_weights: Float[Tensor, "r m"], ends: Int[Tensor, "g"]) -> Float[Tensor, "r g"]:
+    """Per row, the sums of consecutive runs of columns (a run ends at each of ``ends``, inclusive)."""
+    running = sorted_weights.cumsum(1)[:, ends]
+    return torch.diff(running, dim=1, prepend=torch.zeros_like(running[:, :1]))
+
+
+def _run_ends(sorted_values: Tensor) -> Tensor:
+    """The last index of each run of equal values in a sorted 1-D tensor."""
+    _, counts = torch.unique_consecutive(sorted_values, return_counts=True)
+    return counts.cumsum(0) - 1
+
+
+def _low_tail(ascending: Tensor, tokens_in_order: Tensor, labels: Tensor, sentence_ids: Tensor, counts: Tensor,
+              rank: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(tokens, positive, negative) weight of every token up to the order statistic at ``rank`` (per row)
+    and its ties, tokens taken in ``ascending`` order of value; only a prefix of the tokens is read
+    (doubled until it holds the rank in every row)."""
+    length = min(len(tokens_in_order), int(4 * float(rank.max())) + 64)
+    while True:
+        length = int(torch.searchsorted(ascending, ascending[length - 1], right=True))  # whole tie runs
+        ends = _run_ends(ascending[:length])
+        tokens = tokens_in_order[:length]
+        weights = counts[:, sentence_ids[tokens]]
+        total = _group_sums(weights, ends).cumsum(1)
+        if length == len(tokens_in_order) or bool((total[:, -1] > rank).all()):
+            break
+        length = min(len(tokens_in_order), 2 * length)
+    group = torch.searchsorted(total, rank[:, None].contiguous(), right=True).clamp(max=len(ends) - 1)
+
+    def up_to_rank(label: int) -> Tensor:
+        return _group_sums(weights * (labels[tokens] == label), ends).cumsum(1).gather(1, group).squeeze(1)
+
+    return total.gather(1, group).squeeze(1), up_to_rank(POSITIVE), up_to_rank(NEGATIVE)
+
+
+CountsStatistic = Callable[[Tensor], Tensor]  # counts [r, sentences] (each sentence's draws) -> [r]
+
+
+def tail_score_of_counts(projections: Float[Tensor, "n"], labels: Int[Tensor, "n"], sentence_ids: Int[Tensor, "n"],
+                         quantile: float = TAIL_QUANTILE) -> CountsStatistic:
+    """``counts -> tail_score(...).score`` of the corpus where sentence s appears ``counts[r, s]`` times
+    (all its tokens), for each row r. As ``torch.quantile`` places the cuts, the low tail holds every
+    token up to the order statistic at floor(q·(N−1)) and its ties, the high tail every token from the
+    order statistic at ceil((1−q)·(N−1)) and its ties (N the resampled corpus's token count)."""
+    values = projections.double()
+    order = values.argsort()
+    ascending, descending = values[order], -values[order.flip(0)]
+    reversed_order = order.flip(0)
+    lengths = torch.bincount(sentence_ids).double()
+
+    def statistic(counts: Tensor) -> Tensor:
+        counts = counts.double()
+        size = counts @ lengths
+        ranks = torch.tensor([quantile, 1 - quantile], dtype=torch.float64)[None] * (size[:, None] - 1)
+        low = _low_tail(ascending, order, labels, sentence_ids, counts, ranks[:, 0].floor())
+        high = _low_tail(descending, reversed_order, labels, sentence_ids, counts,
+                         size - 1 - ranks[:, 1].ceil())  # the high tail is the low tail of the reversed order
+        # each tail: the share of its majority non-neutral label, neutral tokens in the denominator
+        return sum(torch.maximum(positive, negative) / total for total, positive, negative in (low, high)) / 2
+
+    return statistic
+
+
+def auroc_of_counts(projections: Float[Tensor, "n"], labels: Int[Tensor, "n"],
+                    sentence_ids: Int[Tensor, "n"]) -> CountsStatistic:
+    """``counts -> auroc`` of the corpus where sentence s appears ``counts[r, s]`` times, for each row r
+    (the Mann-Whitney statistic, ties counted half); NaN where a row has no positive or no negative token."""
+    keep = (labels != NEUTRAL).nonzero().flatten()
+    values = projections[keep].double()
+    order = values.argsort()
+    tokens = keep[order]
+    ends = _run_ends(values[order])
+    group = torch.repeat_interleave(torch.arange(len(ends)), torch.diff(ends, prepend=torch.tensor([-1])))
+    positive = labels[tokens] == POSITIVE
+    positive_sentences, negative_sentences = sentence_ids[tokens[positive]], sentence_ids[tokens]
+    positive_group, negative_mask = group[positive], (~positive).double()
+
+    def statistic(counts: Tensor) -> Tensor:
+        counts = counts.double()
+        negative_weights = counts[:, negative_sentences] * negative_mask
+        negative_by_group = _group_sums(negative_weights, ends)
+        below = negative_by_group.cumsum(1) - 0.5 * negative_by_group  # negative weight below, ties half
+        positive_weights = counts[:, positive_sentences]
+        wins = (positive_weights * below[:, positive_group]).sum(1)
+        return wins / (positive_weights.sum(1) * negative_weights.sum(1))
+
+    return statistic
+
+
+def by_sentence(statistic: CountsStatistic, n_sentences: int, resamples: int = SENTENCE_RESAMPLES) -> Estimate:
+    """``statistic`` of the corpus (every count 1), with its percentile CI over sentences resampled with
+    replacement, all tokens of a drawn sentence kept (``harness.statistics.bootstrap`` over sentence
+    indices: seeded by the session's seed)."""
+    def of_indices(index: Tensor) -> Tensor:
+        draws = []
+        for chunk in index.reshape(-1, n_sentences).split(_CHUNK):
+            counts = torch.zeros(len(chunk), n_sentences, dtype=torch.float64).scatter_add_(
+                1, chunk, torch.ones_like(chunk, dtype=torch.float64))
+            draws.append(statistic(counts))
+        return torch.cat(draws).reshape(index.shape[:-1])
+
+    return bootstrap(of_indices, torch.arange(n_sentences), unit="sentences", resamples=resamples)

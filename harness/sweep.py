@@ -19,7 +19,8 @@ from torch import Tensor
 from harness import hook_names
 from harness.forward import block_inputs, run_from
 from harness.interventions import directional_patch, edit_hook
-from harness.metrics import bootstrap_ci, logit_diff_recovered, logit_flip, sentiment_score
+from harness.metrics import logit_diff_recovered, logit_flip, sentiment_score
+from harness.statistics import CrossFit, Estimate, LayerStatistic, bootstrap, cross_fitted, resample_indices
 
 METRICS = {"ld_recovered": logit_diff_recovered, "logit_flip": logit_flip}
 
@@ -36,8 +37,35 @@ class PatchingResults:
     def metric(self, name: str, method: str, layer: int) -> float:
         return float(METRICS[name](self.patched[method, layer], self.clean, self.corrupted, self.labels))
 
-    def metric_ci(self, name: str, method: str, layer: int) -> tuple[float, float]:
-        return bootstrap_ci(METRICS[name], self.patched[method, layer], self.clean, self.corrupted, self.labels)
+    def at_layer(self, name: str, method: str) -> LayerStatistic:
+        """``(layer, index [resamples, m]) -> [resamples]``: the metric on the pairs ``index``."""
+        def statistic(layer: int, index: Tensor) -> Tensor:
+            return METRICS[name](self.patched[method, layer][index], self.clean[index], self.corrupted[index],
+                                 self.labels[index])
+        return statistic
+
+    def estimate(self, name: str, method: str, layer: int, unit: str = "pairs") -> Estimate:
+        """The metric at one layer with its bootstrap CI over pairs."""
+        return bootstrap(METRICS[name], self.patched[method, layer], self.clean, self.corrupted, self.labels, unit=unit)
+
+    def cross_fitted(self, name: str, method: str, layers: list[int] | None = None, unit: str = "pairs") -> CrossFit:
+        """The metric at the layer chosen on the other half of the pairs (``harness.statistics.cross_fitted``)."""
+        return cross_fitted(self.at_layer(name, method), layers or self.layers(method), self.labels, unit=unit)
+
+    def layer_cis(self, name: str, method: str) -> dict[int, tuple[float, float]]:
+        """Each layer's 95% percentile CI over pairs, as ``estimate`` gives it (the same resamples), computed
+        for all layers at once (the sweep figure's bands); a layer undefined in every resample has none."""
+        layers = self.layers(method)
+        index = resample_indices(len(self.labels))
+        stacked = torch.stack([self.patched[method, layer] for layer in layers])
+        draws = METRICS[name](stacked[:, index], self.clean[index], self.corrupted[index], self.labels[index]).double()
+        out = {}
+        for layer, row in zip(layers, draws):
+            finite = row[torch.isfinite(row)]
+            if finite.numel():
+                low, high = torch.quantile(finite, torch.tensor([0.025, 0.975], dtype=torch.float64))
+                out[layer] = (float(low), float(high))
+        return out
 
     def layers(self, method: str) -> list[int]:
         return sorted(layer for m, layer in self.patched if m == method)
@@ -51,6 +79,13 @@ class PatchingResults:
 
     def table(self, metric: str) -> dict[str, dict[int, float]]:
         return {m: {layer: self.metric(metric, m, layer) for layer in self.layers(m)} for m in self.methods()}
+
+
+def largest_abs_over_layers(patched: Float[Tensor, "layer *resamples n"], clean: Tensor, corrupted: Tensor,
+                            labels: Tensor) -> Tensor:
+    """P2.random's statistic: max over layers of |% LD recovered|, for a bootstrap over pairs that redoes
+    the maximum in each resample."""
+    return logit_diff_recovered(patched, clean, corrupted, labels).abs().max(0).values
 
 
 def directional_patching_sweep(

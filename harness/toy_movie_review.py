@@ -5,11 +5,14 @@
 - Positive prompt i is (pos_adj[i], pos_verb[i mod 5]); negative prompt i is (neg_adj[i], neg_verb[i mod 3]).
 - Deviation, on purpose: the authors' code silently fitted on only the first n = min(#pos core, #neg core)
   train adjectives of each list (the "size quirk", §2.1) and cut the test set to 14 per class. The suite
-  uses *all* single-token adjectives in both splits: the fitting set is every distinct prompt, and the
-  clean/corrupted pairs cycle the shorter class so that every prompt is a clean prompt at least once.
-- Pairs (§2.1 ``get_dataset``): clean = [pos0, neg0, pos1, neg1, ...], corrupted = clean shifted left
-  by one, cyclically; the answers are the clean prompt's. Answers: 5 aligned pairs (great/terrible,
-  amazing/awful, awesome/bad, good/horrible, perfect/disgusting); the logit difference averages them.
+  uses *all* single-token adjectives in both splits: the fitting set is every distinct prompt.
+- Pairs (§2.1 ``get_dataset``): clean = [pos0, neg0, pos1, neg1, ...], then the rest of the longer
+  class; every distinct prompt is the clean prompt of exactly one pair (the pair is the resampling
+  unit, so n = the number of distinct prompts: no prompt is cycled in twice as a clean prompt). The
+  corrupted prompt of pos_i is neg_(i mod #neg), that of neg_j is pos_(j+1 mod #pos): with equal classes
+  this is the authors' "clean shifted left by one, cyclically". The answers are the clean prompt's.
+  Answers: 5 aligned pairs (great/terrible, amazing/awful, awesome/bad, good/horrible,
+  perfect/disgusting); the logit difference averages them.
 """
 
 from __future__ import annotations
@@ -96,12 +99,7 @@ def build_toy_movie_review(bridge, prepend_bos: bool) -> ToyMovieReview:
     def split_sets(split: str) -> tuple[PromptSet, PromptPairs]:
         positive, negative = class_prompts(split, "positive"), class_prompts(split, "negative")
         distinct = prompt_set(positive + negative, [1] * len(positive) + [0] * len(negative))
-        n = max(len(positive), len(negative))
-        order = []  # indices into ``distinct``: pos_i, neg_i, ... cycling the shorter class
-        for i in range(n):
-            order += [i % len(positive), len(positive) + i % len(negative)]
-        clean_index = torch.tensor(order)
-        corrupted_index = torch.roll(clean_index, shifts=-1)
+        clean_index, corrupted_index = pair_order(len(positive), len(negative))
         pairs = PromptPairs(
             distinct.select(clean_index), distinct.select(corrupted_index), answer_ids, clean_index, corrupted_index
         )
@@ -119,6 +117,21 @@ def build_toy_movie_review(bridge, prepend_bos: bool) -> ToyMovieReview:
         dropped=dropped,
         prepend_bos=prepend_bos,
     )
+
+
+def pair_order(n_positive: int, n_negative: int) -> tuple[Tensor, Tensor]:
+    """Clean and corrupted indices into the distinct prompts (positives first, then negatives): each
+    prompt is clean once, alternating pos_i, neg_i while both classes last; pos_i is corrupted by
+    neg_(i mod #neg), neg_j by pos_(j+1 mod #pos) (module docstring)."""
+    clean, corrupted = [], []
+    for i in range(max(n_positive, n_negative)):
+        if i < n_positive:
+            clean.append(i)
+            corrupted.append(n_positive + i % n_negative)
+        if i < n_negative:
+            clean.append(n_positive + i)
+            corrupted.append((i + 1) % n_positive)
+    return torch.tensor(clean), torch.tensor(corrupted)
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,13 @@
 
 Selection rules on synthetic inputs (balanced stage-2 pairs, top heads, receivers with their fallback,
 circuit assembly, head → direction-layer mapping, mid layers). Then ``find_circuit`` on the tiny
-random-weight GPT-2, NeoX and grouped-query Llama with the ToyMovieReview test pairs: every stage
-equals the harness call it wraps, the K3 loop equals a full forward with the residual patched at SBJ2,
-the circuit has the size and members the rule gives, the receiver fallback runs when no head is a
-summary reader, cached stages are served without recomputing, and the renderer writes the section,
-``report.data["circuit"]`` and the figure. (On the 2-layer tiny models the only summary reader sits in
+random-weight GPT-2, NeoX and grouped-query Llama, choosing on the ToyMovieReview train pairs and
+scoring on the test pairs: every stage equals the harness call it wraps on the pairs it should use
+(stage 1 on both sets, roles and stage 2 on the train pairs, the circuit and summary patches on the
+test pairs), the K3 loop equals a full forward with the residual patched at SBJ2, the circuit has the
+size and members the rule gives, no direction means no direction-only patch, the receiver fallback
+runs when no head is a summary reader, cached stages are served without recomputing, and the renderer
+writes the section, ``report.data["circuit"]`` and the figure. (On the 2-layer tiny models the only summary reader sits in
 layer 0, which has no senders, so those runs name the last layer's heads summary readers.)
 """
 
@@ -115,7 +117,8 @@ def _summary_readers_in(layer: int | None):
 @dataclass
 class Run:
     model: LoadedModel
-    pairs: PromptPairs
+    selection: PromptPairs  # train pairs: choose the circuit
+    pairs: PromptPairs  # test pairs: score it
     directions: dict[int, torch.Tensor]
     results: CircuitResults
     stages: dict[str, object]  # stage name -> value, in the order find_circuit asked for them
@@ -130,15 +133,15 @@ def circuit_runs(tiny_models, tiny_llama):
     def run(architecture: str, readers: str) -> Run:
         if (architecture, readers) not in runs:
             model = tiny_llama if architecture == "llama" else tiny_models[architecture]
-            pairs = build_toy_movie_review(model.bridge, prepend_bos=True).test_pairs
+            toy = build_toy_movie_review(model.bridge, prepend_bos=True)
             generator = torch.Generator().manual_seed(1)
             directions = {layer: torch.randn(model.bridge.cfg.d_model, generator=generator)
                           for layer in (0, model.n_layers)}
             stages = {}
             with _summary_readers_in(model.n_layers - 1) if readers == "last layer" else nullcontext():
-                results = find_circuit(model.bridge, pairs, directions,
+                results = find_circuit(model.bridge, toy.train_pairs, toy.test_pairs, directions,
                                        lambda name, key, compute: stages.setdefault(name, compute()))
-            runs[architecture, readers] = Run(model, pairs, directions, results, stages)
+            runs[architecture, readers] = Run(model, toy.train_pairs, toy.test_pairs, directions, results, stages)
         return runs[architecture, readers]
 
     return run
@@ -150,22 +153,30 @@ def circuit_runs(tiny_models, tiny_llama):
 def test_find_circuit_equals_its_stages(circuit_runs, architecture, readers):
     run = circuit_runs(architecture, readers)
     bridge, pairs, directions, results = run.model.bridge, run.pairs, run.directions, run.results
-    assert list(run.stages) == ["stage1", "stage2-q", "stage2-k", "stage2-v", "circuit-patch", "summary-patch"]
+    selection = run.selection
+    assert list(run.stages) == ["stage1-selection", "stage1-test", "stage2-q", "stage2-k", "stage2-v", "circuit-patch",
+                                "summary-patch"]
 
     clean, corrupted = component_cache(bridge, pairs.clean.tokens), component_cache(bridge, pairs.corrupted.tokens)
+    chosen_clean = component_cache(bridge, selection.clean.tokens)
+    chosen_corrupted = component_cache(bridge, selection.corrupted.tokens)
     answers = pairs.answer_ids
-    senders, scores = path_patch_to_logits(bridge, clean, corrupted, answers)
-    assert results.senders == senders
-    torch.testing.assert_close(results.direct, scores)
-    torch.testing.assert_close(results.clean, final_scores(bridge, clean.resid[-1][:, -1], answers))
-    torch.testing.assert_close(results.corrupted, final_scores(bridge, corrupted.resid[-1][:, -1], answers))
+    for effects, (c, x), on in ((results.selection, (chosen_clean, chosen_corrupted), selection),
+                                (results.test, (clean, corrupted), pairs)):
+        senders, scores = path_patch_to_logits(bridge, c, x, answers)
+        assert effects.senders == senders and torch.equal(effects.labels, on.clean.labels)
+        torch.testing.assert_close(effects.scores, scores)
+        torch.testing.assert_close(effects.clean, final_scores(bridge, c.resid[-1][:, -1], answers))
+        torch.testing.assert_close(effects.corrupted, final_scores(bridge, x.resid[-1][:, -1], answers))
+    assert torch.equal(results.labels, pairs.clean.labels) and torch.equal(results.clean, results.test.clean)
 
     heads, effects = results.head_effects()
+    torch.testing.assert_close(effects, results.selection.head_effects()[1])
     top = results.top_heads(CIRCUIT.top_heads)
     assert len(top) == min(CIRCUIT.top_heads, len(heads))
     assert effects.abs()[[heads.index(n) for n in top]].tolist() == sorted(effects.abs().tolist(), reverse=True)[:len(top)]
-    patterns = attention_patterns(bridge, pairs.clean.tokens)
-    expected_roles = classify_heads(patterns, pairs.clean.positions, [(n.layer, n.head) for n in top])
+    patterns = attention_patterns(bridge, selection.clean.tokens)
+    expected_roles = classify_heads(patterns, selection.clean.positions, [(n.layer, n.head) for n in top])
     if readers == "last layer":
         expected_roles = [replace(r, roles=("summary reader",) if r.layer == run.model.n_layers - 1 else ())
                           for r in expected_roles]
@@ -174,9 +185,9 @@ def test_find_circuit_equals_its_stages(circuit_runs, architecture, readers):
     assert summary_readers and results.receivers == summary_readers[:CIRCUIT.n_receivers]
 
     rows = results.stage2_pairs
-    assert len(rows) == CIRCUIT.stage2_pairs and results.labels[rows].sum() == CIRCUIT.stage2_pairs // 2
+    assert len(rows) == CIRCUIT.stage2_pairs and selection.clean.labels[rows].sum() == CIRCUIT.stage2_pairs // 2
     for kind in INPUT_KINDS:
-        expected_senders, expected = path_patch_to_heads(bridge, clean.rows(rows), corrupted.rows(rows),
+        expected_senders, expected = path_patch_to_heads(bridge, chosen_clean.rows(rows), chosen_corrupted.rows(rows),
                                                          results.receivers, kind, answers, heads_only=True)
         assert results.to_receivers[kind][0] == expected_senders
         torch.testing.assert_close(results.to_receivers[kind][1], expected)
@@ -229,14 +240,14 @@ def test_summary_position_loop_equals_a_full_forward_patched_at_the_summary_toke
 
 def test_receivers_fall_back_when_no_head_is_a_summary_reader(circuit_runs):
     run = circuit_runs("llama", "found")
-    bridge, pairs = run.model.bridge, run.pairs
+    bridge, selection = run.model.bridge, run.selection
     settings = CircuitSettings(n_direct=2, n_writers=2)
     with _summary_readers_in(None):
-        results = find_circuit(bridge, pairs, run.directions, settings=settings)
+        results = find_circuit(bridge, selection, run.pairs, run.directions, settings=settings)
     assert not any(r.roles for r in results.roles)
     top = results.top_heads(settings.top_heads)
-    patterns = attention_patterns(bridge, pairs.clean.tokens)
-    sbj2 = int(pairs.clean.positions["SBJ2"][0])
+    patterns = attention_patterns(bridge, selection.clean.tokens)
+    sbj2 = int(selection.clean.positions["SBJ2"][0])
     to_summary = [float(patterns[n.layer][:, n.head].mean(0)[-1, sbj2]) for n in top]
     expected = [top[i] for i in sorted(range(len(top)), key=lambda i: -to_summary[i])[:settings.n_receivers]]
     assert results.receivers == expected
@@ -250,7 +261,8 @@ def test_cached_stages_are_not_recomputed(circuit_runs, monkeypatch):
         raise AssertionError("a cached stage ran the model")
 
     monkeypatch.setattr(circuit_module, "component_cache", refuse)
-    again = find_circuit(run.model.bridge, run.pairs, run.directions, lambda name, key, compute: run.stages[name])
+    again = find_circuit(run.model.bridge, run.selection, run.pairs, run.directions,
+                         lambda name, key, compute: run.stages[name])
     assert again.circuit == run.results.circuit and again.receivers == run.results.receivers
     assert again.direction_layers == run.results.direction_layers
     for key in run.results.circuit_patch:
@@ -267,12 +279,70 @@ def test_renderer_writes_the_section_data_and_figure(circuit_runs):
     report = ReportBuilder(model_name="tiny-llama", settings={})
     render(results, report)
     section = report.sections["ToyMovieReview circuit by path patching (§6.4)"]
-    assert f"Circuit patched for K2: {', '.join(map(str, results.circuit))}; direction: das" in section
-    assert "16 test pairs, 8 of each label" in section
+    assert f"Circuit patched for K2 (on the test pairs): {', '.join(map(str, results.circuit))}; direction: das" in section
+    assert "16 train pairs, 8 of each label" in section
+    assert f"chosen on the {len(run.selection)} train pairs and scored (K1–K3) on the {len(run.pairs)} test pairs" in section
     data = report.data["circuit"]
-    assert set(data) == {"head_effects", "mlp_effects", "receivers", "circuit", "writer_effects", "direction_layers", "roles"}
-    assert len(data["head_effects"]) == tiny_llama.n_layers * tiny_llama.bridge.cfg.n_heads
+    assert set(data) == {"head_effects", "test_head_effects", "mlp_effects", "receivers", "circuit", "writer_effects",
+                         "direction_layers", "roles"}
+    assert len(data["head_effects"]) == len(data["test_head_effects"]) == tiny_llama.n_layers * tiny_llama.bridge.cfg.n_heads
     assert list(report.figures) == ["circuit_path_patching_heads.png"]
     figure = Figure()
     report.figures["circuit_path_patching_heads.png"](figure)
-    assert figure.axes[0].images[0].get_array().shape == (tiny_llama.bridge.cfg.n_heads, tiny_llama.n_layers)
+    shape = (tiny_llama.bridge.cfg.n_heads, tiny_llama.n_layers)
+    assert [ax.images[0].get_array().shape for ax in figure.axes[:2]] == [shape, shape]
+
+
+def test_without_directions_only_the_full_patch_runs(circuit_runs):
+    run = circuit_runs("llama", "found")
+    served = dict(run.stages)
+    served.pop("circuit-patch")
+    results = find_circuit(run.model.bridge, run.selection, run.pairs, {},
+                           lambda name, key, compute: served[name] if name in served else compute())
+    assert results.direction_layers == {} and list(results.circuit_patch) == ["full/all", "full/ADJ+VRB"]
+    torch.testing.assert_close(results.circuit_patch["full/all"], run.results.circuit_patch["full/all"])
+
+
+# the claims' statistics (synthetic scores) -----------------------------------------------------------
+
+def _synthetic_paths(n: int = 10):
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.tensor([1, 0] * (n // 2))
+    signs = labels * 2.0 - 1
+    clean, corrupted = 2 * signs, -2 * signs
+    weights = torch.tensor([0.6, -0.3, 0.05, 0.02, 0.0])  # fraction of the gap each path carries
+    scores = clean + weights[:, None] * (corrupted - clean) + 0.01 * torch.randn(5, n, generator=generator)
+    return scores, clean, corrupted, labels
+
+
+def test_share_of_the_top_heads_is_their_part_of_the_summed_magnitude():
+    from harness.circuit import share_of
+    from harness.path_patching import path_effect
+    from harness.statistics import bootstrap
+
+    scores, clean, corrupted, labels = _synthetic_paths()
+    magnitude = path_effect(scores, clean, corrupted, labels).abs()
+    assert torch.isclose(share_of([0])(scores, clean, corrupted, labels), magnitude[0] / magnitude.sum())
+    estimate = bootstrap(share_of([0, 1]), scores, clean, corrupted, labels, unit="test pairs", resamples=100)
+    assert 0.9 < estimate.ci_low <= estimate.value <= estimate.ci_high <= 1
+
+
+def test_named_heads_among_top_redo_the_ranking():
+    from harness.circuit import named_heads_among_top
+
+    scores, clean, corrupted, labels = _synthetic_paths()
+    heads = ["0.0", "0.1", "0.2", "0.3", "1.0"]
+    assert float(named_heads_among_top(heads, ("0.0", "0.3"), 2)(scores, clean, corrupted, labels)) == 1
+    index = torch.randint(0, 10, (7, 10), generator=torch.Generator().manual_seed(0))
+    draws = named_heads_among_top(heads, ("0.0", "0.1"), 2)(scores[..., index], clean[index], corrupted[index], labels[index])
+    assert draws.tolist() == [2.0] * 7
+
+
+def test_ld_ratio_is_direction_over_full_recovered():
+    from harness.circuit import ld_ratio
+    from harness.metrics import logit_diff_recovered
+
+    _, clean, corrupted, labels = _synthetic_paths()
+    full, direction = corrupted + 0.8 * (clean - corrupted), corrupted + 0.4 * (clean - corrupted)
+    assert torch.isclose(ld_ratio(direction, full, clean, corrupted, labels), torch.tensor(0.5))
+    assert torch.isclose(logit_diff_recovered(full, clean, corrupted, labels), torch.tensor(80.0))

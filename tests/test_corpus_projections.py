@@ -5,7 +5,9 @@
   the tokenizer's tokens;
 - ``random_null_aurocs`` are the AUROCs of seeded Gaussian directions and leave the global RNG alone;
 - ``project_corpus`` on a tiny model: one label and one projection per token (BOS left out), equal
-  to the cosines of ``residuals_at``'s rows.
+  to the cosines of ``residuals_at``'s rows, each text's token count, and the null under its seed;
+- ``CorpusProjections``: estimates over sentences under its seed (computed once), the null's range,
+  and R1.auroc's threshold max(0.8, the null's 97.5% quantile).
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import pytest
 import torch
 
 from harness.corpus_projections import (
-    CORPUS_SEED, aligned_token_labels, project_corpus, random_null_aurocs, sample_corpus,
+    CORPUS_SEED, CorpusProjections, aligned_token_labels, project_corpus, random_null_aurocs, sample_corpus,
 )
-from harness.correlation import auroc, cosine_projections, residuals_at
+from harness.correlation import auroc, auroc_of_counts, by_sentence, cosine_projections, residuals_at, tail_score
+from harness.direction_methods import methods
+from harness.early_directions import early_directions
+from harness.statistics import seeded
 from harness.lexicon import NEGATIVE, POSITIVE, VaderLabeller
 from harness.sst import SSTSplit
 
@@ -87,7 +92,7 @@ def test_project_corpus_labels_and_projects_every_token(gpt2, tokenizer, labelle
     generator = torch.Generator().manual_seed(0)
     directions = {"a": torch.randn(gpt2.bridge.cfg.d_model, generator=generator),
                   "b": torch.randn(gpt2.bridge.cfg.d_model, generator=generator)}
-    payload = project_corpus(gpt2.bridge, gpt2.tokenizer, TEXTS, 1, directions, labeller, prepend_bos)
+    payload = project_corpus(gpt2.bridge, gpt2.tokenizer, TEXTS, 1, directions, labeller, prepend_bos, null_seed=5)
     resid = torch.cat(residuals_at(gpt2.bridge, TEXTS, 1, prepend_bos))
     n_tokens = sum(len(tokenizer.encode(text, add_special_tokens=False)) for text in TEXTS)
     assert resid.shape[0] == n_tokens
@@ -97,4 +102,36 @@ def test_project_corpus_labels_and_projects_every_token(gpt2, tokenizer, labelle
     for name, direction in directions.items():
         assert torch.allclose(payload["projections"][name], cosine_projections(resid, direction), atol=1e-5)
     assert payload["random_null_auroc"].shape == (100,)
-    assert torch.allclose(payload["random_null_auroc"], random_null_aurocs(resid, payload["labels"]), atol=1e-3)
+    assert torch.allclose(payload["random_null_auroc"], random_null_aurocs(resid, payload["labels"], seed=5), atol=1e-3)
+    assert payload["sentence_lengths"].tolist() == [len(tokenizer.encode(t, add_special_tokens=False)) for t in TEXTS]
+
+
+def corpus_projections(null: torch.Tensor, seed: int = 0) -> CorpusProjections:
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(2, 9, (80,), generator=generator)
+    labels = torch.randint(-1, 2, (int(lengths.sum()),), generator=generator)
+    projections = {m: torch.randn(len(labels), generator=generator) + 0.8 * labels for m in methods()}
+    early = early_directions({m: {layer: torch.randn(8) for layer in range(13)} for m in methods()}, 12)
+    return CorpusProjections("a corpus", 80, labels, projections, null, early, "a labeller", lengths, seed=seed,
+                             resamples=200)
+
+
+def test_corpus_projections_estimate_over_sentences_under_their_seed():
+    corpus = corpus_projections(torch.rand(100), seed=2)
+    assert corpus.sentence_ids.tolist() == [s for s, n in enumerate(corpus.sentence_lengths.tolist()) for _ in range(n)]
+    area = corpus.auroc("kmeans")
+    assert corpus.auroc("kmeans") is area  # computed once
+    with seeded(2):
+        assert area == by_sentence(auroc_of_counts(corpus.projections["kmeans"], corpus.labels, corpus.sentence_ids),
+                                   80, resamples=200)
+    assert area.value == pytest.approx(auroc(corpus.projections["kmeans"], corpus.labels))
+    assert (area.n, area.unit) == (80, "sentences")
+    assert corpus.tail_score("pca").value == pytest.approx(tail_score(corpus.projections["pca"], corpus.labels).score)
+
+
+def test_auroc_threshold_is_the_floor_or_the_nulls_upper_quantile():
+    spread = torch.linspace(0.3, 0.7, 101)
+    assert corpus_projections(spread).auroc_threshold == 0.8
+    assert corpus_projections(spread).null_range() == pytest.approx((0.31, 0.5, 0.69))
+    wide = torch.linspace(0.1, 0.9, 101)
+    assert corpus_projections(wide).auroc_threshold == pytest.approx(0.88)

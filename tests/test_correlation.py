@@ -4,7 +4,9 @@
 - ``tail_score`` is the paper's metric: per tail (0.1% / 99.9% quantiles) the share of the most
   frequent non-neutral label, neutral in the denominator, averaged over the two tails;
 - ``auroc`` orders positive above negative tokens (1 perfect, 0 reversed), neutral ignored;
-- ``residuals_at`` equals an unpadded full forward at that layer for each text, BOS left out.
+- ``residuals_at`` equals an unpadded full forward at that layer for each text, BOS left out;
+- the count-weighted tail score and AUROC equal the plain ones on the corpus with each sentence repeated
+  as often as drawn (ties included); ``by_sentence`` resamples whole sentences, seeded by the session.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.correlation import auroc, cosine_projections, layer_at_depth, residuals_at, tail_score
+from harness.correlation import (
+    auroc, auroc_of_counts, by_sentence, cosine_projections, layer_at_depth, residuals_at, tail_score, tail_score_of_counts,
+)
 from harness.forward import residual_stream
 from harness.lexicon import NEGATIVE, NEUTRAL, POSITIVE
+from harness.statistics import seeded
 
 
 @pytest.mark.parametrize("paper_layer, n_layers, expected", [
@@ -82,3 +87,51 @@ def test_residuals_at_match_an_unpadded_forward(tiny, layer):
         expected = residual_stream(tiny.bridge, tokens)[layer, 0, 1:]
         assert rows.shape == expected.shape
         assert torch.allclose(rows, expected, atol=1e-4)
+
+
+def _corpus(n_sentences: int, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, 12, (n_sentences,), generator=generator)
+    ids = torch.repeat_interleave(torch.arange(n_sentences), lengths)
+    projections = torch.randn(len(ids), generator=generator)
+    projections[:30] = projections[0]  # a run of ties at one value, as repeated contexts give
+    projections[-20:] = projections[-1]
+    labels = torch.randint(-1, 2, (len(ids),), generator=generator)
+    return projections, labels, ids
+
+
+@pytest.mark.parametrize("quantile", [0.001, 0.01, 0.05])
+def test_count_weighted_statistics_equal_the_resampled_corpus(quantile):
+    projections, labels, ids = _corpus(300)
+    counts = torch.randint(0, 3, (5, 300), generator=torch.Generator().manual_seed(1)).double()
+    counts[0] = 1
+    tails = tail_score_of_counts(projections, labels, ids, quantile)(counts)
+    areas = auroc_of_counts(projections, labels, ids)(counts)
+    for row in range(5):
+        tokens = torch.repeat_interleave(torch.arange(len(ids)), counts[row].long()[ids])  # sentences drawn whole
+        assert float(tails[row]) == pytest.approx(tail_score(projections[tokens], labels[tokens], quantile).score, abs=1e-12)
+        assert float(areas[row]) == pytest.approx(auroc(projections[tokens], labels[tokens]), abs=1e-12)
+
+
+def test_by_sentence_resamples_whole_sentences():
+    projections, labels, ids = _corpus(200)
+    estimate = by_sentence(auroc_of_counts(projections, labels, ids), 200, resamples=300)
+    assert estimate.value == pytest.approx(auroc(projections, labels))
+    assert estimate.ci_low < estimate.value < estimate.ci_high
+    assert (estimate.n, estimate.unit, estimate.resamples) == (200, "sentences", 300)
+    # sentences of equal length: every resample of whole sentences has the corpus's token count
+    equal = torch.repeat_interleave(torch.arange(50), 4)
+    size = by_sentence(lambda counts: counts @ torch.bincount(equal).double(), 50, resamples=100)
+    assert size.value == size.ci_low == size.ci_high == 200
+
+
+def test_by_sentence_is_seeded_by_the_session():
+    projections, labels, ids = _corpus(100)
+    statistic = tail_score_of_counts(projections, labels, ids, 0.02)
+    with seeded(3):
+        first = by_sentence(statistic, 100, resamples=200)
+    with seeded(3):
+        assert by_sentence(statistic, 100, resamples=200) == first
+    with seeded(4):
+        assert by_sentence(statistic, 100, resamples=200) != first
+    assert first.value == pytest.approx(tail_score(projections, labels, 0.02).score)

@@ -12,6 +12,7 @@ import pytest
 from harness.claim_record import ClaimRecord
 from harness.claims_declared import CLAIMS, declared
 from harness.declaration import Case, Claim, PaperValue, Rule, ThresholdKind
+from harness.statistics import Estimate
 
 CLAIMS_DIR = Path(__file__).parents[1] / "claims"
 
@@ -96,20 +97,44 @@ def test_paper_rule_applies_on_the_paper_model_only_and_cases_override():
     assert claim.paper_value("c").text == "w" and claim.paper_value().text == "v"
 
 
-def test_record_needs_the_rule_and_every_extra_condition():
+def _estimate(value: float, low: float, high: float) -> Estimate:
+    return Estimate(value, low, high, 30, "prompts", "test")
+
+
+def test_record_is_decided_by_the_ci_and_the_preconditions():
     claim = declared("M2.ratio")
     rule = claim.rule_for("smollm2-135m")
-    passed = ClaimRecord.decide(claim, rule, 0.8, requires={"pre-comma effect < 0": True})
-    failed = ClaimRecord.decide(claim, rule, 0.8, requires={"pre-comma effect < 0": False})
-    below = ClaimRecord.decide(claim, rule, 0.4)
-    assert passed.passed and not failed.passed and not below.passed
-    assert failed.tolerance == ">= 0.5, pre-comma effect < 0"
-    assert (passed.threshold, passed.passes_when, passed.threshold_kind) == (0.5, "above", "generic")
-    assert passed.claim == "M2.ratio" and passed.section == "§5.7"
+    decide = lambda estimate, **kw: ClaimRecord.decide(claim, rule, estimate, **kw).verdict
+    assert decide(_estimate(0.8, 0.6, 0.9)) == "replicates"
+    assert decide(_estimate(0.8, 0.4, 0.9)) == "inconclusive"
+    assert decide(_estimate(0.3, 0.2, 0.45)) == "does not replicate"
+    assert decide(_estimate(0.8, 0.6, 0.9), preconditions={"pre-comma effect < 0": False}) == "not applicable"
+    record = ClaimRecord.decide(claim, rule, _estimate(0.8, 0.6, 0.9))
+    assert (record.threshold, record.passes_when, record.threshold_kind, record.n) == (0.5, "above", "generic", 30)
+    assert record.claim == "M2.ratio" and record.section == "§5.7" and record.passed
+
+
+@pytest.mark.parametrize("passes_when, strict, ci, verdict", [
+    ("above", False, (1.0, 2.0), "replicates"), ("above", True, (1.0, 2.0), "inconclusive"),
+    ("above", False, (0.0, 0.99), "does not replicate"), ("below", False, (0.0, 1.0), "replicates"),
+    ("below", False, (0.5, 1.5), "inconclusive"), ("below", False, (1.01, 2.0), "does not replicate"),
+    ("abs_below", False, (-0.5, 0.5), "replicates"), ("abs_below", False, (0.5, 1.5), "inconclusive"),
+    ("abs_below", False, (1.5, 2.0), "does not replicate"), ("abs_below", False, (-3.0, -1.5), "does not replicate"),
+])
+def test_rule_decides_from_the_whole_ci(passes_when, strict, ci, verdict):
+    rule = Rule(1.0, passes_when, ThresholdKind.GENERIC, strict=strict)
+    assert rule.decide(*ci).value == verdict
+
+
+def test_n_to_decide_scales_with_the_squared_ratio_of_half_width_to_distance():
+    rule = Rule(0.5, "above", ThresholdKind.GENERIC)
+    assert rule.n_to_decide(0.6, 0.4, 0.8, 100) == 400  # half-width 0.2, distance 0.1: 4 times n
+    assert rule.n_to_decide(0.5, 0.4, 0.6, 100) is None
 
 
 def test_record_names_the_paper_model_when_the_paper_threshold_applies():
     claim = declared("P1")
-    record = ClaimRecord.decide(claim, claim.rule_for("pythia-1.4b", "logit_flip"), 95.0, case="logit_flip")
+    record = ClaimRecord.decide(claim, claim.rule_for("pythia-1.4b", "logit_flip"), _estimate(95.0, 92.0, 98.0),
+                                case="logit_flip")
     assert record.threshold_source == "paper (pythia-1.4b)" and record.paper_value == "100% (pythia-1.4b [3P])"
     assert record.tolerance == ">= 90%" and record.passed

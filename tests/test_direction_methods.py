@@ -1,5 +1,7 @@
 """The direction-method registry (``harness/direction_methods.py``) and fitting every method through it
-(``harness/direction_fitting.py``), on the tiny GPT-2 with the ToyMovieReview prompts."""
+(``harness/direction_fitting.py``), on the tiny GPT-2 with the ToyMovieReview prompts: the seeded
+methods take the context's seed (seed 0 = the paper's seeds), the seed is in the fit's cache key, and
+a DAS layer that did not train is kept for the report but never handed to a claim."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import torch
 
 from harness import direction_methods
 from harness.das import DASObjective, DASSettings, DistributedAlignmentSearch
-from harness.direction_fitting import FitContext, FittedDirections, fit_method, method_layers
+from harness.direction_fitting import FitContext, FittedDirections, fit_cache_key, fit_method, method_layers
 from harness.direction_methods import REGISTRY, DirectionMethod, method_pairs, methods
 from harness.directions import MeanDifference
 from harness.forward import SplitActivations, block_inputs, run_from
@@ -77,3 +79,36 @@ def test_fitted_estimators_classify_with_their_own_predict(context, gpt2):
     assert np.array_equal(estimator.predict(X), (projection > estimator.threshold_).astype(int))
     assert estimator.score(X, y) == pytest.approx(float((estimator.predict(X) == y.numpy()).mean()))
     assert set(directions.vectors()["mean_diff"]) == {gpt2.n_layers}
+
+
+def test_seeded_methods_take_the_context_seed(gpt2, toy, toy_resid):
+    """Seed 0 reproduces the paper's seeds (K-means 0, random 42); another seed moves K-means, DAS and random."""
+    train = SplitActivations(toy.train, toy_resid["train"])
+    zero, one = (FitContext(gpt2.bridge, train, toy.train_pairs, DAS, seed) for seed in (0, 1))
+    assert REGISTRY["kmeans"].make(3, zero).random_state == 0 and REGISTRY["kmeans"].make(3, one).random_state == 1
+    assert (REGISTRY["random"].make(3, zero).random_state, REGISTRY["random"].make(3, zero).draw) == (42, 3)
+    assert REGISTRY["random"].make(3, one).random_state == 43
+    assert zero.das_estimator(1).seed == 0 and one.das_estimator(1).seed == 1
+    assert not torch.equal(fit_method("random", zero, (1,))[1].direction_, fit_method("random", one, (1,))[1].direction_)
+    assert not torch.equal(fit_method("das", zero, (1,))[1].direction_, fit_method("das", one, (1,))[1].direction_)
+
+
+@pytest.mark.parametrize("method", ["kmeans", "das", "random", "probe"])
+def test_the_seed_is_part_of_the_cache_key(method, gpt2, toy, toy_resid):
+    train = SplitActivations(toy.train, toy_resid["train"])
+    keys = {seed: fit_cache_key(method, "sha", "float32", FitContext(gpt2.bridge, train, toy.train_pairs, DAS, seed), (1,))
+            for seed in (0, 0, 1)}
+    assert len(keys) == 2 and keys[0] != keys[1]
+
+
+def test_untrained_das_layers_are_reported_but_feed_no_claim(context):
+    das = fit_method("das", context, (1, 2))
+    das[1].trained_, das[2].trained_ = True, False  # as early stopping would flag them
+    fitted = FittedDirections({"das": das, "mean_diff": fit_method("mean_diff", context, (1, 2))}, DAS, 10, 0)
+    assert set(fitted.estimators["das"]) == {1, 2}  # complete, for the report
+    assert fitted.trained_layers("das") == (1,) and set(fitted.vectors()["das"]) == {1}
+    assert set(fitted.trained_estimators("das")) == {1}
+    assert fitted.trained_layers("mean_diff") == (1, 2) and set(fitted.vectors()["mean_diff"]) == {1, 2}
+    (training,) = fitted.training()
+    assert training.method == "das" and set(training.layers) == {1, 2} and 2 in training.dropped()
+    assert not training.layers[2].trained and "below its initial" in training.dropped()[2]

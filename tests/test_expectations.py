@@ -11,7 +11,8 @@ import pytest
 
 from fixtures.claims import ClaimCheck, expectation_key
 from harness.claims_declared import declared
-from harness.expectations import ClaimNotReplicated, ExpectationOutdated, load_expectations
+from harness.expectations import ClaimInconclusive, ClaimNotReplicated, ExpectationOutdated, load_expectations
+from harness.statistics import Estimate
 
 ENTRY = '''["test_directions.py::test_d2_direction_separates_test_adjectives[pca]"]
 verdict = "does not replicate"
@@ -53,28 +54,58 @@ def test_a_malformed_entry_is_refused_naming_it(tmp_path, change, message):
         load_expectations(_write(tmp_path, ENTRY.replace(*change)), "tiny")
 
 
-def _check(expectation=None) -> tuple[ClaimCheck, SimpleNamespace]:
-    node = SimpleNamespace(stash=pytest.Stash(), user_properties=[])
+def _check(expectation=None, strict_verdicts=False) -> tuple[ClaimCheck, SimpleNamespace]:
+    node = SimpleNamespace(stash=pytest.Stash(), user_properties=[], nodeid="claims/test_x.py::test_x")
     if expectation is not None:
         node.stash[expectation_key] = expectation
-    return ClaimCheck(node, declared("D2"), "tiny"), node
+    return ClaimCheck(node, declared("D2"), "tiny", strict_verdicts), node
 
 
-def test_a_failed_claim_raises_the_suites_own_exception():
+def _estimate(value: float, low: float, high: float) -> Estimate:
+    return Estimate(value, low, high, 40, "prompts", "test")
+
+
+def _fresh(check: ClaimCheck) -> ClaimCheck:
+    check.node.user_properties.clear()
+    return check
+
+
+def test_the_verdict_comes_from_the_ci_and_pytest_mirrors_it():
     check, node = _check()
-    with pytest.raises(ClaimNotReplicated, match="D2 .* does not replicate: measured 0.500"):
-        check.check(0.5)
-    assert node.user_properties[0][1].measured == 0.5  # recorded before raising: the report keeps it
-    assert check.check(0.95).passed
+    with pytest.raises(ClaimNotReplicated, match="D2 .* measured 0.500 \\[0.400, 0.600\\] \\(n = 40 prompts\\)"):
+        check.check(_estimate(0.5, 0.4, 0.6))  # D2 needs >= 0.9: the whole CI fails
+    assert node.user_properties[0][1].verdict == "does not replicate"  # recorded before raising
+    assert _fresh(check).check(_estimate(0.95, 0.91, 0.99)).verdict == "replicates"
+    inconclusive = _fresh(check).check(_estimate(0.95, 0.85, 0.99))  # passes the test, reports its own status
+    assert inconclusive.verdict == "inconclusive" and inconclusive.n_to_decide > 40
+    not_applicable = _fresh(check).check(_estimate(0.5, 0.4, 0.6), preconditions={"task solved": False})
+    assert not_applicable.verdict == "not applicable" and not_applicable.failed_preconditions() == ["task solved"]
+    strict, _ = _check(strict_verdicts=True)
+    with pytest.raises(ClaimInconclusive):
+        strict.check(_estimate(0.95, 0.85, 0.99))
 
 
-def test_a_listed_claim_outside_its_band_names_the_entry(tmp_path):
+def test_one_check_per_test_and_estimates_only():
+    check, _ = _check()
+    check.check(_estimate(0.95, 0.91, 0.99))
+    with pytest.raises(RuntimeError, match="one claim.check per test"):
+        check.check(_estimate(0.95, 0.91, 0.99))
+    with pytest.raises(TypeError, match="Estimate"):
+        _fresh(check).check(0.95)
+
+
+def test_a_listed_claim_outside_its_band_or_with_another_verdict_names_the_entry(tmp_path):
     expectation = next(iter(load_expectations(_write(tmp_path, ENTRY), "tiny").values()))
     check, _ = _check(expectation)
     with pytest.raises(ClaimNotReplicated):
-        check.check(0.8)  # inside the band: the expected non-replication
+        check.check(_estimate(0.8, 0.75, 0.85))  # inside the band: the expected non-replication
     with pytest.raises(ExpectationOutdated, match="update the entry"):
-        check.check(0.6)
-    with pytest.raises(ExpectationOutdated):
-        check.check(float("nan"))
+        _fresh(check).check(_estimate(0.6, 0.5, 0.7))
+    with pytest.raises(ExpectationOutdated, match="verdict 'inconclusive'"):
+        _fresh(check).check(_estimate(0.8, 0.7, 0.95))
     assert not issubclass(ExpectationOutdated, ClaimNotReplicated)  # an xfail(raises=ClaimNotReplicated) misses it
+
+
+def test_the_estimate_must_be_finite():
+    with pytest.raises(ValueError, match="finite"):
+        _estimate(float("nan"), 0.0, 1.0)

@@ -15,13 +15,13 @@ import torch
 
 from harness.metrics import (
     accuracy,
-    bootstrap_ci,
     centred_logit_diff,
     logit_diff,
     logit_diff_recovered,
     logit_flip,
     sentiment_score,
 )
+from harness.statistics import bootstrap
 
 LABELS = torch.tensor([1, 0, 1, 0])
 CLEAN = torch.tensor([3.0, -1.0, 2.0, 0.0])
@@ -81,32 +81,17 @@ def test_logit_flip_hand_computed():
     assert logit_flip(CORRUPTED, CLEAN, CORRUPTED, LABELS).item() == 0.0
 
 
-def test_bootstrap_ci_is_deterministic_and_contains_the_mean():
-    values = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])  # mean 4.5
-    mean = lambda x: x.mean(-1)
-    first, second = bootstrap_ci(mean, values), bootstrap_ci(mean, values)
-    assert first == second
-    low, high = first
-    assert 0.0 <= low < 4.5 < high <= 9.0
-    narrow_low, narrow_high = bootstrap_ci(mean, values, level=0.5)
-    assert low <= narrow_low < 4.5 < narrow_high <= high
-
-
-def test_bootstrap_ci_of_a_constant_is_that_constant():
-    assert bootstrap_ci(lambda x: x.mean(-1), torch.full((7,), 2.5)) == (2.5, 2.5)
-
-
 def test_bootstrap_ci_of_recovered_resamples_prompts_jointly():
     """All per-prompt tensors are resampled with the same indices: patched == clean stays 100%
     in every resample where the metric is defined."""
-    low, high = bootstrap_ci(logit_diff_recovered, CLEAN, CLEAN, CORRUPTED, LABELS)
-    assert low == pytest.approx(100.0) and high == pytest.approx(100.0)
+    estimate = bootstrap(logit_diff_recovered, CLEAN, CLEAN, CORRUPTED, LABELS)
+    assert estimate.ci_low == pytest.approx(100.0) and estimate.ci_high == pytest.approx(100.0)
 
 
-def test_bootstrap_ci_drops_undefined_resamples():
-    """clean == corrupted makes every resample 0/0: no finite value, so the CI is (nan, nan)."""
-    low, high = bootstrap_ci(logit_diff_recovered, PATCHED, CLEAN, CLEAN, LABELS)
-    assert low != low and high != high
+def test_bootstrap_refuses_a_statistic_undefined_everywhere():
+    """clean == corrupted makes every resample 0/0: no CI can be made, and the bootstrap says so."""
+    with pytest.raises(ValueError, match="undefined"):
+        bootstrap(logit_diff_recovered, PATCHED, CLEAN, CLEAN, LABELS)
 
 
 def test_patching_results_tabulates_the_same_metrics():
@@ -119,5 +104,5 @@ def test_patching_results_tabulates_the_same_metrics():
     assert results.table("ld_recovered") == {"a": {0: 0.0, 1: pytest.approx(50.0), 2: 100.0}, "b": {1: pytest.approx(50.0)}}
     assert results.metric("logit_flip", "a", 1) == pytest.approx(25.0)
     assert results.best_layer("a") == 2
-    low, high = results.metric_ci("ld_recovered", "a", 1)
-    assert (low, high) == results.metric_ci("ld_recovered", "a", 1) and low <= high
+    estimate = results.estimate("ld_recovered", "a", 1)
+    assert estimate == results.estimate("ld_recovered", "a", 1) and estimate.ci_low <= 50.0 <= estimate.ci_high

@@ -12,9 +12,10 @@ import torch
 from harness.correlation import cosine_projections
 from harness.forward import residual_stream
 from harness.negation import (
-    CONTROL_SENTENCES, NegationFlips, negation_experiment, tracked_word_projections, word_positions, word_token_position,
+    CONTROL_SENTENCES, NegationFlips, NegationResults, negation_experiment, tracked_word_projections, word_positions, word_token_position,
 )
 from harness.prompts import paper_reference
+from harness.statistics import bootstrap, seeded
 from harness.tokens import tokenize_padded
 
 NEGATORS = re.compile(r"n't\b|\b(not|never|no|hardly|less than|nothing|failed)\b", re.IGNORECASE)
@@ -111,3 +112,25 @@ def test_negation_experiment_splits_negated_and_control(gpt2):
     flips = results.flips("kmeans", "control")
     assert torch.equal(flips.initial, results.control["kmeans"][:, 1])
     assert torch.equal(flips.final, results.control["kmeans"][:, 2])
+
+
+def test_movement_is_the_paired_mean_with_a_bootstrap_over_sentences():
+    generator = torch.Generator().manual_seed(2)
+    negated = {"kmeans": torch.randn(27, 5, generator=generator)}
+    control = {"kmeans": torch.randn(27, 5, generator=generator)}
+    results = NegationResults(1, 3, tuple(f"s{i}" for i in range(27)), tuple(f"w{i}" for i in range(27)), negated,
+                              control, {"kmeans": 0.1}, {"kmeans": 1.0}, seed=4)
+    paired = results.flips("kmeans").toward_opposite - results.flips("kmeans", "control").toward_opposite
+    movement = results.movement("kmeans")
+    assert movement.value == pytest.approx(float(paired.mean()))
+    assert (movement.n, movement.unit) == (27, "sentence pairs")
+    with seeded(4):
+        assert movement == bootstrap(lambda v: v.mean(-1), paired.double(), unit="sentence pairs")
+    with seeded(0):
+        assert results.movement("kmeans") == movement  # its own seed, whatever the caller's
+    assert results.movement("kmeans", "control").value == pytest.approx(
+        float(results.flips("kmeans", "control").toward_opposite.mean()))
+    mean, low, high = results.oriented_mean("kmeans", "negated")
+    side = torch.sign(negated["kmeans"][:, 1] - 0.1)[:, None]
+    assert torch.allclose(mean, (side * (negated["kmeans"] - 0.1)).mean(0).double())
+    assert bool((low <= mean).all() and (mean <= high).all()) and mean[1] > 0

@@ -46,16 +46,22 @@ def test_correlation(report):
                               for m in methods()}, 12)
     labels = torch.tensor([NEGATIVE, NEUTRAL, POSITIVE] * 400)
     projections = {m: torch.randn(1200, generator=GENERATOR) + (0.5 * labels if m != "random" else 0) for m in methods()}
-    render(CorpusProjections("a corpus", 30, labels, projections, torch.rand(100, generator=GENERATOR), early,
-                             "a labeller"), report)
+    null = 0.4 + 0.2 * torch.rand(100, generator=GENERATOR)
+    render(CorpusProjections("a corpus", 300, labels, projections, null, early, "a labeller", torch.full((300,), 4),
+                             resamples=100), report)
     assert list(report.sections) == ["Correlational evaluation on natural text (§5.4)"]
     data = report.data["correlation"]
     assert list(data["methods"]) == methods()
     assert data["label_counts"] == {"positive": 400, "neutral": 400, "negative": 400}
     assert data["layer"] == 1 and data["direction_layers"] == early.source_layer
-    assert len(data["random_null_auroc"]) == 100
-    assert list(report.figures) == ["correlation_label_share.png"]
+    assert len(data["random_null_auroc"]) == 100 and data["n_sentences"] == 300
+    kmeans = data["methods"]["kmeans"]
+    assert kmeans["auroc_ci"][0] < kmeans["auroc"] < kmeans["auroc_ci"][1]
+    assert data["auroc_threshold"] == 0.8
+    assert "bootstrap over sentences" in report.sections["Correlational evaluation on natural text (§5.4)"]
+    assert list(report.figures) == ["correlation_label_share.png", "correlation_auroc.png"]
     drawn(report, "correlation_label_share.png")
+    drawn(report, "correlation_auroc.png")
 
 
 def test_steering(report):
@@ -64,11 +70,14 @@ def test_steering(report):
                       torch.tensor([[NEUTRAL, POSITIVE], [NEGATIVE, NEGATIVE]]))
     setup = SteeringSetup("blocks.1.hook_resid_pre", 12.0, 6.0, 0.9,
                           {"paper prompt, steered negative": run, "mirror prompt, steered positive": run},
-                          settings, "tiny", True, "a labeller")
+                          settings, "tiny", True, "a labeller", (0.0, 1.0), 0)
     render(setup, report)
     assert list(report.sections) == ["Activation addition, steering (§5.5)"]
-    assert "strongest |coef| = 0.5 × the median residual norm" in report.sections["Activation addition, steering (§5.5)"]
-    assert report.data["steering"]["runs"]["mirror prompt, steered positive"]["shares"]["negative"] == [0.0, 1.0]
+    section = report.sections["Activation addition, steering (§5.5)"]
+    assert "Pre-registered grid" in section and "the fractions 0, 1 of a scale, the median residual norm" in section
+    mirror = report.data["steering"]["runs"]["mirror prompt, steered positive"]
+    assert mirror["shares"]["negative"] == [0.0, 1.0]
+    assert mirror["trend"][0] == pytest.approx(1.0)  # negative exactly at the steered coefficient
     assert list(report.figures) == ["steering_curve.png"]
     drawn(report, "steering_curve.png")
 
@@ -80,6 +89,7 @@ def test_negation(report):
                               {m: 0.0 for m in methods()}, {m: 1.0 for m in methods()})
     render(results, report)
     assert list(report.sections) == ["Negation (§5.6)"]
+    assert report.data["negation"]["methods"]["kmeans"]["paired_movement"][0] == 0.0  # negated = control here
     assert list(report.data["negation"]["methods"]) == methods(controls=False)
     assert report.data["negation"]["controls"] == CONTROL_SENTENCES
     assert list(report.figures) == ["negation_layers.png"]

@@ -45,3 +45,46 @@ def test_timed_adds_up_a_stage_and_survives_an_exception():
     with pytest.raises(RuntimeError), builder.timed("stage"):
         raise RuntimeError
     assert list(builder.timings) == ["stage"] and builder.timings["stage"] >= 0
+
+
+def _outcome(test_id: str, verdict_ci: tuple[float, float, float], seed: int = 0, outcome: str = "passed",
+             expected: str | None = None):
+    from harness.claim_record import ClaimRecord
+    from harness.claims_declared import declared
+    from harness.report import ClaimOutcome
+    from harness.statistics import Estimate
+
+    claim = declared("D2")
+    record = ClaimRecord.decide(claim, claim.rule_for("tiny"), Estimate(*verdict_ci, 40, "prompts", "test"))
+    return ClaimOutcome(test_id, "D2", outcome, 0.1, record, "", seed, expected)
+
+
+def test_results_json_rows_carry_the_verdict_fields_and_the_seeds_table(tmp_path):
+    builder = ReportBuilder(model_name="tiny", settings={})
+    builder.outcomes += [
+        _outcome("test_directions.py::test_d2[pca]", (0.95, 0.91, 0.99), seed=0),
+        _outcome("test_directions.py::test_d2[pca]", (0.95, 0.85, 0.99), seed=1),
+        _outcome("test_directions.py::test_d2[probe]", (0.5, 0.4, 0.6), seed=0, outcome="xfailed",
+                 expected="does not replicate"),
+        _outcome("test_directions.py::test_d2[probe]", (0.5, 0.4, 0.6), seed=1, outcome="xfailed",
+                 expected="does not replicate"),
+    ]
+    builder.write(tmp_path)
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = results["claims"]
+    assert [row["verdict"] for row in rows] == ["replicates", "does not replicate"]  # seed 0's rows
+    assert rows[1]["status"] == "does not replicate (expected)"
+    for row in rows:
+        assert row["passes_when"] == "above" and row["threshold"] == 0.9 and row["n"] == 40
+    assert results["seeds"]["by_test"]["test_directions.py::test_d2[pca]"]["1"]["verdict"] == "inconclusive"
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "UNSTABLE" in report and "| stable" in report
+
+
+def test_claim_test_ids_drop_the_seed_parameter():
+    from fixtures.report_plugin import claim_test_id
+
+    assert claim_test_id("claims/test_a.py::test_x[seed1]") == "test_a.py::test_x"
+    assert claim_test_id("claims/test_a.py::test_x[layer0-pca-seed2]") == "test_a.py::test_x[layer0-pca]"
+    assert claim_test_id("claims/test_a.py::test_x[seed0-pca]") == "test_a.py::test_x[pca]"
+    assert claim_test_id("claims/test_a.py::test_x[pca]") == "test_a.py::test_x[pca]"

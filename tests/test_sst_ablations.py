@@ -189,5 +189,43 @@ def test_sst_ablations_metrics_per_class():
     assert results.ld_drop("flip_neg", 1) == pytest.approx(0) and results.accuracy("flip_neg", 1) == 100
     assert results.ld_drop("flip_neg", 0) == pytest.approx(100 * (3 - -1) / 3) and results.accuracy("flip_neg", 0) == 0
     assert results.accuracy("flip_neg") == 50
-    low, high = results.accuracy_ci("flip_neg")
-    assert 0 <= low <= 50 <= high <= 100
+    estimate = results.estimate("accuracy", "flip_neg")
+    assert estimate.value == 50 and 0 <= estimate.ci_low <= 50 <= estimate.ci_high <= 100
+    assert estimate.n == 4 and estimate.unit == "prompts"
+
+
+def _results(ld: dict[str, list[float]], labels=(1, 1, 0, 0, 1, 0)) -> SSTAblations:
+    """An ``SSTAblations`` whose clean LD is 2 for every prompt (labels all positive: LD = score)."""
+    labels = torch.tensor(labels)
+    signs = labels.float() * 2 - 1
+    scores = {"clean": 2.0 * signs, "ablated": {name: torch.tensor(v) * signs for name, v in ld.items()},
+              "first_position": {}}
+    return SSTAblations.from_scores(scores, labels, "resid_post", [0], {})
+
+
+def test_paired_difference_is_paired_over_prompts():
+    # DAS always drops LD by 1 more than random on the same prompt: the paired CI is that exactly
+    random = [2.0, 1.5, 1.0, 2.5, 0.5, 1.8]
+    results = _results({"das": [r - 1 for r in random], "random": random})
+    estimate = results.paired_difference("ld_drop", "das", "random")
+    assert estimate.value == pytest.approx(50) and estimate.ci_low == pytest.approx(50) == estimate.ci_high
+    accuracy = results.paired_difference("accuracy", "das", "random")  # das: 1.0 → 0, 0.5 → -0.5: two lost
+    assert accuracy.value == pytest.approx(200 / 6)
+
+
+def test_net_ratio_and_ratio_count_undefined_resamples():
+    results = _results({"comma": [1.0, 2.0, 2.0, 2.0, 2.0, 2.0], "random_comma": [2.0] * 6,
+                        "all": [1.0, 1.0, 1.0, 2.0, 2.0, 2.0], "random_all": [2.0] * 6})
+    ratio = results.net_ratio("ld_drop", "comma", "random_comma", "all", "random_all")
+    assert ratio.value == pytest.approx((0.5 / 6) / (1.5 / 6))
+    assert ratio.undefined > 0 and ratio.resamples == 1000  # resamples without prompts 0-2: denominator 0
+    frozen = results.ratio("comma", "all")
+    assert frozen.value == pytest.approx(1 / 3) and frozen.undefined == ratio.undefined
+
+
+def test_zero_shot_set_reports_its_fallback(gpt2):
+    few_negatives = {s for s in SPLIT.sentences if s.startswith("good")} | {f"bad film , take {i} ." for i in (1, 2, 3)}
+    fallback = build_zero_shot_set(gpt2.bridge, SPLIT, True, fake_classifier(top=few_negatives)[0])
+    paper = build_zero_shot_set(gpt2.bridge, SPLIT, True, fake_classifier(top=set(SPLIT.sentences))[0])
+    assert fallback.fallback and "DEVIATION" in fallback.deviation()
+    assert not paper.fallback and "DEVIATION" not in paper.deviation()

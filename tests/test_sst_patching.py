@@ -1,8 +1,8 @@
 """harness.sst_patching (paper §2.3, §5.2, §6.2 P3–P5): the SST pair selection and its sweep.
 
 - the selection keeps short, correctly classified sentences, pairs them by length, drops pairs whose
-  scaffolded prompts differ in length, caps them with a seeded subsample, and counts every step
-  (a hand-worked split; the shipped dev split's model-independent counts);
+  scaffolded prompts differ in length, takes a seeded, balanced set of pairs sharing no sentence, and
+  counts every step (a hand-worked split; the shipped dev split's model-independent counts);
 - only the short sentences are sent to the classifier;
 - the sweep's clean, corrupted and patched scores equal each prompt run alone, unpadded.
 """
@@ -18,8 +18,8 @@ from harness.forward import residual_stream
 from harness.hook_names import resid
 from harness.metrics import sentiment_score
 from harness.sst import SSTSplit, load_sst
-from harness.sst_patching import select_patching_pairs, sst_patching_sweep
-from harness.sst_prompts import CLASSIFICATION, seeded_subset, sentence_lengths
+from harness.sst_patching import N_PAIRS, disjoint_balanced, select_patching_pairs, sst_patching_sweep
+from harness.sst_prompts import CLASSIFICATION, sentence_lengths
 
 LONG = "an overlong , meandering and thoroughly tedious film that never once finds a reason to exist , sadly ."
 SPLIT = SSTSplit("dev", Path("stsa.binary.dev"), (
@@ -54,26 +54,41 @@ def test_selection_rules_on_a_hand_worked_split(gpt2):
     pairs = select_patching_pairs(bridge, SPLIT, True, classify)
     assert asked == [[s for s in SPLIT.sentences if s != LONG]]
     # correct: 0 1 4 7 (length 4) and 2 3 8 9 (length 5); clean [0 1 4 7 | 2 3 8 9], corrupted shifted within
-    # each group [1 4 7 0 | 3 8 9 2]; (2, 3) and (3, 8) mix scaffolded lengths and are dropped
-    assert _source_pairs(pairs) == [(0, 1), (1, 4), (4, 7), (7, 0), (8, 9), (9, 2)]
-    assert pairs.labels.tolist() == [1, 0, 1, 0, 1, 0] == pairs.prompts.labels[pairs.clean_rows].tolist()
+    # each group [1 4 7 0 | 3 8 9 2]; (2, 3) and (3, 8) mix scaffolded lengths and are dropped, leaving
+    # (0, 1) (1, 4) (4, 7) (7, 0) (8, 9) (9, 2); seed 0 visits them in the order 2 5 3 0 1 4: positive (4, 7),
+    # negative (9, 2), positive (0, 1); no negative-clean pair is left that shares no sentence, so one of each
+    assert _source_pairs(pairs) == [(4, 7), (9, 2)]
+    assert pairs.labels.tolist() == [1, 0] == pairs.prompts.labels[pairs.clean_rows].tolist()
     assert torch.equal(pairs.attention_mask, pairs.prompts.attention_mask[pairs.corrupted_rows])
-    assert pairs.prompts.source_index.tolist() == [0, 1, 2, 4, 7, 8, 9]  # each distinct sentence once
+    assert pairs.prompts.source_index.tolist() == [2, 4, 7, 9]  # each distinct sentence once
     assert pairs.counts == {
-        "dev sentences": 10, "of at most 20 tokens": 9, "classified correctly (uncentred LD > 0)": 8,
+        "dev sentences": 10, "of at most 20 tokens": 9, "classified correctly (centred LD > 0, §5.1)": 8,
         "pairs (length-grouped, cyclic within a group)": 8, "of those, scaffolded prompts also of equal length": 6,
-        "pairs used (seed 0)": 6, "positive clean prompts": 3,
+        "pairs used (seed 0; no sentence in two pairs, classes balanced)": 2, "positive clean prompts": 1,
+        "negative clean prompts": 1,
     }
 
 
-def test_pairs_are_capped_by_a_seeded_subsample(gpt2):
+def test_disjoint_balanced_pairs():
+    """Balanced clean labels, no sentence in two pairs, at most ``n_pairs``, seeded."""
+    generator = torch.Generator().manual_seed(3)
+    clean, corrupted = torch.randint(0, 60, (200,), generator=generator), torch.randint(60, 120, (200,), generator=generator)
+    labels = torch.randint(0, 2, (200,), generator=generator)
+    for seed in (0, 1):
+        chosen = disjoint_balanced(clean, corrupted, labels, 20, seed)
+        sentences = torch.cat([clean[chosen], corrupted[chosen]])
+        assert len(chosen) == 20 and len(sentences.unique()) == 40
+        assert int(labels[chosen].sum()) == 10
+    assert not torch.equal(disjoint_balanced(clean, corrupted, labels, 20, 0), disjoint_balanced(clean, corrupted, labels, 20, 1))
+    one_class = disjoint_balanced(clean, corrupted, torch.ones(200, dtype=torch.long), 20, 0)
+    assert len(one_class) == 0  # no negative-clean pair: nothing balanced to take
+
+
+def test_pairs_are_drawn_with_the_seed(gpt2):
     classify, _ = fake_classifier(SPLIT)
-    all_pairs = _source_pairs(select_patching_pairs(gpt2.bridge, SPLIT, True, classify))
-    chosen = {seed: _source_pairs(select_patching_pairs(gpt2.bridge, SPLIT, True, classify, n_pairs=4, seed=seed))
-              for seed in (0, 1)}
-    for seed, pairs in chosen.items():
-        assert pairs == [all_pairs[i] for i in seeded_subset(torch.arange(len(all_pairs)), 4, seed)]
-    assert chosen[0] != chosen[1]
+    chosen = {seed: _source_pairs(select_patching_pairs(gpt2.bridge, SPLIT, True, classify, seed=seed))
+              for seed in (0, 2)}
+    assert chosen[0] == [(4, 7), (9, 2)] and chosen[2] == [(0, 1), (9, 2)]
 
 
 def _source_pairs(pairs) -> list[tuple[int, int]]:
@@ -88,7 +103,10 @@ def test_shipped_dev_split_counts(gpt2):
     classify, asked = fake_classifier(dev, wrong)
     pairs = select_patching_pairs(gpt2.bridge, dev, True, classify)
     assert pairs.counts["dev sentences"] == 872 and pairs.counts["of at most 20 tokens"] == 343 == len(asked[0])
-    assert pairs.counts["pairs used (seed 0)"] == 16 == len(pairs.labels)
+    assert pairs.counts["pairs used (seed 0; no sentence in two pairs, classes balanced)"] == N_PAIRS == len(pairs.labels)
+    assert pairs.counts["positive clean prompts"] == N_PAIRS // 2 == pairs.counts["negative clean prompts"]
+    used = [i for pair in _source_pairs(pairs) for i in pair]
+    assert len(set(used)) == len(used)  # no sentence in two pairs
     for clean, corrupted in _source_pairs(pairs):
         assert dev.labels[clean] != dev.labels[corrupted]
         assert dev.sentences[clean] not in wrong and dev.sentences[corrupted] not in wrong
@@ -99,7 +117,7 @@ def test_sweep_equals_each_pair_run_alone(tiny):
     bridge, n_layers = tiny.bridge, tiny.n_layers
     classify, _ = fake_classifier(PADDED, wrong=set())
     pairs = select_patching_pairs(bridge, PADDED, True, classify)
-    assert len(pairs.labels) == 4 and (pairs.prompts.attention_mask == 0).any(), "the test needs padded pairs"
+    assert len(pairs.labels) == 2 and (pairs.prompts.attention_mask == 0).any(), "the test needs padded pairs"
     answers = CLASSIFICATION.answer_ids(bridge.tokenizer)
     generator = torch.Generator().manual_seed(0)
     directions = {"a": {layer: torch.randn(bridge.cfg.d_model, generator=generator) for layer in range(n_layers + 1)},

@@ -139,3 +139,17 @@ def test_patching_sweep_on_padded_pairs_equals_full_forwards(tiny):
             full = bridge.run_with_hooks(tokens[2:], fwd_hooks=[(resid_hook_name(n_layers, layer), hook)],
                                          attention_mask=mask[2:])[:, -1]
             torch.testing.assert_close(results.patched["m", layer], sentiment_score(full, answers), atol=1e-4, rtol=0)
+
+
+def test_centred_accuracy_subtracts_the_bias_over_all_sentences():
+    from harness.sst_prompts import centred_accuracy, competence, CLASSIFICATION
+
+    # every score leans positive: uncentred, all negatives are wrong; centred, all are right but one
+    labels = torch.tensor([1, 1, 1, 0, 0, 0])
+    scores = torch.tensor([4.0, 5.0, 3.5, 2.0, 1.0, 3.6])
+    logits = torch.stack([scores, torch.zeros(6)], dim=1)
+    estimate = centred_accuracy(logits, labels)  # bias = 19.1 / 6 ≈ 3.18: only the negative 3.6 sits above it
+    assert estimate.value == pytest.approx(100 * 5 / 6) and estimate.n == 6 and estimate.unit == "sentences"
+    assert estimate.ci_low < estimate.value < estimate.ci_high and estimate.method == "Wilson score interval"
+    measured = competence("classification", CLASSIFICATION, "dev", logits, labels)
+    assert measured.uncentred_accuracy == pytest.approx(50) and measured.bias == pytest.approx(19.1 / 6)

@@ -1,5 +1,6 @@
 """harness.rendering.sst: the SST results render into the report's sections, data and figures
-(section titles, ``report.data`` keys and figure names as the report has always had them)."""
+(section titles, ``report.data`` keys and figure names as the report has always had them), with the
+competence (P0) section and, where the zero-shot set fell back, a visible deviation section."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from harness.report import ReportBuilder
 from harness.sst import SSTFiles, SSTSplit
 from harness.sst_ablations import ABLATIONS, SSTAblations, ZeroShotSet
 from harness.sst_patching import SSTPatching
-from harness.sst_prompts import ZERO_SHOT, SSTPrompts
+from harness.sst_prompts import CLASSIFICATION, ZERO_SHOT, SSTPrompts, competence
 from harness.sweep import PatchingResults
 
 
@@ -32,7 +33,9 @@ def _results() -> list[object]:
     scores = {"clean": torch.tensor([2.0, -2.0, 3.0, -1.0]), "first_position": diagnostic,
               "ablated": {name: torch.randn(4, generator=generator) for name in ABLATIONS}}
     ablations = SSTAblations.from_scores(scores, labels, "resid_post", (0, 3), counts)
-    return [SSTFiles({"dev": split}), ZeroShotSet(prompts, counts, 0.75), ablations, patching]
+    measured = competence("classification", CLASSIFICATION, "dev", torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+                          torch.tensor([1, 0]))
+    return [SSTFiles({"dev": split}), ZeroShotSet(prompts, counts, 0.75, fallback=True), ablations, patching, measured]
 
 
 def test_sst_results_render_their_sections_data_and_figures(tmp_path):
@@ -41,8 +44,9 @@ def test_sst_results_render_their_sections_data_and_figures(tmp_path):
         report.record(result)
     path = report.write(tmp_path)
     text = path.read_text()
-    titles = ["SST files (§2.3)", "SST zero-shot ablations (§5.3, §6.1 A1–A5)",
-              "Directional patching onto SST (§5.2, §6.2 P3–P5)"]
+    titles = ["SST files (§2.3)", "Deviation: the zero-shot ablation set (§2.3)",
+              "SST zero-shot ablations (§5.3, §6.1 A1–A5)", "Directional patching onto SST (§5.2, §6.2 P3–P5)",
+              "SST competence, classification scaffold (P0, §5.1)"]
     assert [title for title in report.sections] == titles
     assert all(f"## {title}" in text for title in titles)
     assert "- dev: /data/stsa.binary.dev (2 sentences, 1 positive, 1 negative)" in text
@@ -50,7 +54,10 @@ def test_sst_results_render_their_sections_data_and_figures(tmp_path):
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["sst_ablations.png", "sst_layer_sweep.png"]
     data = json.loads((tmp_path / "results.json").read_text())["data"]
     assert data["sst_files"] == {"dev": {"path": "/data/stsa.binary.dev", "sentences": 2, "positive": 1}}
-    assert data["zero_shot_set"] == {"counts": _results()[1].counts, "raw_accuracy": 0.75}
+    assert data["zero_shot_set"] == {"counts": _results()[1].counts, "raw_accuracy": 0.75, "fallback": True,
+                                     "deviation": _results()[1].deviation()}
+    assert data["sst_competence"]["classification"]["centred_accuracy"] == 100
+    assert data["sst_competence"]["classification"]["n"] == 2
     assert set(data["sst_ablations"]) == {"site", "layers", "counts", "ld_orig_mean", "ablations", "first_position"}
     assert set(data["sst_ablations"]["ablations"]["das_all"]) == {
         "ld_drop", "accuracy", "positive_ld_drop", "positive_accuracy", "negative_ld_drop", "negative_accuracy"}

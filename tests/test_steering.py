@@ -1,7 +1,10 @@
 """harness.steering: the §5.5 coefficient grid and the batched, cached sampling loop.
 
-- on the paper's steering model the grid is its integers 0..20 at every second value; elsewhere the
-  same 11 points scaled to half the median residual norm over the prompt's tokens (BOS left out);
+- the grid is the declared protocol's fractions of a scale: the paper's strongest integer (20) on its
+  steering model, elsewhere the median residual norm over the prompt's tokens (BOS left out); the
+  pre-registered settings take the protocol's 50 samples and shift the paper's seed by the session's;
+- ``rank_trend`` is scipy's Spearman ρ on the data, its bootstrap resamples within each coefficient
+  (seeded; constant resamples counted as undefined); shares carry Wilson intervals;
 - a run's coefficients carry the run's sign and no -0.0; each coefficient's continuations are one
   seeded ``sample_continuations`` call with the steering hook, cached on disk (a second run is served
   from the cache, token for token); labels are VADER's text labels of the decoded continuations.
@@ -15,16 +18,22 @@ from dataclasses import replace
 import pytest
 import torch
 
+from scipy.stats import spearmanr
+
 from harness import hook_names
+from harness.claims_declared import STEERING_PROTOCOL
 from harness.disk_cache import DiskCache
 from harness.generation import sample_continuations, steering_hook
 from harness.lexicon import NEGATIVE, NEUTRAL, POSITIVE, VaderLabeller
 from harness.paper_models import STEERING_MODEL
 from harness.prompts import paper_reference
+from harness.statistics import seeded, wilson
 from harness.steering import (
-    MIRROR_PROMPT, STEERING_STEPS, SteeringRun, SteeringSettings, median_residual_norm, steering_grid, steering_prompts,
+    MIRROR_PROMPT, SteeringRun, SteeringSettings, median_residual_norm, rank_trend, steering_grid, steering_prompts,
     steering_run,
 )
+
+FRACTIONS = tuple(STEERING_PROTOCOL["coefficient_fractions"])
 from harness.forward import residual_stream
 
 
@@ -41,19 +50,60 @@ def test_settings_are_the_papers(settings):
     assert settings.prompt.startswith("I really enjoyed the movie")
 
 
-def test_grid_on_the_steering_model_is_the_papers(settings):
-    strongest, steps = steering_grid(STEERING_MODEL, settings.coefficients, residual_norm=123.0)
-    assert strongest == 20.0
-    assert steps == tuple(float(s) for s in range(0, 21, 2))
+def test_pre_registered_settings_take_the_protocol_and_the_session_seed(settings):
+    assert FRACTIONS == (0.0, 0.25, 0.5, 0.75, 1.0)
+    registered = SteeringSettings.pre_registered(paper_reference()["steering"], STEERING_PROTOCOL, 0)
+    assert registered.samples_per_coef == 50 == STEERING_PROTOCOL["samples_per_coefficient"]
+    assert replace(registered, samples_per_coef=settings.samples_per_coef) == settings  # seed 0: the paper's
+    assert SteeringSettings.pre_registered(paper_reference()["steering"], STEERING_PROTOCOL, 2).seed == settings.seed + 2
+
+
+def test_grid_on_the_steering_model_is_the_papers_integers(settings):
+    scale, steps = steering_grid(STEERING_MODEL, FRACTIONS, settings.coefficients, residual_norm=123.0)
+    assert scale == 20.0
+    assert steps == (0.0, 5.0, 10.0, 15.0, 20.0)
+    assert all(-step in settings.coefficients for step in steps)
 
 
 @pytest.mark.parametrize("norm", [3.0, 41.7])
-def test_grid_elsewhere_scales_to_half_the_residual_norm(settings, norm):
-    strongest, steps = steering_grid("smollm2-135m", settings.coefficients, residual_norm=norm)
-    assert strongest == 0.5 * norm
-    assert len(steps) == len(STEERING_STEPS) == 11
-    assert steps[0] == 0.0 and steps[-1] == pytest.approx(strongest)
-    assert steps == tuple(strongest * s / 20 for s in range(0, 21, 2))
+def test_grid_elsewhere_is_fractions_of_the_residual_norm(settings, norm):
+    scale, steps = steering_grid("smollm2-135m", FRACTIONS, settings.coefficients, residual_norm=norm)
+    assert scale == norm
+    assert steps == tuple(norm * f for f in FRACTIONS)
+    assert steps[0] == 0.0 and steps[-1] == norm
+
+
+def test_rank_trend_is_spearman_over_samples():
+    generator = torch.Generator().manual_seed(0)
+    magnitudes = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    hits = (torch.rand(4, 30, generator=generator) < torch.tensor([0.1, 0.3, 0.5, 0.7])[:, None]).double()
+    with seeded(0):
+        trend = rank_trend(magnitudes, hits, resamples=500)
+    expected = spearmanr(magnitudes.repeat_interleave(30).numpy(), hits.flatten().numpy()).statistic
+    assert trend.value == pytest.approx(expected)
+    assert trend.ci_low < trend.value < trend.ci_high and trend.n == 120 and trend.unit == "samples"
+    assert trend.resamples == 500 and trend.undefined == 0
+    with seeded(0):
+        assert rank_trend(magnitudes, hits, resamples=500) == trend
+    with seeded(1):
+        assert rank_trend(magnitudes, hits, resamples=500) != trend
+
+
+def test_rank_trend_resamples_within_each_coefficient():
+    # each coefficient's samples are all equal: a within-coefficient resample reproduces the data exactly
+    hits = torch.tensor([[0.0] * 5, [0.0] * 5, [1.0] * 5])
+    trend = rank_trend(torch.tensor([0.0, 1.0, 2.0]), hits, resamples=200)
+    assert trend.ci_low == trend.ci_high == pytest.approx(trend.value)
+    assert trend.value == pytest.approx(spearmanr([0] * 5 + [1] * 5 + [2] * 5, hits.flatten().numpy()).statistic)
+
+
+def test_rank_trend_counts_constant_resamples_and_handles_constant_data():
+    hits = torch.zeros(2, 20)
+    hits[1, 0] = 1.0  # one hit: many resamples lose it
+    trend = rank_trend(torch.tensor([0.0, 1.0]), hits, resamples=400)
+    assert 0 < trend.undefined < 400
+    never = rank_trend(torch.tensor([0.0, 1.0]), torch.zeros(2, 20))
+    assert (never.value, never.ci_low, never.ci_high) == (0.0, 0.0, 0.0) and "undefined" in never.method
 
 
 @pytest.mark.parametrize("prepend_bos", [True, False])
@@ -75,6 +125,10 @@ def test_share_counts_labels_per_coefficient():
                       torch.tensor([[NEGATIVE, NEUTRAL, POSITIVE, POSITIVE], [NEGATIVE, NEGATIVE, NEGATIVE, NEUTRAL]]))
     assert run.share(NEGATIVE).tolist() == [0.25, 0.75]
     assert run.share(POSITIVE).tolist() == [0.5, 0.0]
+    assert run.share_estimate(1) == wilson(3, 4, unit="samples")  # the target's share, %
+    assert run.share_estimate(0, POSITIVE) == wilson(2, 4, unit="samples")
+    with seeded(0):
+        assert run.trend() == rank_trend(torch.tensor([0.0, 1.0]), (run.labels == NEGATIVE).double())
 
 
 def test_steering_run_samples_each_coefficient_once_and_caches_it(gpt2, settings, tmp_path):

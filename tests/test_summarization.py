@@ -19,7 +19,8 @@ import matplotlib
 import pytest
 import torch
 
-from harness.metrics import bootstrap_ci, sentiment_score
+from harness.metrics import sentiment_score
+from harness.statistics import bootstrap
 from harness.rendering import render
 from harness.report import ReportBuilder
 from harness.summarization import (
@@ -156,9 +157,10 @@ def test_statistics_on_numbers_worked_by_hand():
 
 def test_estimate_is_the_statistic_and_its_bootstrap_ci():
     effects = effects_of([1.0, 2.0, 3.0, 4.0], comma_period=[0.5, 1.5, 2.0, 3.5], precomma=[0.8, 1.0, 2.5, 3.0])
-    value, ci = effects.estimate(effect_ratio, "comma_period", "precomma")
+    estimate = effects.estimate(effect_ratio, "comma_period", "precomma")
     lds = effects.ld("comma_period"), effects.ld("precomma"), effects.clean_ld
-    assert value == float(effect_ratio(*lds)) and ci == bootstrap_ci(effect_ratio, *lds)
+    assert estimate.value == float(effect_ratio(*lds))
+    assert estimate == bootstrap(effect_ratio, *lds) and estimate.n == 4
     assert effects.change("comma_period") == pytest.approx(-25.0)
 
 
@@ -166,12 +168,12 @@ def test_comma_share_trend():
     rising = {n: effects_of([2.0, 4.0], comma_period=[2.0 - k, 4.0 - 2 * k], precomma=[1.0, 2.0])
               for n, k in zip((0, 11, 22, 44), (0.2, 0.4, 0.6, 0.8))}  # comma effect −10..−40%, pre-comma −50%
     trend = comma_share_trend(rising)
-    assert trend.rho == pytest.approx(1.0)
+    assert trend.rho.value == pytest.approx(1.0)
     assert list(trend.shares) == [0, 11, 22, 44]
     assert trend.shares[0] == pytest.approx(10 / 60) and trend.shares[44] == pytest.approx(40 / 90)
-    assert trend.ci == pytest.approx((1.0, 1.0))  # every resample keeps the order
+    assert (trend.rho.ci_low, trend.rho.ci_high) == pytest.approx((1.0, 1.0))  # every resample keeps the order
     falling = comma_share_trend({n: rising[m] for n, m in zip((0, 11, 22, 44), (44, 22, 11, 0))})
-    assert falling.rho == pytest.approx(-1.0)
+    assert falling.rho.value == pytest.approx(-1.0)
 
 
 def test_accuracies():
@@ -182,8 +184,8 @@ def test_accuracies():
     effects = ResampleEffects(labels, score, {})
     assert accuracy_by_variant(effects, variants) == {"orig": 100.0, "flip_a": 0.0, "name_flip": 0.0, "flip_b": 100.0}
     assert effects.accuracy_pct() == 50.0  # centred: the mean score 1.875 splits them
-    low, high = effects.accuracy_pct_ci()
-    assert 0.0 <= low <= 50.0 <= high <= 100.0
+    estimate = effects.accuracy_estimate()
+    assert 0.0 <= estimate.ci_low <= 50.0 <= estimate.ci_high <= 100.0 and estimate.n == 8
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 
 - positions are located by token search: the ADJ (VRB) position holds the prompt's adjective (verb)
   token in every prompt, END is the last position, and BOS is position 0;
-- pairs alternate positive/negative clean prompts, the corrupted prompt of pair i is the clean prompt
-  of pair i+1 (cyclically), consistently with ``clean_index``/``corrupted_index``, with opposite
-  labels, and every distinct prompt is a clean prompt at least once;
+- every distinct prompt is the clean prompt of exactly one pair (the resampling unit: no prompt cycled in
+  twice); clean prompts alternate positive/negative while both classes last, the corrupted prompt has
+  the opposite label, consistently with ``clean_index``/``corrupted_index``; with equal classes the
+  corrupted prompt of pair i is the clean prompt of pair i+1 (the authors' cyclic shift);
 - kept words are single tokens (with their leading space), dropped words are not, and kept ∪ dropped
   is the paper-era list.
 """
@@ -18,7 +19,7 @@ import torch
 
 from harness.tokens import single_token_id
 from harness.prompts import paper_reference
-from harness.toy_movie_review import TEMPLATE
+from harness.toy_movie_review import TEMPLATE, pair_order
 
 PROMPT = re.compile(r"^I thought this movie was (\w+), I (\w+) it\. \nConclusion: This movie is$")
 SPLITS = ("train", "test")
@@ -65,19 +66,29 @@ def test_distinct_prompts_follow_the_word_lists(toy, split):
 
 
 @pytest.mark.parametrize("split", SPLITS)
-def test_pairs_alternate_and_corrupted_is_the_next_clean(toy, split):
+def test_each_distinct_prompt_is_clean_once_and_corrupted_has_the_other_label(toy, split):
     distinct, pairs = getattr(toy, split), getattr(toy, f"{split}_pairs")
     n = len(pairs)
-    assert n % 2 == 0 and len(pairs.corrupted) == n
-    assert pairs.clean.labels.tolist() == [1, 0] * (n // 2)
-    assert torch.equal(pairs.corrupted_index, pairs.clean_index[(torch.arange(n) + 1) % n])
+    assert n == len(distinct) == len(pairs.corrupted)
+    assert sorted(pairs.clean_index.tolist()) == list(range(len(distinct)))
     assert (pairs.clean.labels != pairs.corrupted.labels).all()
+    both = 2 * min(int(distinct.labels.sum()), int((1 - distinct.labels).sum()))
+    assert pairs.clean.labels[:both].tolist() == [1, 0] * (both // 2)
     for i in range(n):
         assert pairs.clean.texts[i] == distinct.texts[pairs.clean_index[i]]
-        assert pairs.corrupted.texts[i] == pairs.clean.texts[(i + 1) % n]
-    assert torch.equal(pairs.corrupted.tokens, torch.roll(pairs.clean.tokens, shifts=-1, dims=0))
+        assert pairs.corrupted.texts[i] == distinct.texts[pairs.corrupted_index[i]]
     assert torch.equal(pairs.clean.positions["ADJ"], distinct.positions["ADJ"][pairs.clean_index])
-    assert set(pairs.clean_index.tolist()) == set(range(len(distinct)))
+
+
+@pytest.mark.parametrize("sizes", [(3, 3), (5, 2), (2, 4), (1, 1)])
+def test_pair_order_with_equal_classes_is_the_cyclic_shift(sizes):
+    n_positive, n_negative = sizes
+    clean, corrupted = pair_order(n_positive, n_negative)
+    labels = (torch.arange(n_positive + n_negative) < n_positive).long()
+    assert sorted(clean.tolist()) == list(range(n_positive + n_negative))
+    assert (labels[clean] != labels[corrupted]).all()
+    if n_positive == n_negative:
+        assert torch.equal(corrupted, torch.roll(clean, shifts=-1))
 
 
 def test_kept_words_are_single_tokens_and_dropped_are_not(toy, tokenizer):

@@ -1,6 +1,7 @@
-"""Renderers: the SST files (§2.3), directional patching onto SST (§5.2, §6.2 P3–P5, figure
-``sst_layer_sweep.png``), the zero-shot set and the zero-shot ablations (§5.3, §6.1 A1–A5, figure
-``sst_ablations.png``)."""
+"""Renderers: the SST files (§2.3), the model's competence on them (P0), directional patching onto SST
+(§5.2, §6.2 P3–P5, figure ``sst_layer_sweep.png`` with per-layer 95% bootstrap bands over pairs), the
+zero-shot set and the zero-shot ablations (§5.3, §6.1 A1–A5, figure ``sst_ablations.png`` with 95%
+bootstrap error bars over prompts)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from harness.rendering import render
 from harness.sst import SSTFiles
 from harness.sst_ablations import MAX_PROMPT_TOKENS, SSTAblations, ZeroShotSet
 from harness.sst_patching import SSTPatching
-from harness.sst_prompts import ZERO_SHOT
+from harness.sst_prompts import ZERO_SHOT, SSTCompetence
 
 PATCHING_METRICS = {"ld_recovered": "% logit difference recovered", "logit_flip": "% logit flip"}
 CLASSES = (("positive", 1), ("negative", 0))
@@ -22,6 +23,22 @@ def _files(result: SSTFiles, report) -> None:
     report.data["sst_files"] = {name: {"path": str(split.path), "sentences": len(split),
                                        "positive": sum(split.labels)} for name, split in result.splits.items()}
     report.add_section("SST files (§2.3)", "\n".join(f"- {split.describe()}" for split in result.splits.values()))
+
+
+@render.register(SSTCompetence)
+def _competence(result: SSTCompetence, report) -> None:
+    estimate = result.estimate
+    report.data.setdefault("sst_competence", {})[result.case] = {
+        "scaffold": result.scaffold.template, "split": result.split_name, "centred_accuracy": estimate.value,
+        "ci_low": estimate.ci_low, "ci_high": estimate.ci_high, "n": estimate.n,
+        "uncentred_accuracy": result.uncentred_accuracy, "bias": result.bias}
+    report.add_section(
+        f"SST competence, {result.case} scaffold (P0, §5.1)",
+        f"Every {result.split_name} sentence ({estimate.n}) in `{result.scaffold.template}`: centred accuracy "
+        f"{estimate.value:.1f}% [{estimate.ci_low:.1f}, {estimate.ci_high:.1f}] (Wilson), uncentred "
+        f"{result.uncentred_accuracy:.1f}%, bias (mean ` Positive` − ` Negative` logit) {result.bias:+.2f}. "
+        f"{'P3–P5' if result.case == 'classification' else 'A1–A5'} apply only when P0.{result.case} replicates.",
+    )
 
 
 @render.register(SSTPatching)
@@ -44,36 +61,47 @@ def _patching(patching: SSTPatching, report) -> None:
         + tabulate(rows, headers=["method", "% LD recovered", "% logit flip"], tablefmt="github"),
     )
 
+    bands = {metric: {method: [results.estimate(metric, method, layer) for layer in results.layers(method)]
+                      for method in results.methods()} for metric in tables}
+
     def draw(figure) -> None:
         axes = figure.subplots(1, 2, sharey=True)
         for ax, metric in zip(axes, tables):
             for method, values in tables[metric].items():
-                ax.plot(list(values), list(values.values()), marker="o", markersize=3, label=method)
+                line, = ax.plot(list(values), list(values.values()), marker="o", markersize=3, label=method)
+                ax.fill_between(list(values), [e.ci_low for e in bands[metric][method]],
+                                [e.ci_high for e in bands[metric][method]], color=line.get_color(), alpha=0.15,
+                                linewidth=0)
             ax.axhline(0, color="grey", linewidth=0.5)
             ax.set_xlim(0, patching.n_layers)
             ax.set_xlabel("residual layer")
             ax.set_title(PATCHING_METRICS[metric])
         axes[0].legend(fontsize=7)
         figure.suptitle(f"Directional patching, toy-fitted directions onto SST {patching.split_name} "
-                        f"({len(results.labels)} pairs): {report.model_name}")
+                        f"({len(results.labels)} pairs; bands: 95% bootstrap CI over pairs): {report.model_name}")
 
     report.add_figure("sst_layer_sweep.png", draw)
 
 
 @render.register(ZeroShotSet)
 def _zero_shot_set(zero_shot: ZeroShotSet, report) -> None:
-    report.data["zero_shot_set"] = {"counts": zero_shot.counts, "raw_accuracy": zero_shot.raw_accuracy}
+    report.data["zero_shot_set"] = {"counts": zero_shot.counts, "raw_accuracy": zero_shot.raw_accuracy,
+                                    "fallback": zero_shot.fallback, "deviation": zero_shot.deviation()}
+    if zero_shot.fallback:
+        report.add_section("Deviation: the zero-shot ablation set (§2.3)",
+                           f"{zero_shot.deviation()}. A1–A5 are measured on this set and gated on P0.zero_shot "
+                           "(the model's centred accuracy over the whole split); the counts are in the ablation section.")
 
 
 @render.register(SSTAblations)
 def _ablations(results: SSTAblations, report) -> None:
     names, first = list(results.ld), results.first_position
     rows = []
+    estimates = {metric: {name: results.estimate(metric, name) for name in names} for metric in ("ld_drop", "accuracy")}
     for name in names:
-        low, high = results.ld_drop_ci(name)
-        a_low, a_high = results.accuracy_ci(name)
-        rows.append([name, f"{results.ld_drop(name):.1f} [{low:.1f}, {high:.1f}]",
-                     f"{results.accuracy(name):.1f} [{a_low:.1f}, {a_high:.1f}]",
+        ld, acc = estimates["ld_drop"][name], estimates["accuracy"][name]
+        rows.append([name, f"{ld.value:.1f} [{ld.ci_low:.1f}, {ld.ci_high:.1f}]",
+                     f"{acc.value:.1f} [{acc.ci_low:.1f}, {acc.ci_high:.1f}]",
                      *(f"{results.ld_drop(name, label):.1f} / {results.accuracy(name, label):.0f}"
                        for _, label in CLASSES)])
     report.data["sst_ablations"] = {
@@ -118,11 +146,17 @@ def _ablations(results: SSTAblations, report) -> None:
         x = torch.arange(len(names)).float()
         for ax, metric, label in zip(axes, ("ld_drop", "accuracy"), ("Δ% logit difference", "accuracy %")):
             for offset, (cls, rows) in zip((-0.27, 0, 0.27), (("all", None), *CLASSES)):
-                ax.bar(x + offset, [getattr(results, metric)(name, rows) for name in names], width=0.27, label=cls)
+                heights = [getattr(results, metric)(name, rows) for name in names]
+                errors = None
+                if rows is None:  # the 95% bootstrap CI over prompts of the whole set
+                    errors = [[max(0.0, h - estimates[metric][n].ci_low) for h, n in zip(heights, names)],
+                              [max(0.0, estimates[metric][n].ci_high - h) for h, n in zip(heights, names)]]
+                ax.bar(x + offset, heights, width=0.27, label=cls, yerr=errors, capsize=2)
             ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
             ax.set_ylabel(label)
             ax.axhline(0, color="grey", linewidth=0.5)
         axes[0].legend(fontsize=7)
-        figure.suptitle(f"SST zero-shot ablations ({len(results.labels)} prompts, {results.site}): {report.model_name}")
+        figure.suptitle(f"SST zero-shot ablations ({len(results.labels)} prompts, {results.site}; error bars: 95% "
+                        f"bootstrap CI over prompts): {report.model_name}")
 
     report.add_figure("sst_ablations.png", draw)
