@@ -13,6 +13,7 @@ import json
 import platform
 import subprocess
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -266,6 +267,9 @@ class ReportBuilder:
         try:
             draw(figure)
             figure.savefig(path)
+        except Exception as error:  # a broken figure must not lose the report's tables
+            warnings.warn(f"figure {path.name} could not be drawn: {type(error).__name__}: {error}")
+            return None
         finally:
             plt.close(figure)
         return path

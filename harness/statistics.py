@@ -118,8 +118,8 @@ def wilson(successes: int, n: int, *, unit: str = "samples", scale: float = 100.
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return Estimate(scale * p, scale * max(0.0, centre - half), scale * min(1.0, centre + half), n, unit,
-                    "Wilson score interval")
+    low, high = max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))  # contains p (rounding)
+    return Estimate(scale * p, scale * low, scale * high, n, unit, "Wilson score interval")
 
 
 def folds(labels: Tensor, seed: int | None = None) -> tuple[Tensor, Tensor]:

@@ -195,3 +195,17 @@ def test_expectations_catch_only_the_claims_own_verdict(tiny_gguf: Path, tmp_pat
     assert outcomes[crashed["test_id"]] == "failed" and "a crash inside a claim test" in output, output[-4000:]
     assert outcomes[passed[0]["test_id"]] == "failed" and "its expectation records" in output, output[-4000:]
     assert second.returncode == pytest.ExitCode.TESTS_FAILED
+
+
+def test_seeds_rerun_the_claims_and_the_report_tables_verdict_stability(tiny_gguf: Path, tmp_path: Path,
+                                                                         claims_cache: Path) -> None:
+    """``--seeds 2``: every claim test runs under seeds 0 and 1 (ids gain ``seedK``); results.json keeps
+    seed 0's rows under ``claims`` and every seed's verdict under ``seeds``; REPORT.md has the table."""
+    result, reports = run_claims(tiny_gguf, tmp_path, claims_cache, "--seeds", "2", "-v")
+    check_session(result, reports, tiny_gguf, tiny_gguf.stem)
+    assert "seed0" in result.stdout and "seed1" in result.stdout, result.stdout[-3000:]
+    results = json.loads((reports / tiny_gguf.stem / "results.json").read_text())
+    assert results["seeds"]["seeds"] == [0, 1]
+    assert all("seed" not in row["test_id"] for row in results["claims"])
+    assert all(set(runs) == {"0", "1"} for runs in results["seeds"]["by_test"].values()), results["seeds"]
+    assert "Verdict stability over seeds" in (reports / tiny_gguf.stem / "REPORT.md").read_text()
