@@ -79,14 +79,22 @@ def fixed(value: float, unit: str, why: str) -> Estimate:
     return Estimate(float(value), float(value), float(value), 1, unit, f"no CI: {why}")
 
 
-def _percentile(values: Tensor, resamples: int, what: str) -> tuple[float, float, int]:
-    values = values.flatten().double()
-    finite = values[torch.isfinite(values)]
+def percentile_interval(draws: Tensor) -> tuple[float, float] | None:
+    """The 95% percentile interval of the finite ``draws``; None if none is finite."""
+    finite = draws.flatten().double()
+    finite = finite[torch.isfinite(finite)]
     if finite.numel() == 0:
-        raise ValueError(f"{what}: the statistic is undefined in every bootstrap resample")
+        return None
     tail = (1 - LEVEL) / 2
     low, high = torch.quantile(finite, torch.tensor([tail, 1 - tail], dtype=torch.float64))
-    return float(low), float(high), resamples - finite.numel()
+    return float(low), float(high)
+
+
+def _percentile(values: Tensor, resamples: int, what: str) -> tuple[float, float, int]:
+    interval = percentile_interval(values)
+    if interval is None:
+        raise ValueError(f"{what}: the statistic is undefined in every bootstrap resample")
+    return *interval, resamples - int(torch.isfinite(values.flatten()).sum())
 
 
 def resample_indices(n: int, resamples: int = RESAMPLES, seed: int | None = None) -> Tensor:

@@ -20,7 +20,9 @@ from harness import hook_names
 from harness.forward import block_inputs, run_from
 from harness.interventions import directional_patch, edit_hook
 from harness.metrics import logit_diff_recovered, logit_flip, sentiment_score
-from harness.statistics import CrossFit, Estimate, LayerStatistic, bootstrap, cross_fitted, resample_indices
+from harness.statistics import (
+    CrossFit, Estimate, LayerStatistic, bootstrap, cross_fitted, percentile_interval, resample_indices,
+)
 
 METRICS = {"ld_recovered": logit_diff_recovered, "logit_flip": logit_flip}
 
@@ -59,13 +61,8 @@ class PatchingResults:
         index = resample_indices(len(self.labels))
         stacked = torch.stack([self.patched[method, layer] for layer in layers])
         draws = METRICS[name](stacked[:, index], self.clean[index], self.corrupted[index], self.labels[index]).double()
-        out = {}
-        for layer, row in zip(layers, draws):
-            finite = row[torch.isfinite(row)]
-            if finite.numel():
-                low, high = torch.quantile(finite, torch.tensor([0.025, 0.975], dtype=torch.float64))
-                out[layer] = (float(low), float(high))
-        return out
+        intervals = {layer: percentile_interval(row) for layer, row in zip(layers, draws)}
+        return {layer: interval for layer, interval in intervals.items() if interval is not None}
 
     def layers(self, method: str) -> list[int]:
         return sorted(layer for m, layer in self.patched if m == method)
