@@ -11,30 +11,31 @@ first column r of R, which is what the forward uses. Loss, on the clean prompt's
     (LD_patched − LD_clean) / (LD_corrupted − LD_clean)        (means over the rows, uncentred LDs)
 
 so 1 = the corrupted behaviour (the patch did nothing), 0 = the clean behaviour restored.
-Adam (lr 1e-3, betas 0.9/0.999, no weight decay), gradient-norm clip 1.0, as the authors.
+Adam (betas 0.9/0.999, no weight decay), gradient-norm clip 1.0, as the authors; lr 1e-3 on the paper's
+models as the authors, 3e-3 elsewhere (below).
 
 Early stopping (a suite deviation: the authors kept the epoch with the lowest summed *training* loss
 after a fixed 64 epochs). The train pairs are split, seeded and stratified by label, into a fit part
 and a validation part (``VALIDATION_FRACTION``); pairs sharing a clean prompt (ToyMovieReview cycles the
 shorter class) stay on one side. Every epoch trains on the fit part, then the same loss is computed on
 the whole validation part without gradients. The direction kept is the one with the lowest validation
-loss (epoch 0 = the initialisation); training stops once ``PATIENCE`` epochs in a row have not brought the
-validation loss ``MIN_IMPROVEMENT`` below the last loss that did (Keras's ``EarlyStopping`` rule, so slow
-steady gains still count), or at the epoch cap. A layer whose best validation loss is not
+loss (epoch 0 = the initialisation). Training stops when the validation loss reaches ``TARGET_LOSS``
+(the clean behaviour restored on held-out pairs: the objective's goal), or once ``PATIENCE`` epochs in
+a row have not brought it ``MIN_IMPROVEMENT`` below the last loss that did (Keras's ``EarlyStopping``
+rule, so slow steady gains still count), or at the epoch cap. A layer whose best validation loss is not
 at least ``UNTRAINED_MARGIN`` below its initial one did not train (``trained_`` False): the suite never
 feeds such a layer's direction to another claim (``harness.direction_fitting``).
 
-Epoch cap: the paper's 64 (``PAPER_DAS_EPOCHS``) with the paper's batch size on the paper's models. On
-other models ``DEFAULT_EPOCH_CAP`` = 12 epochs of batch 8 (≈ 6 steps an epoch on SmolLM2's 56 train
-pairs less validation): the cap at which the cold fit of SmolLM2-135M's 11 paper layers (0, 3, …, 30)
-stays within ≈ 540 s on 2 CPU cores. Measured per layer-epoch at batch 8 on all pairs: 2.3 s (L30) to
-5.3 s (L12), ≈ 7 s at L0 (cost falls with depth: ``run_from`` starts at the layer); L30 cannot train
-(the final residual at ADJ never reaches the answer position) and stops by patience at epoch 3; L27 and
-L24 plateau (≈ 0.87, ≈ 0.54 training loss) near epoch 10; at L12 the held-out loss falls 0.996 → 0.010 by
-epoch 11 of 12 (seed 0). A layer still improving at the cap says so in the report ("epoch cap reached
-while still improving"). Cost: an epoch is 75% of the pairs with gradients plus 25% without (≈ 0.83 of an
-all-pairs epoch), so the 11 layers cost ≲ 0.83 × (12 epochs × Σ per-layer epoch times + 3 at L30) ≈ 515 s.
-``--das-epochs`` overrides the cap.
+Paper models: the paper's 64-epoch cap (``PAPER_DAS_EPOCHS``), batch size and lr 1e-3. Other models
+(CPU defaults): batch 8, lr ``DEFAULT_LR`` = 3e-3, cap ``DEFAULT_EPOCH_CAP`` = 12. Why 3e-3: Adam moves
+each rotation parameter by about lr per step, so with ≈ 5 steps an epoch (39 fit pairs) lr 1e-3 is
+step-limited: on SmolLM2-135M every trained layer was still improving at 12 epochs. Measured on the
+held-out pairs only (seed 0; no claim's data): lr 1e-3 at the 12-epoch cap reached 0.373 / 0.010 /
+0.174 at layers 3 / 12 / 21, lr 3e-3 reached 0.327 (stopped by patience at epoch 9) / 0.043 at epoch 5
+(−0.155 by overshoot at 16) / 0.158 (patience, epoch 11), lr 1e-2 0.416 / 0.120 / 0.183 (noisier,
+worse). Cost per layer-epoch at batch 8: 2.3 s (L30) to ≈ 7 s (L0): ``run_from`` starts at the layer.
+L30 cannot train (the final residual at ADJ never reaches the answer position) and stops by patience at
+epoch 3. ``--das-epochs`` overrides the cap.
 """
 
 from __future__ import annotations
@@ -53,9 +54,12 @@ from harness.forward import run_from
 from harness.interventions import directional_patch, edit_hook, position_mask
 from harness.metrics import logit_diff, sentiment_score
 from harness.paper_models import PAPER_DAS_EPOCHS, PAPER_MODELS
+from harness.prefix_cache import PrefixKV
 
-DEFAULT_EPOCH_CAP = 12  # non-paper models: the cap that keeps SmolLM2-135M's cold 11-layer fit ≲ 540 s (above)
+DEFAULT_EPOCH_CAP = 12  # non-paper models; with DEFAULT_LR most layers stop earlier (target or patience)
 DEFAULT_BATCH_SIZE = 8
+DEFAULT_LR = 3e-3  # non-paper models (module docstring); paper models keep the authors' 1e-3
+PAPER_LR = 1e-3
 VALIDATION_FRACTION = 0.25  # of each label's clean prompts, held out to decide when to stop and which epoch to keep
 # Stop after PATIENCE epochs without a MIN_IMPROVEMENT gain. Batch-8 Adam epochs are noisy: one or two
 # flat epochs happen on a still-falling curve, three in a row is a plateau.
@@ -67,7 +71,13 @@ MIN_IMPROVEMENT = 0.005
 # it started (recovers < 10% of the gap beyond a random rotation's) did not learn: it is flagged, not used.
 UNTRAINED_MARGIN = 0.1
 
+# 0.05 = the patch restores 95% of the clean − corrupted gap on the held-out pairs: the objective's goal
+# (0, clean behaviour) is reached within the noise of a 13-pair held-out loss; what lies below it is
+# overshoot past the clean logit difference, which the claims do not ask for.
+TARGET_LOSS = 0.05
+
 STOPPED_BY_PATIENCE = f"no improvement for {PATIENCE} epochs"
+STOPPED_AT_TARGET = f"held-out loss reached the clean behaviour (≤ {TARGET_LOSS})"
 STOPPED_AT_CAP = "epoch cap reached while still improving"
 
 
@@ -76,10 +86,11 @@ class DASSettings:
     epochs: int  # the epoch cap (early stopping usually ends training before it)
     batch_size: int
     layers: tuple[int, ...]
-    lr: float = 1e-3
+    lr: float = PAPER_LR
 
     def describe(self) -> str:
-        return (f"≤ {self.epochs} epochs (early stopping: patience {PATIENCE}, min improvement {MIN_IMPROVEMENT}, "
+        return (f"≤ {self.epochs} epochs (early stopping: held-out loss ≤ {TARGET_LOSS}, or patience {PATIENCE} "
+                f"with min improvement {MIN_IMPROVEMENT}, "
                 f"{VALIDATION_FRACTION:.0%} held out), batch {self.batch_size}, lr {self.lr}, layers {list(self.layers)}")
 
 
@@ -105,12 +116,15 @@ def das_settings(model_name: str, n_layers: int, epochs: int | None, batch_size:
         epochs=epochs or (PAPER_DAS_EPOCHS if paper else DEFAULT_EPOCH_CAP),
         batch_size=batch_size or (paper.das_batch_size if paper else DEFAULT_BATCH_SIZE),
         layers=chosen,
+        lr=PAPER_LR if paper else DEFAULT_LR,
     )
 
 
 @dataclass
 class DASObjective:
-    """The corrupted runs DAS patches: restarted at boundary ``layer``, patched at ``positions``."""
+    """The corrupted runs DAS patches: restarted at boundary ``layer``, patched at ``positions``. With
+    ``prefix`` (the corrupted prompts' keys and values before the earliest patched position), each run
+    computes only the positions from there on (``harness.prefix_cache``): the same loss, cheaper."""
 
     bridge: object
     layer: int
@@ -120,13 +134,22 @@ class DASObjective:
     labels: Int[Tensor, "n"]
     clean_score: Float[Tensor, "n"]
     corrupted_score: Float[Tensor, "n"]
+    prefix: PrefixKV | None = None
+
+    def __post_init__(self) -> None:
+        if self.prefix is not None and int(self.positions.min()) < self.prefix.length:
+            raise ValueError(f"a patched position ({int(self.positions.min())}) lies inside the cached prefix "
+                             f"(positions < {self.prefix.length})")
 
     def loss(self, direction: Tensor, clean_activation: Tensor, rows: Tensor) -> Tensor:
-        base = self.corrupted_block_input[rows]
+        start = 0 if self.prefix is None else self.prefix.length
+        base = self.corrupted_block_input[rows][:, start:]
         source = clean_activation[rows][:, None, :].expand(-1, base.shape[1], -1)
-        hook = edit_hook(directional_patch(direction, source), position_mask(self.positions[rows], base.shape[1]))
+        hook = edit_hook(directional_patch(direction, source),
+                         position_mask(self.positions[rows] - start, base.shape[1]))
         name = hook_names.resid(self.bridge.cfg.n_layers, self.layer)
-        logits = run_from(self.bridge, base, self.layer, [(name, hook)])
+        logits = run_from(self.bridge, base, self.layer, [(name, hook)],
+                          prefix=None if self.prefix is None else self.prefix.rows(rows))
         labels = self.labels[rows]
         patched = logit_diff(sentiment_score(logits, self.answer_ids), labels).mean()
         clean = logit_diff(self.clean_score[rows], labels).mean()
@@ -190,7 +213,7 @@ class DistributedAlignmentSearch(DirectionFinder):
     def __init__(self, objective: DASObjective | None = None, epochs: int = PAPER_DAS_EPOCHS,
                  batch_size: int = 32, lr: float = 1e-3, max_grad_norm: float = 1.0, seed: int = 0,
                  validation_fraction: float = VALIDATION_FRACTION, patience: int = PATIENCE,
-                 min_improvement: float = MIN_IMPROVEMENT):
+                 min_improvement: float = MIN_IMPROVEMENT, target_loss: float = TARGET_LOSS):
         self.objective = objective
         self.epochs = epochs
         self.batch_size = batch_size
@@ -200,6 +223,7 @@ class DistributedAlignmentSearch(DirectionFinder):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.min_improvement = min_improvement
+        self.target_loss = target_loss
 
     def _raw_direction(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         if self.objective is None:
@@ -241,6 +265,9 @@ class DistributedAlignmentSearch(DirectionFinder):
                 waited += 1
             if held_out < best:
                 best, best_direction, self.best_epoch_ = held_out, direction, epoch
+            if held_out <= self.target_loss:
+                self.stop_reason_ = STOPPED_AT_TARGET
+                break
             if waited >= self.patience:
                 self.stop_reason_ = STOPPED_BY_PATIENCE
                 break

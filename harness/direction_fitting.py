@@ -27,6 +27,7 @@ from harness.directions import DirectionFinder
 from harness.disk_cache import content_key
 from harness.forward import SplitActivations, block_inputs, run_from
 from harness.metrics import sentiment_score
+from harness.prefix_cache import PrefixKV
 from harness.prompts import PromptPairs
 
 
@@ -52,10 +53,18 @@ class FitContext:
                                               self.pairs.answer_ids)
         return clean, corrupted, clean_score, corrupted_score
 
+    @cached_property
+    def _prefix(self) -> PrefixKV | None:
+        """The corrupted prompts' keys and values before the earliest ADJ (unpadded prompts), shared by
+        every DAS layer: positions before the patch are the corrupted run's whatever the direction."""
+        length = int(self.pairs.clean.positions["ADJ"].min())
+        return PrefixKV.of(self.bridge, self.pairs.corrupted.tokens, length) if length > 0 else None
+
     def das_estimator(self, layer: int) -> DistributedAlignmentSearch:
         _, corrupted, clean_score, corrupted_score = self._runs
         objective = DASObjective(self.bridge, layer, block_inputs(corrupted, layer), self.pairs.clean.positions["ADJ"],
-                                 self.pairs.answer_ids, self.pairs.clean.labels, clean_score, corrupted_score)
+                                 self.pairs.answer_ids, self.pairs.clean.labels, clean_score, corrupted_score,
+                                 self._prefix)
         return DistributedAlignmentSearch(objective, epochs=self.das.epochs, batch_size=self.das.batch_size,
                                           lr=self.das.lr, seed=self.seed)
 

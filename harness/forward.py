@@ -12,7 +12,7 @@ fraction of the cost. Interventions still go through the usual hook names.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
@@ -21,8 +21,11 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from harness import hook_names
+from harness.generation import kv_cache_passed_through
 
 if TYPE_CHECKING:
+    from transformers import DynamicCache
+
     from harness.prompts import PromptPairs, PromptSet
 
 
@@ -82,18 +85,23 @@ def run_from(
     layer: int,
     fwd_hooks: Sequence = (),
     attention_mask: Tensor | None = None,
+    prefix: "DynamicCache | None" = None,
 ) -> Float[Tensor, "batch d_vocab"]:
     """Final-position logits of a run restarted at boundary ``layer`` from ``block_input`` (the
     residual entering ``first_block(layer)``), with ``fwd_hooks`` active (e.g. at ``hook_names.resid``).
-    Inputs are left-padded, so the final position is every prompt's last real token."""
+    Inputs are left-padded, so the final position is every prompt's last real token. With ``prefix``
+    (``harness.prefix_cache.PrefixKV.rows``), ``block_input`` holds the positions after the cached
+    prefix only, and the run attends to the prefix's keys and values."""
     start = first_block(bridge.cfg.n_layers, layer)
-    with blocks_from(bridge, start):
+    cache = {} if prefix is None else {"past_key_values": prefix}
+    with blocks_from(bridge, start), kv_cache_passed_through(bridge) if prefix is not None else nullcontext():
         logits = bridge.run_with_hooks(
             block_input.to(bridge.cfg.device, bridge.cfg.dtype),
             start_at_layer=start,
             fwd_hooks=list(fwd_hooks),
             attention_mask=attention_mask,
             logits_to_keep=1,
+            **cache,
         )
     return logits[:, -1].float().cpu()
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.das import (MIN_IMPROVEMENT, PATIENCE, STOPPED_AT_CAP, STOPPED_BY_PATIENCE, UNTRAINED_MARGIN,
-                         DASObjective, DistributedAlignmentSearch, das_settings, select_layers, validation_split)
+from harness.das import (MIN_IMPROVEMENT, PATIENCE, STOPPED_AT_CAP, STOPPED_AT_TARGET, STOPPED_BY_PATIENCE,
+                         TARGET_LOSS, UNTRAINED_MARGIN, DASObjective, DistributedAlignmentSearch, das_settings,
+                         select_layers, validation_split)
 from harness.forward import block_inputs, run_from
 from harness.metrics import sentiment_score
 from harness.models import weights_hash
@@ -84,6 +85,12 @@ def test_epoch_cap_while_still_improving():
     assert das.trained_ and das.best_validation_loss_ == pytest.approx(0.6)
 
 
+def test_reaching_the_clean_behaviour_on_held_out_pairs_stops_training():
+    das, _ = scripted_fit([1.0, 0.6, TARGET_LOSS + 0.01, TARGET_LOSS - 0.01, -0.5])
+    assert das.epochs_run_ == 3 and das.best_epoch_ == 3 and das.stop_reason_ == STOPPED_AT_TARGET
+    assert das.best_validation_loss_ == pytest.approx(TARGET_LOSS - 0.01) and das.trained_
+
+
 def test_trained_needs_the_declared_margin():
     assert not scripted_fit([1.0, 1.0 - UNTRAINED_MARGIN + 0.01, 1, 1, 1])[0].trained_
     assert scripted_fit([1.0, 1.0 - UNTRAINED_MARGIN - 0.01, 1, 1, 1])[0].trained_
@@ -100,6 +107,8 @@ def test_the_cap_is_the_papers_on_paper_models_and_the_cpu_default_elsewhere():
     assert das_settings("gpt2-small", 12, None, None, None).epochs == 64
     assert das_settings("smollm2-135m", 30, None, None, None).epochs == 12
     assert das_settings("smollm2-135m", 30, 5, None, None).epochs == 5  # --das-epochs overrides the cap
+    assert das_settings("gpt2-small", 12, None, None, None).lr == 1e-3  # the authors' lr on their models
+    assert das_settings("smollm2-135m", 30, None, None, None).lr == 3e-3
 
 
 @pytest.fixture(scope="module")

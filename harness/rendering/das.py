@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from harness.das import MIN_IMPROVEMENT, PATIENCE, UNTRAINED_MARGIN, VALIDATION_FRACTION
+from harness.das import MIN_IMPROVEMENT, PATIENCE, TARGET_LOSS, UNTRAINED_MARGIN, VALIDATION_FRACTION
 from harness.direction_fitting import DASTraining
 from harness.rendering import render
 
@@ -17,6 +17,7 @@ def _render_das_training(training: DASTraining, report) -> None:
     report.data[f"das_training{suffix}"] = {
         "settings": training.settings.describe(), "seed": training.seed, "n_train_pairs": training.n_train_pairs,
         "untrained_margin": UNTRAINED_MARGIN, "patience": PATIENCE, "min_improvement": MIN_IMPROVEMENT,
+        "target_loss": TARGET_LOSS,
         "layers": {str(layer): {**s.__dict__, "train_loss": list(s.train_loss), "validation_loss": list(s.validation_loss)}
                    for layer, s in layers.items()},
         "dropped": {str(layer): why for layer, why in training.dropped().items()},
@@ -36,8 +37,9 @@ def _render_das_training(training: DASTraining, report) -> None:
         f"train pairs at ADJ, split {split} (seeded, stratified by label, {VALIDATION_FRACTION:.0%} of each label's "
         "clean prompts held out). Loss = (LD_patched − LD_clean)/(LD_corrupted − LD_clean): 1 = corrupted "
         "behaviour, 0 = clean behaviour restored. The direction kept is the epoch with the lowest validation loss "
-        f"(epoch 0 = the initialisation); training stops after {PATIENCE} epochs without a {MIN_IMPROVEMENT} "
-        f"improvement or at the epoch cap. A layer trained when its best validation loss is at least "
+        f"(epoch 0 = the initialisation); training stops when the validation loss reaches {TARGET_LOSS} (the clean "
+        f"behaviour restored), after {PATIENCE} epochs without a {MIN_IMPROVEMENT} improvement, or at the epoch "
+        f"cap. A layer trained when its best validation loss is at least "
         f"{UNTRAINED_MARGIN} below its initial one.\n\n"
         + tabulate(rows, headers=["layer", "epochs run", "best epoch", "initial val. loss", "best val. loss",
                                   "final train loss", "stopped", "trained"], tablefmt="github",
