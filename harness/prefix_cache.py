@@ -4,7 +4,8 @@ A patch at position p of a causal model leaves positions < p unchanged at every 
 values in every block are those of the unpatched (corrupted) run. ``PrefixKV`` holds them, from one
 forward pass over the prompts' first p tokens, and hands a batch's rows to a run restarted at some
 boundary as a Hugging Face ``DynamicCache``, so that the run computes positions p.. only (the suffix)
-and attends to the cached prefix. Logits equal the full run's to float32 rounding (``tests/test_das.py``).
+and attends to the cached prefix. Logits, DAS's loss and its gradient equal the full run's to float32 rounding
+(``tests/test_prefix_cache.py``).
 On ToyMovieReview (ADJ at position 6 of 19) a DAS step then costs ≈ 13/19 of the full one.
 
 Needs every row to share p and no padding (the same tokenised length): ToyMovieReview with single-token
