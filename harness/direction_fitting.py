@@ -57,8 +57,8 @@ class FitContext:
     def _prefix(self) -> PrefixKV | None:
         """The corrupted prompts' keys and values before the earliest ADJ (unpadded prompts), shared by
         every DAS layer: positions before the patch are the corrupted run's whatever the direction."""
-        length = int(self.pairs.clean.positions["ADJ"].min())
-        return PrefixKV.of(self.bridge, self.pairs.corrupted.tokens, length) if length > 0 else None
+        return PrefixKV.shared(self.bridge, self.pairs.clean.tokens, self.pairs.corrupted.tokens,
+                               int(self.pairs.clean.positions["ADJ"].min()))
 
     def das_estimator(self, layer: int) -> DistributedAlignmentSearch:
         _, corrupted, clean_score, corrupted_score = self._runs

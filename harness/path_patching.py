@@ -39,7 +39,7 @@ by stage 2, the naive reference and the circuit patch of ``harness.circuit_patch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Iterator, Literal
 
 import torch
 from jaxtyping import Float, Int
@@ -179,37 +179,64 @@ def receiver_outputs(
     return captured["z"]
 
 
-def path_patch_to_heads(
-    bridge, clean: ComponentCache, corrupted: ComponentCache, receivers: list[Node], kind: InputKind,
-    answer_ids: Int[Tensor, "2 n_answers"], heads_only: bool = False,
-) -> tuple[list[Node], Float[Tensor, "sender batch"]]:
-    """Stage 2: the sentiment score of every path sender → receivers' ``kind`` input → logits, for the
-    senders in layers before the last receiver layer (attention heads only with ``heads_only``)."""
+def stage2_senders(
+    n_layers: int, n_heads: int, receivers: list[Node], kind: InputKind, heads_only: bool = False
+) -> list[Node]:
+    """Stage 2's senders: every head (and MLP, unless ``heads_only``) in the layers before the last
+    receiver layer; the receivers and ``kind`` are validated."""
     if kind not in INPUT_KINDS:
         raise ValueError(f"receiver input kind must be one of {INPUT_KINDS}; got {kind!r}")
     if not receivers or any(node.is_mlp for node in receivers):
         raise ValueError(f"receivers must be attention heads; got {[str(n) for n in receivers]}")
     if max(n.layer for n in receivers) == 0:
         raise ValueError(f"receivers in layer 0 have no senders; got {[str(n) for n in receivers]}")
+    senders = all_senders(n_layers, n_heads, before_layer=max(n.layer for n in receivers))
+    return [node for node in senders if not (heads_only and node.is_mlp)]
+
+
+def receiver_heads(receivers: list[Node]) -> dict[int, list[int]]:
+    """Receiver layer → its receiver heads, layers ascending."""
+    return {layer: [node.head for node in receivers if node.layer == layer] for layer in sorted({n.layer for n in receivers})}
+
+
+def receiver_z_by_sender(
+    bridge, clean: ComponentCache, corrupted: ComponentCache, senders: list[Node], receivers: list[Node],
+    kind: InputKind,
+) -> Iterator[tuple[list[Node], dict[int, Float[Tensor, "sender batch pos head d_head"]]]]:
+    """Step (a) for ``senders`` in chunks: (chunk, receiver layer → the receiver heads' z per sender)."""
     n_pairs = clean.resid.shape[1]
-    senders = all_senders(bridge.cfg.n_layers, bridge.cfg.n_heads, before_layer=max(n.layer for n in receivers))
-    senders = [node for node in senders if not (heads_only and node.is_mlp)]
-    heads = {layer: [node.head for node in receivers if node.layer == layer] for layer in sorted({n.layer for n in receivers})}
-    first = min(heads)
     chunk = max(1, SENDER_CHUNK_ROWS // n_pairs)
-    scores = []
     for start in range(0, len(senders), chunk):
         rows = senders[start:start + chunk]
         deltas = sender_deltas(bridge, clean, corrupted, rows)  # [s, batch, pos, d_model]
-        receiver_z = {layer: _receiver_z(bridge, clean, deltas, rows, layer, kind)[..., layer_heads, :]
-                      for layer, layer_heads in heads.items()}
+        yield rows, {layer: _receiver_z(bridge, clean, deltas, rows, layer, kind)[..., layer_heads, :]
+                     for layer, layer_heads in receiver_heads(receivers).items()}
+
+
+def path_patch_to_heads(
+    bridge, clean: ComponentCache, corrupted: ComponentCache, receivers: list[Node], kind: InputKind,
+    answer_ids: Int[Tensor, "2 n_answers"], heads_only: bool = False, senders: list[Node] | None = None,
+) -> tuple[list[Node], Float[Tensor, "sender batch"]]:
+    """Stage 2: the sentiment score of every path sender → receivers' ``kind`` input → logits, for the
+    senders in layers before the last receiver layer (attention heads only with ``heads_only``), or for
+    the given ``senders`` only (e.g. those ``harness.attribution_patching`` ranks high)."""
+    every = stage2_senders(bridge.cfg.n_layers, bridge.cfg.n_heads, receivers, kind, heads_only)
+    senders = every if senders is None else senders
+    if not set(senders) <= set(every):
+        raise ValueError(f"senders {[str(n) for n in senders if n not in set(every)]} are not stage-2 senders of "
+                         f"receivers {[str(n) for n in receivers]}")
+    n_pairs = clean.resid.shape[1]
+    heads = receiver_heads(receivers)
+    first = min(heads)
+    scores = []
+    for rows, receiver_z in receiver_z_by_sender(bridge, clean, corrupted, senders, receivers, kind):
         hooks = [(hook_names.attn("z", layer), set_heads(layer_heads, receiver_z[layer].flatten(0, 1)))
                  for layer, layer_heads in heads.items()]
         block_input = clean.resid[first].repeat(len(rows), 1, 1)
         with torch.no_grad():
             logits = run_from(bridge, block_input, first, hooks)
         scores.append(sentiment_score(logits, answer_ids).view(len(rows), n_pairs))
-    return senders, torch.cat(scores)
+    return senders, torch.cat(scores) if scores else torch.empty(0, n_pairs)
 
 
 def _receiver_z(

@@ -44,6 +44,17 @@ class PrefixKV:
             raise RuntimeError("the bridge did not fill the key/value cache (see harness.generation)")
         return cls(length, layers)
 
+    @classmethod
+    def shared(cls, bridge, clean: Int[Tensor, "n pos"], corrupted: Int[Tensor, "n pos"],
+               length: int) -> "PrefixKV | None":
+        """The corrupted prompts' prefix of ``length`` positions, or None when ``length`` is 0; the clean
+        prompts must have the same tokens there (a patch from clean then changes nothing before ``length``)."""
+        if length == 0:
+            return None
+        if not torch.equal(clean[:, :length], corrupted[:, :length]):
+            raise ValueError(f"clean and corrupted prompts differ before position {length}: no shared prefix")
+        return cls.of(bridge, corrupted, length)
+
     def rows(self, index: Int[Tensor, "batch"]) -> DynamicCache:
         """A fresh cache holding ``index``'s rows (a run appends its own positions to it)."""
         index = index.to(self.layers[0][0].device)

@@ -4,6 +4,8 @@ For each layer L and each method with a direction at L, the corrupted prompts ar
 position of residual boundary L patched along that method's direction from the clean run:
 x' = x_corr + (d·x_clean − d·x_corr) d. All methods of one layer share one forward pass (stacked
 along the batch, one direction per row), restarted at L from the corrupted run's saved residual.
+ToyMovieReview's clean and corrupted prompts agree before ADJ, where the patch is then a no-op: those
+positions' keys and values are computed once (``prefix``) and each run computes ADJ onwards only.
 Prompts of different lengths (SST, §2.3) are left-padded; pass their ``attention_mask``, which clean and
 corrupted must share (length-matched pairs).
 """
@@ -20,6 +22,7 @@ from harness import hook_names
 from harness.forward import block_inputs, run_from
 from harness.interventions import directional_patch, edit_hook
 from harness.metrics import logit_diff_recovered, logit_flip, sentiment_score
+from harness.prefix_cache import PrefixKV
 from harness.statistics import (
     CrossFit, Estimate, LayerStatistic, bootstrap, cross_fitted, percentile_interval, resample_indices,
 )
@@ -93,10 +96,17 @@ def directional_patching_sweep(
     answer_ids: Int[Tensor, "2 n_answers"],
     directions: dict[str, dict[int, Float[Tensor, "d_model"]]],
     attention_mask: Int[Tensor, "n pos"] | None = None,
+    prefix: PrefixKV | None = None,
 ) -> PatchingResults:
-    """Patch every (method, layer) direction, one forward pass per layer."""
+    """Patch every (method, layer) direction, one forward pass per layer. With ``prefix`` (the corrupted
+    prompts' keys and values of the positions before ``prefix.length``, where clean and corrupted
+    prompts have the same tokens, so the patch changes nothing there), each run computes only the
+    positions from there on (``harness.prefix_cache``)."""
     n_layers = clean_resid.shape[0] - 1
     n = clean_resid.shape[1]
+    if prefix is not None and attention_mask is not None:
+        raise ValueError("a key/value prefix needs unpadded prompts; got an attention mask too")
+    start = 0 if prefix is None else prefix.length
     results = PatchingResults(
         labels=labels,
         clean=_score_final(bridge, clean_resid, answer_ids, attention_mask),
@@ -108,12 +118,14 @@ def directional_patching_sweep(
             continue
         stacked = torch.stack([directions[m][layer] for m in methods]).float()  # [M, d]
         per_row = stacked.repeat_interleave(n, dim=0)[:, None, :]  # [M*n, 1, d]
-        source = clean_resid[layer].repeat(len(methods), 1, 1)
-        base = block_inputs(corrupted_resid, layer).repeat(len(methods), 1, 1)
+        source = clean_resid[layer][:, start:].repeat(len(methods), 1, 1)
+        base = block_inputs(corrupted_resid, layer)[:, start:].repeat(len(methods), 1, 1)
         hook = edit_hook(directional_patch(per_row, source))
         mask = None if attention_mask is None else attention_mask.repeat(len(methods), 1)
+        cache = None if prefix is None else prefix.rows(torch.arange(n).repeat(len(methods)))
         with torch.no_grad():
-            logits = run_from(bridge, base, layer, [(hook_names.resid(n_layers, layer), hook)], attention_mask=mask)
+            logits = run_from(bridge, base, layer, [(hook_names.resid(n_layers, layer), hook)], attention_mask=mask,
+                              prefix=cache)
         scores = sentiment_score(logits, answer_ids).view(len(methods), n)
         for method, score in zip(methods, scores):
             results.patched[method, layer] = score

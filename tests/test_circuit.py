@@ -189,7 +189,7 @@ def test_find_circuit_equals_its_stages(circuit_runs, architecture, readers):
     for kind in INPUT_KINDS:
         expected_senders, expected = path_patch_to_heads(bridge, chosen_clean.rows(rows), chosen_corrupted.rows(rows),
                                                          results.receivers, kind, answers, heads_only=True)
-        assert results.to_receivers[kind][0] == expected_senders
+        assert results.to_receivers[kind][0] == results.estimated[kind][0] == expected_senders
         torch.testing.assert_close(results.to_receivers[kind][1], expected)
 
     writers, _ = results.writer_effects()
@@ -284,7 +284,15 @@ def test_renderer_writes_the_section_data_and_figure(circuit_runs):
     assert f"chosen on the {len(run.selection)} train pairs and scored (K1–K3) on the {len(run.pairs)} test pairs" in section
     data = report.data["circuit"]
     assert set(data) == {"head_effects", "test_head_effects", "mlp_effects", "receivers", "circuit", "writer_effects",
-                         "direction_layers", "roles"}
+                         "stage2_senders", "direction_layers", "roles"}
+    assert "Every sender patched exactly" in section  # 4 senders (layer-0 heads), fewer than CIRCUIT.stage2_keep
+    pruned = replace(results, settings=replace(results.settings, stage2_keep=3),
+                     to_receivers={kind: (senders[:3], scores[:3]) for kind, (senders, scores) in results.to_receivers.items()})
+    report = ReportBuilder(model_name="tiny-llama", settings={})
+    render(pruned, report)
+    section = report.sections["ToyMovieReview circuit by path patching (§6.4)"]
+    assert "Senders patched exactly: the 3 of largest |effect| estimated by attribution patching (of 4 per input" in section
+    assert report.data["circuit"]["stage2_senders"]["v"]["kept"] == 3
     assert len(data["head_effects"]) == len(data["test_head_effects"]) == tiny_llama.n_layers * tiny_llama.bridge.cfg.n_heads
     assert list(report.figures) == ["circuit_path_patching_heads.png"]
     figure = Figure()

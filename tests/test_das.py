@@ -23,8 +23,8 @@ import pytest
 import torch
 
 from harness.das import (MIN_IMPROVEMENT, PATIENCE, STOPPED_AT_CAP, STOPPED_AT_TARGET, STOPPED_BY_PATIENCE,
-                         TARGET_LOSS, UNTRAINED_MARGIN, DASObjective, DistributedAlignmentSearch, das_settings,
-                         select_layers, validation_split)
+                         TARGET_LOSS, UNTRAINED_MARGIN, DASObjective, DistributedAlignmentSearch, RotationFirstColumn,
+                         das_settings, select_layers, validation_split)
 from harness.forward import block_inputs, run_from
 from harness.metrics import sentiment_score
 from harness.models import weights_hash
@@ -216,3 +216,29 @@ def test_fit_without_objective_raises():
 def test_select_layers_follows_the_authors(n_layers, expected):
     """Every boundary up to 12 layers, every 2nd up to 24, every 3rd up to 36."""
     assert select_layers(n_layers) == expected
+
+
+@pytest.mark.parametrize("d_model", [16, 576])
+def test_rotation_first_column_is_the_authors_parametrization(d_model):
+    """``RotationFirstColumn`` = the first column of ``orthogonal(..., use_trivialization=False)`` (the
+    authors' call) of the same seeded parameter, in value and in gradient, at the initialisation and
+    after steps away from it; d 576 is SmolLM2's. The reference runs in float64 (torch's float32 matrix
+    exponential itself is off by up to ~1e-5 in the gradient at d 576)."""
+    ours = RotationFirstColumn(d_model, torch.Generator().manual_seed(3))
+    holder = torch.nn.Module()
+    holder.weight = torch.nn.Parameter(ours.weight.detach().double().clone())
+    authors = torch.nn.utils.parametrizations.orthogonal(holder, use_trivialization=False)
+    original = authors.parametrizations.weight.original
+    for step in range(3):
+        target = torch.randn(d_model, generator=torch.Generator().manual_seed(step), dtype=torch.float64)
+        column, reference = ours(), authors.weight[:, 0]
+        torch.testing.assert_close(column.double(), reference, atol=1e-6, rtol=1e-6)
+        assert abs(float(column.norm()) - 1) < 1e-6
+        (column.double() @ target).backward()
+        (reference @ target).backward()
+        torch.testing.assert_close(ours.weight.grad.double(), original.grad, atol=1e-6, rtol=1e-5)
+        with torch.no_grad():
+            step_ = 0.05 * original.grad.sign()
+            ours.weight -= step_.float()
+            original -= step_
+            ours.weight.grad = original.grad = None

@@ -1,5 +1,6 @@
 """``harness.prefix_cache``: a run restarted at a boundary on the positions after a cached prefix gives
-the full run's logits (and DAS's loss and gradient), on GPT-2, GPT-NeoX and grouped-query Llama."""
+the full run's logits (and DAS's loss and gradient, and the directional-patching sweep's scores), on
+GPT-2, GPT-NeoX and grouped-query Llama; a prefix where clean and corrupted prompts differ is refused."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from harness.das import DASObjective
 from harness.forward import block_inputs, residual_stream, run_from
 from harness.interventions import directional_patch, edit_hook, position_mask
 from harness.prefix_cache import PrefixKV
+from harness.sweep import directional_patching_sweep
+from harness.toy_movie_review import build_toy_movie_review
 from tests.test_das import problem_at
 
 PREFIX = 3
@@ -64,3 +67,31 @@ def test_a_patch_inside_the_prefix_is_refused(gpt2, toy, toy_resid):
     prefix = PrefixKV.of(gpt2.bridge, toy.train_pairs.corrupted.tokens, length + 1)
     with pytest.raises(ValueError, match="inside the cached prefix"):
         DASObjective(**{**objective.__dict__, "prefix": prefix})
+
+
+def test_the_sweep_with_the_shared_prefix_equals_the_full_sweep(tiny_lm):
+    """ToyMovieReview's clean and corrupted prompts agree before ADJ, so the directional-patching sweep
+    computed from ADJ on (every position patched) gives the full sweep's scores."""
+    toy = build_toy_movie_review(tiny_lm.bridge, prepend_bos=True)
+    pairs = toy.test_pairs
+    resid = residual_stream(tiny_lm.bridge, pairs.clean.tokens), residual_stream(tiny_lm.bridge, pairs.corrupted.tokens)
+    adj = int(pairs.clean.positions["ADJ"].min())
+    prefix = PrefixKV.shared(tiny_lm.bridge, pairs.clean.tokens, pairs.corrupted.tokens, adj)
+    assert prefix is not None and prefix.length == adj > 0
+    directions = {f"m{i}": {layer: torch.randn(tiny_lm.bridge.cfg.d_model, generator=torch.Generator().manual_seed(i))
+                            for layer in range(tiny_lm.n_layers + 1)} for i in range(2)}
+    full = directional_patching_sweep(tiny_lm.bridge, *resid, pairs.clean.labels, pairs.answer_ids, directions)
+    cached = directional_patching_sweep(tiny_lm.bridge, *resid, pairs.clean.labels, pairs.answer_ids, directions,
+                                        prefix=prefix)
+    assert full.patched.keys() == cached.patched.keys()
+    for key, scores in full.patched.items():
+        torch.testing.assert_close(cached.patched[key], scores, atol=1e-4, rtol=1e-4)
+    assert max(float((s - full.corrupted).abs().max()) for s in full.patched.values()) > 1e-3  # the patches act
+
+
+def test_a_prefix_where_clean_and_corrupted_differ_is_refused(gpt2, toy):
+    pairs = toy.test_pairs
+    with pytest.raises(ValueError, match="differ before position"):
+        PrefixKV.shared(gpt2.bridge, pairs.clean.tokens, pairs.corrupted.tokens,
+                        int(pairs.clean.positions["ADJ"].min()) + 1)
+    assert PrefixKV.shared(gpt2.bridge, pairs.clean.tokens, pairs.corrupted.tokens, 0) is None

@@ -30,6 +30,9 @@ def _render_circuit(results: CircuitResults, report) -> None:
         "test_head_effects": {str(n): e for n, e in test_effect_of.items()}, "mlp_effects": {str(n): e for n, e in mlp_effects.items()},
         "receivers": [str(n) for n in results.receivers], "circuit": [str(n) for n in results.circuit],
         "writer_effects": {str(writers[i]): float(writer_effects[i]) for i in top_writers},
+        "stage2_senders": {kind: {"kept": len(kept), "of": len(results.estimated[kind][0]),
+                                  "atp_spearman": results.attribution_agreement(kind)}
+                           for kind, (kept, _) in results.to_receivers.items()},
         "direction_layers": results.direction_layers, "roles": [r.__dict__ for r in results.roles],
     }
     report.add_section(
@@ -48,6 +51,7 @@ def _render_circuit(results: CircuitResults, report) -> None:
         f"max |effect| over their q/k/v inputs (Wang et al.'s step 3: later layers recompute freely; "
         f"{len(results.stage2_pairs)} train pairs, {results.settings.stage2_pairs // 2} of each label): "
         + ", ".join(f"{writers[i]} {float(writer_effects[i]):.1f}" for i in top_writers)
+        + ". " + _pruning(results)
         + f".\n\nCircuit patched for K2 (on the test pairs): {', '.join(map(str, results.circuit))}; direction: "
         + (f"{results.settings.direction_method} at residual layers {results.direction_layers} (head layer → the "
            "trained layer nearest to the one it writes into)." if results.direction_layers else
@@ -71,3 +75,14 @@ def _render_circuit(results: CircuitResults, report) -> None:
         figure.suptitle(f"Stage-1 path patching (head → final residual), ToyMovieReview: {report.model_name}")
 
     report.add_figure("circuit_path_patching_heads.png", draw)
+
+
+def _pruning(results: CircuitResults) -> str:
+    """How stage 2 chose the senders it patched exactly, and AtP's agreement with the exact patch on them."""
+    counts = {kind: (len(kept), len(results.estimated[kind][0])) for kind, (kept, _) in results.to_receivers.items()}
+    if all(kept == every for kept, every in counts.values()):
+        return "Every sender patched exactly"
+    agreement = ", ".join(f"{kind} {results.attribution_agreement(kind):.3f}" for kind in counts)
+    return (f"Senders patched exactly: the {results.settings.stage2_keep} of largest |effect| estimated by attribution "
+            f"patching (of {max(every for _, every in counts.values())} per input; harness.attribution_patching); "
+            f"Spearman's ρ between AtP's and the exact |effect| on them: {agreement}")
