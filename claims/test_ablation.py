@@ -5,7 +5,8 @@ Zero-shot set (§2.3, ``harness.sst_ablations``): prompt ``{TEXT} Review Sentime
 (uncentred LD > 0) with the answer in the top 10, classes balanced by a subsample seeded with
 ``suite_seed``. Where that leaves < 10 per class the top-10 filter is dropped: a recorded DEVIATION
 (every row's details and the report say so); it cannot make a claim replicate on its own, since every
-claim here is gated on P0.zero_shot (the model classifies the whole split with this prompt). Each
+claim here is gated on P0.zero_shot (the model classifies the whole split with this prompt): when P0.zero_shot
+does not replicate, every row reads "not applicable" and the ablations are not run (``claim.applies``). Each
 ablation acts at every layer where DAS has a trained direction, all at once, each layer with its own
 ToyMovieReview DAS direction d_ℓ: x' = x − (x·d_ℓ) d_ℓ at the selected positions; the random control
 uses the suite's random direction at the same layers. Metrics are the paper's, uncentred: Δ% LD =
@@ -51,15 +52,24 @@ def _details(results, zero_shot_set, name: str) -> str:
             f"{zero_shot_set.deviation()}")
 
 
+def _ablations(request: pytest.FixtureRequest):
+    """The ablation experiment and its prompts, computed on first use (only once the gate holds)."""
+    return request.getfixturevalue("sst_ablations"), request.getfixturevalue("zero_shot_set")
+
+
 @pytest.mark.claim("A1")
 @pytest.mark.parametrize("positions", POSITIONS)
 @pytest.mark.parametrize("metric", ["accuracy", "ld_drop"])
-def test_a1_direction_ablation_everywhere(metric, positions, sst_ablations, zero_shot_set, sst_gate, claim):
+def test_a1_direction_ablation_everywhere(metric, positions, request, sst_gate, claim):
+    description = (f"DAS minus random direction ablated at {positions.replace('_', ' ')} positions, every layer: "
+                   f"{metric} drop (points)")
+    if not claim.applies(sst_gate[GATE], case=metric, description=description):
+        return
+    sst_ablations, zero_shot_set = _ablations(request)
     das, random = f"das_{positions}", f"random_{positions}"
     claim.check(
         sst_ablations.paired_difference(metric, das, random), case=metric, preconditions=sst_gate[GATE],
-        description=f"DAS minus random direction ablated at {positions.replace('_', ' ')} positions, every layer: "
-                    f"{metric} drop (points)",
+        description=description,
         details=f"DAS drop {sst_ablations.drop(metric, das):.1f}, random drop {sst_ablations.drop(metric, random):.1f}; "
                 + _details(sst_ablations, zero_shot_set, das),
     )
@@ -67,19 +77,25 @@ def test_a1_direction_ablation_everywhere(metric, positions, sst_ablations, zero
 
 @pytest.mark.claim("A2")
 @pytest.mark.parametrize("positions", POSITIONS)
-def test_a2_random_direction_ablation_does_little(positions, sst_ablations, zero_shot_set, sst_gate, claim):
-    name = f"random_{positions}"
+def test_a2_random_direction_ablation_does_little(positions, request, sst_gate, claim):
     setup = "the paper's setup (BOS included)" if positions == "all" else "first position (BOS) left alone"
+    description = f"random direction ablated like A1, {setup}: Δ% LD"
+    if not claim.applies(sst_gate[GATE], description=description):
+        return
+    sst_ablations, zero_shot_set = _ablations(request)
+    name = f"random_{positions}"
     claim.check(
-        sst_ablations.estimate("ld_drop", name), preconditions=sst_gate[GATE],
-        description=f"random direction ablated like A1, {setup}: Δ% LD",
+        sst_ablations.estimate("ld_drop", name), preconditions=sst_gate[GATE], description=description,
         details=f"accuracy {sst_ablations.accuracy(name):.1f}%; DAS the same way: "
                 f"Δ% LD {sst_ablations.ld_drop(f'das_{positions}'):.1f}; " + _details(sst_ablations, zero_shot_set, name),
     )
 
 
-def _check_comma_ablation(claim, name: str, metric: str, results, zero_shot_set, gate: dict[str, bool]) -> None:
+def _check_comma_ablation(claim, name: str, metric: str, request, gate: dict[str, bool]) -> None:
     """A3/A4 (module docstring): the raw value on the paper's model, else the paired net ratio."""
+    if not claim.applies(gate, case=metric, description=f"{name.replace('_', ' ')} ablation: {metric}"):
+        return
+    results, zero_shot_set = _ablations(request)
     if claim.rule(metric).kind is ThresholdKind.PAPER:
         estimate, preconditions = results.estimate(metric, name), gate
         what = f"{metric} (the paper's number)"
@@ -102,18 +118,22 @@ def _check_comma_ablation(claim, name: str, metric: str, results, zero_shot_set,
 
 @pytest.mark.claim("A3")
 @pytest.mark.parametrize("metric", ["accuracy", "ld_drop"])
-def test_a3_direction_ablation_at_commas(metric, sst_ablations, zero_shot_set, sst_gate, claim):
-    _check_comma_ablation(claim, "das_comma", metric, sst_ablations, zero_shot_set, sst_gate[GATE])
+def test_a3_direction_ablation_at_commas(metric, request, sst_gate, claim):
+    _check_comma_ablation(claim, "das_comma", metric, request, sst_gate[GATE])
 
 
 @pytest.mark.claim("A4")
 @pytest.mark.parametrize("metric", ["accuracy", "ld_drop"])
-def test_a4_mean_ablation_at_commas(metric, sst_ablations, zero_shot_set, sst_gate, claim):
-    _check_comma_ablation(claim, "mean_comma", metric, sst_ablations, zero_shot_set, sst_gate[GATE])
+def test_a4_mean_ablation_at_commas(metric, request, sst_gate, claim):
+    _check_comma_ablation(claim, "mean_comma", metric, request, sst_gate[GATE])
 
 
 @pytest.mark.claim("A5")
-def test_a5_frozen_attention_removes_comma_effect(sst_ablations, zero_shot_set, sst_gate, claim):
+def test_a5_frozen_attention_removes_comma_effect(request, sst_gate, claim):
+    description = "comma-only DAS ablation, Δ% LD with attention frozen / unfrozen"
+    if not claim.applies(sst_gate[GATE], description=description):
+        return
+    sst_ablations, zero_shot_set = _ablations(request)
     unfrozen = sst_ablations.estimate("ld_drop", "das_comma")
     frozen = sst_ablations.drop("ld_drop", "das_comma_frozen")
     effect = {"the unfrozen comma-only drop's 95% CI lies above 0": unfrozen.ci_low > 0}
@@ -122,8 +142,7 @@ def test_a5_frozen_attention_removes_comma_effect(sst_ablations, zero_shot_set, 
     else:
         estimate, what = sst_ablations.estimate("ld_drop", "das_comma_frozen"), "ratio undefined: frozen Δ% LD shown"
     claim.check(
-        estimate, preconditions=sst_gate[GATE] | effect,
-        description=f"comma-only DAS ablation, Δ% LD with attention frozen / unfrozen ({what})",
+        estimate, preconditions=sst_gate[GATE] | effect, description=f"{description} ({what})",
         details=f"unfrozen Δ% LD {unfrozen.value:.2f} [{unfrozen.ci_low:.2f}, {unfrozen.ci_high:.2f}], frozen {frozen:.2f}; "
                 f"all positions frozen: Δ% LD {sst_ablations.ld_drop('das_all_frozen'):.1f}, accuracy "
                 f"{sst_ablations.accuracy('das_all_frozen'):.1f}%; {zero_shot_set.deviation()}",

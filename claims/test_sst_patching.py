@@ -24,7 +24,7 @@ bootstrap over pairs (1,000 resamples, seeded by ``suite_seed``).
   resample. Rule: |value| <= 5%.
 
 Gate: every claim here is "not applicable" unless P0.classification replicates (the model classifies
-SST with this scaffold; ``claims/test_sst_competence.py``); the values are measured and recorded anyway.
+SST with this scaffold; ``claims/test_sst_competence.py``); then the patching is not run (``claim.applies``).
 The paper's "maximum over layers" per method stays in the report's sweep table as description.
 """
 
@@ -39,6 +39,11 @@ from harness.statistics import bootstrap, selected
 GATE = "classification"
 
 
+def _patching(request: pytest.FixtureRequest):
+    """The SST sweep's results, computed on first use (only once the gate holds)."""
+    return request.getfixturevalue("sst_patching").results
+
+
 def _pairs(results) -> str:
     positive = int(results.labels.sum())
     return f"{len(results.labels)} SST pairs ({positive} positive / {len(results.labels) - positive} negative clean)"
@@ -46,27 +51,31 @@ def _pairs(results) -> str:
 
 @pytest.mark.claim("P3")
 @pytest.mark.parametrize("metric", ["ld_recovered", "logit_flip"])
-def test_p3_das_patching_transfers_to_sst(metric, sst_patching, sst_gate, claim):
-    results = sst_patching.results
+def test_p3_das_patching_transfers_to_sst(metric, request, sst_gate, claim):
+    description = f"DAS patched onto SST pairs, {metric} at the cross-fitted layer"
+    if not claim.applies(sst_gate[GATE], case=metric, description=description):
+        return
+    results = _patching(request)
     fit = results.cross_fitted(metric, "das")
     claim.check(
-        fit.estimate(), case=metric, preconditions=sst_gate[GATE],
-        description=f"DAS patched onto SST pairs, {metric} at the cross-fitted layer",
+        fit.estimate(), case=metric, preconditions=sst_gate[GATE], description=description,
         details=f"layers chosen per fold {list(fit.layers)} of {results.layers('das')}; {_pairs(results)}",
     )
 
 
 @pytest.mark.claim("P4")
 @pytest.mark.parametrize("method", methods(controls=False))
-def test_p4_best_sst_layer_is_intermediate(method, sst_patching, sst_gate, model, claim):
-    results = sst_patching.results
+def test_p4_best_sst_layer_is_intermediate(method, request, sst_gate, model, claim):
+    description = f"{method}: relative depth of the best SST patching layer (% LD recovered)"
+    if not claim.applies(sst_gate[GATE], description=description):
+        return
+    results = _patching(request)
     layers = results.layers(method)
     estimate = selected(results.at_layer("ld_recovered", method), layers, len(results.labels),
                         value_of=lambda layer: layer / model.n_layers)
     best = round(estimate.value * model.n_layers)
     claim.check(
-        estimate, preconditions=sst_gate[GATE],
-        description=f"{method}: relative depth of the best SST patching layer (% LD recovered)",
+        estimate, preconditions=sst_gate[GATE], description=description,
         details=f"layer {best} of {model.n_layers} ({results.metric('ld_recovered', method, best):.1f}% recovered "
                 f"there); layers swept {layers[0]}..{layers[-1]} ({len(layers)}); {_pairs(results)}",
     )
@@ -74,22 +83,27 @@ def test_p4_best_sst_layer_is_intermediate(method, sst_patching, sst_gate, model
 
 @pytest.mark.claim("P5")
 @pytest.mark.parametrize("method", [m for m in methods(controls=False) if m != "das"])
-def test_p5_das_at_least_as_good_as_other_methods(method, sst_patching, sst_gate, claim):
-    results = sst_patching.results
+def test_p5_das_at_least_as_good_as_other_methods(method, request, sst_gate, claim):
+    description = f"DAS minus {method}, cross-fitted % LD recovered on the same SST pairs (points)"
+    if not claim.applies(sst_gate[GATE], description=description):
+        return
+    results = _patching(request)
     das_layers = results.layers("das")
     das = results.cross_fitted("ld_recovered", "das", layers=das_layers)
     other = results.cross_fitted("ld_recovered", method, layers=das_layers)
     claim.check(
-        das.minus(other), preconditions=sst_gate[GATE],
-        description=f"DAS minus {method}, cross-fitted % LD recovered on the same SST pairs (points)",
+        das.minus(other), preconditions=sst_gate[GATE], description=description,
         details=f"DAS {das.value:.1f}% (fold layers {list(das.layers)}); {method} {other.value:.1f}% (fold layers "
                 f"{list(other.layers)}); candidate layers {das_layers}; {_pairs(results)}",
     )
 
 
 @pytest.mark.claim("P5.random")
-def test_p5_random_direction_recovers_nothing_on_sst(sst_patching, sst_gate, claim):
-    results = sst_patching.results
+def test_p5_random_direction_recovers_nothing_on_sst(request, sst_gate, claim):
+    description = "random direction on SST, largest |% LD recovered| over layers (max redone per resample)"
+    if not claim.applies(sst_gate[GATE], description=description):
+        return
+    results = _patching(request)
     layers, at_layer = results.layers("random"), results.at_layer("ld_recovered", "random")
 
     def largest(index: torch.Tensor) -> torch.Tensor:
@@ -99,7 +113,6 @@ def test_p5_random_direction_recovers_nothing_on_sst(sst_patching, sst_gate, cla
     estimate = bootstrap(largest, torch.arange(len(results.labels)), unit="pairs")
     worst = max(layers, key=lambda layer: abs(results.metric("ld_recovered", "random", layer)))
     claim.check(
-        estimate, preconditions=sst_gate[GATE],
-        description="random direction on SST, largest |% LD recovered| over layers (max redone per resample)",
+        estimate, preconditions=sst_gate[GATE], description=description,
         details=f"worst layer {worst} of {len(layers)} swept; {_pairs(results)}",
     )

@@ -12,8 +12,8 @@ The experiments are ``harness.summarization``'s; thresholds and paper values: ``
 - M1: the model solves ToyMoodStory (centred accuracy, §5.1, over the four variants; bootstrap over
   prompts). The paper ran this circuit on pythia-2.8b because smaller models failed. M2 and M3 are
   claims about the mechanism of a task the model solves: their precondition is that M1 *replicates*
-  (its whole CI above the floor); otherwise they read "not applicable", with their values measured and
-  recorded. A ratio of effects (M2.ratio, M3.distance, M4) applies only when its denominator effect is
+  (its whole CI above the floor); otherwise they read "not applicable" and the value resampling behind
+  them is not run (``claim.applies``; M1 needs the clean run only). A ratio of effects (M2.ratio, M3.distance, M4) applies only when its denominator effect is
   there: its 95% CI below 0.
 - M2: pre-comma phrases resampled (comma/period values held at clean in every layer), commas+periods
   resampled, whole phrases resampled: each lowers the LD. M2.ratio: the comma+period effect is
@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import pytest
 
-from harness.claims_declared import declared
-from harness.declaration import Verdict
 from harness.summarization import (
     DISTANCE_FILLER, FILLER_LENGTHS, MOTIF_CONDITIONS, accuracy_by_variant, comma_excess, comma_share_trend,
     effect_ratio,
@@ -45,61 +43,71 @@ from harness.summarization import (
 SOLVED = "the model solves ToyMoodStory (M1 replicates)"
 
 
-def _solved(claim, effects) -> bool:
-    """M1's verdict on this model, with M1's declared rule."""
-    accuracy = effects.accuracy_estimate()
-    return declared("M1").rule_for(claim.model_name).decide(accuracy.ci_low, accuracy.ci_high) is Verdict.REPLICATES
-
-
 def _below_zero(effects, condition: str) -> bool:
     return effects.change_estimate(condition).ci_high < 0
 
 
+def _effects(request: pytest.FixtureRequest):
+    """ToyMoodStory's value resampling, computed on first use (only once M1 replicates)."""
+    return request.getfixturevalue("mood_story_effects")
+
+
 @pytest.mark.claim("M1")
-def test_m1_model_solves_toy_mood_story(mood_story_effects, toy_mood_stories, claim):
-    effects = mood_story_effects[0]
-    per_variant = accuracy_by_variant(effects, toy_mood_stories[0].variants)
-    claim.check(effects.accuracy_estimate(), description="ToyMoodStory accuracy (centred, §5.1) over the four variants",
-                details=f"clean mean LD {effects.clean_ld.mean():.3f}; uncentred accuracy by variant: "
+def test_m1_model_solves_toy_mood_story(mood_story_clean, toy_mood_stories, claim):
+    per_variant = accuracy_by_variant(mood_story_clean, toy_mood_stories[0].variants)
+    claim.check(mood_story_clean.accuracy_estimate(),
+                description="ToyMoodStory accuracy (centred, §5.1) over the four variants",
+                details=f"clean mean LD {mood_story_clean.clean_ld.mean():.3f}; uncentred accuracy by variant: "
                         + ", ".join(f"{v} {a:.0f}%" for v, a in per_variant.items()))
 
 
 @pytest.mark.claim("M2")
 @pytest.mark.parametrize("condition", MOTIF_CONDITIONS)
-def test_m2_value_resampling_lowers_logit_diff(condition, mood_story_effects, summary_band, claim):
-    effects = mood_story_effects[0]
-    claim.check(effects.change_estimate(condition), case=condition, preconditions={SOLVED: _solved(claim, effects)},
-                description=f"ToyMoodStory, {condition} values resampled, attention frozen",
+def test_m2_value_resampling_lowers_logit_diff(condition, request, mood_story_solved, summary_band, claim):
+    description = f"ToyMoodStory, {condition} values resampled, attention frozen"
+    if not claim.applies({SOLVED: mood_story_solved}, case=condition, description=description):
+        return
+    effects = _effects(request)[0]
+    claim.check(effects.change_estimate(condition), case=condition, preconditions={SOLVED: mood_story_solved},
+                description=description,
                 details=f"layers {summary_band}; clean mean LD {effects.clean_ld.mean():.3f}"
                         + ("; comma/period values held at clean" if condition == "precomma" else ""))
 
 
 @pytest.mark.claim("M2.ratio")
-def test_m2_comma_effect_at_least_half_of_precomma(mood_story_effects, claim):
-    effects = mood_story_effects[0]
+def test_m2_comma_effect_at_least_half_of_precomma(request, mood_story_solved, claim):
+    description = "comma+period effect / pre-comma effect"
+    if not claim.applies({SOLVED: mood_story_solved}, description=description):
+        return
+    effects = _effects(request)[0]
     claim.check(effects.estimate(effect_ratio, "comma_period", "precomma"),
-                preconditions={SOLVED: _solved(claim, effects),
+                preconditions={SOLVED: mood_story_solved,
                                "pre-comma effect's 95% CI below 0": _below_zero(effects, "precomma")},
-                description="comma+period effect / pre-comma effect",
+                description=description,
                 details=f"comma {effects.change('comma_period'):+.1f}%, pre-comma {effects.change('precomma'):+.1f}%")
 
 
 @pytest.mark.claim("M3")
-def test_m3_comma_share_grows_with_distance(mood_story_effects, claim):
-    trend = comma_share_trend(mood_story_effects, FILLER_LENGTHS)
-    claim.check(trend.rho, preconditions={SOLVED: _solved(claim, mood_story_effects[0])},
-                description="Spearman ρ(filler length, comma share of the effect)",
+def test_m3_comma_share_grows_with_distance(request, mood_story_solved, claim):
+    description = "Spearman ρ(filler length, comma share of the effect)"
+    if not claim.applies({SOLVED: mood_story_solved}, description=description):
+        return
+    trend = comma_share_trend(_effects(request), FILLER_LENGTHS)
+    claim.check(trend.rho, preconditions={SOLVED: mood_story_solved}, description=description,
                 details="comma share comma/(comma + pre-comma) at "
                         + ", ".join(f"{n} tokens {s:.2f}" for n, s in trend.shares.items()))
 
 
 @pytest.mark.claim("M3.distance")
-def test_m3_comma_exceeds_phrase_at_22_tokens(mood_story_effects, claim):
-    effects = mood_story_effects[DISTANCE_FILLER]
+def test_m3_comma_exceeds_phrase_at_22_tokens(request, mood_story_solved, claim):
+    description = f"comma effect over pre-comma effect − 1, {DISTANCE_FILLER} filler tokens"
+    if not claim.applies({SOLVED: mood_story_solved}, description=description):
+        return
+    effects = _effects(request)[DISTANCE_FILLER]
     claim.check(effects.estimate(comma_excess, "comma_period", "precomma"),
-                preconditions={SOLVED: _solved(claim, mood_story_effects[0]),
+                preconditions={SOLVED: mood_story_solved,
                                f"pre-comma effect at {DISTANCE_FILLER} tokens: 95% CI below 0": _below_zero(effects, "precomma")},
-                description=f"comma effect over pre-comma effect − 1, {DISTANCE_FILLER} filler tokens",
+                description=description,
                 details=f"comma {effects.change('comma_period'):+.1f}%, pre-comma {effects.change('precomma'):+.1f}% "
                         f"at {DISTANCE_FILLER} filler tokens")
 

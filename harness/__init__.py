@@ -7,7 +7,8 @@ Models and the forward pass
 - ``models``: resolve ``--model`` and load it as a TransformerLens ``TransformerBridge`` (§1).
 - ``paper_models``: the paper's models and their per-model facts (depth, DAS batch size, circuit heads).
 - ``hook_names``: every TransformerLens hook name the suite uses.
-- ``forward``: residual-stream checkpoints, restarting the forward pass from a layer (§3).
+- ``forward``: residual-stream checkpoints, restarting the forward pass from a layer (§3);
+  ``prefix_cache``: the keys and values of the positions before a patch, computed once.
 - ``interventions``: the one hook that edits chosen positions of an activation (§5.2).
 - ``attention``: freezing attention patterns to a clean run (§5.3, §5.7).
 - ``tokens``: single-token filtering and locating positions by token search (§2).
@@ -27,8 +28,8 @@ Experiments (§5, §6)
 - ``sweep``: the directional-patching layer sweep (§5.2, §6.2); ``sst_patching``: the same onto SST pairs.
 - ``ablation``: directional and mean ablation; ``sst_ablations``: the zero-shot SST set and its ablations (§5.3).
 - ``value_patching`` and ``summarization``: value resampling and the summarization motif (§5.7).
-- ``path_patching`` (+ ``naive_path_patching``, its reference), ``head_roles``, ``circuit_patching``,
-  ``circuit``: the ToyMovieReview circuit (§6.4).
+- ``path_patching`` (+ ``naive_path_patching``, its reference), ``attribution_patching`` (AtP, which
+  prunes stage 2), ``head_roles``, ``circuit_patching``, ``circuit``: the ToyMovieReview circuit (§6.4).
 - ``early_directions``, ``lexicon``, ``correlation``, ``corpus_projections``: natural text (§5.4);
   ``generation``, ``steering``: activation addition (§5.5); ``negation`` (§5.6).
 

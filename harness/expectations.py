@@ -53,15 +53,16 @@ class Expectation:
     path: Path
     note: str = ""
 
-    def holds(self, measured: float) -> bool:
-        return math.isfinite(measured) and self.band[0] <= measured <= self.band[1]
+    def holds(self, measured: float | None) -> bool:
+        return measured is not None and math.isfinite(measured) and self.band[0] <= measured <= self.band[1]
 
     def describe(self) -> str:
         return f"measured {self.measured:g} (band [{self.band[0]:g}, {self.band[1]:g}])"
 
-    def outdated(self, measured: float) -> ExpectationOutdated:
+    def outdated(self, measured: float | None) -> ExpectationOutdated:
+        value = "nothing (not measured)" if measured is None else f"{measured:g}"
         return ExpectationOutdated(
-            f"{self.test_id}: measured {measured:g}, outside the band [{self.band[0]:g}, {self.band[1]:g}] of its "
+            f"{self.test_id}: measured {value}, outside the band [{self.band[0]:g}, {self.band[1]:g}] of its "
             f"expectation (recorded {self.measured:g}): update the entry [\"{self.test_id}\"] in {self.path}, or "
             "find what moved the value")
 

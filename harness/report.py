@@ -151,7 +151,8 @@ class ReportBuilder:
         rows = []
         for test_id, runs in by_test.items():
             verdicts = [runs[s].verdict if s in runs else "not run" for s in seeds]
-            values = [f"{runs[s].record.measured:.3g}" if s in runs and runs[s].record else "" for s in seeds]
+            values = [f"{runs[s].record.measured:.3g}" if s in runs and runs[s].record and runs[s].record.measured is not None
+                      else "" for s in seeds]
             rows.append([next(iter(runs.values())).claim, test_id.split("::", 1)[-1],
                          *(f"{v} ({m})" if m else v for v, m in zip(verdicts, values)),
                          "stable" if len(set(verdicts)) == 1 else "UNSTABLE"])
@@ -276,6 +277,8 @@ class ReportBuilder:
 
 
 def _n_text(record: ClaimRecord) -> str:
+    if record.measured is None:
+        return ""
     text = f"{record.n} {record.n_unit}"
     return text + (f" → {record.n_to_decide}" if record.n_to_decide else "")
 

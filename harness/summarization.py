@@ -96,6 +96,14 @@ def value_resample_effects(
     return effects
 
 
+def clean_effects(bridge, pairs: PromptPairs, distinct: PromptSet) -> ResampleEffects:
+    """The clean run alone, as ``value_resample_effects`` records it (no condition resampled): M1's
+    accuracy, the gate of M2–M3, from one forward pass over ``distinct``."""
+    with torch.no_grad():
+        logits = bridge(distinct.tokens.to(bridge.cfg.device), logits_to_keep=1)[:, -1].float().cpu()
+    return ResampleEffects(pairs.clean.labels, sentiment_score(logits[pairs.clean_index], pairs.answer_ids), {})
+
+
 def mood_story_conditions(story: ToyMoodStory) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """(resampled positions, positions held at clean) per condition of a ToyMoodStory (§5.7): all three
     without filler, the pre-comma and comma+period ones with it; pre-comma holds the commas/periods."""

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from fixtures.claims import ClaimCheck, expectation_key
+from harness.claim_record import ClaimRecord
 from harness.claims_declared import declared
 from harness.expectations import ClaimInconclusive, ClaimNotReplicated, ExpectationOutdated, load_expectations
 from harness.statistics import Estimate
@@ -85,10 +86,25 @@ def test_the_verdict_comes_from_the_ci_and_pytest_mirrors_it():
         strict.check(_estimate(0.95, 0.85, 0.99))
 
 
+def test_a_failed_precondition_records_the_claim_not_applicable_without_measuring():
+    check, node = _check()
+    assert check.applies({"task solved": True}) and not node.user_properties  # the test goes on to measure
+    assert not _fresh(check).applies({"task solved": False, "effect present": True}, description="D2 on a task")
+    record = node.user_properties[0][1]
+    assert record.verdict == "not applicable" and not record.passed and record.failed_preconditions() == ["task solved"]
+    assert record.measured is record.ci_low is record.ci_high is None and record.n == 0
+    assert record.measured_text() == "not measured" and record.ci_method == "not measured: task solved"
+    assert record.to_json()["measured"] is None
+    with pytest.raises(RuntimeError, match="one claim row per test"):
+        check.check(_estimate(0.95, 0.91, 0.99))
+    with pytest.raises(ValueError, match="must be measured"):
+        ClaimRecord.decide(declared("D2"), declared("D2").rule_for("tiny"), None, preconditions={"task solved": True})
+
+
 def test_one_check_per_test_and_estimates_only():
     check, _ = _check()
     check.check(_estimate(0.95, 0.91, 0.99))
-    with pytest.raises(RuntimeError, match="one claim.check per test"):
+    with pytest.raises(RuntimeError, match="one claim row per test"):
         check.check(_estimate(0.95, 0.91, 0.99))
     with pytest.raises(TypeError, match="Estimate"):
         _fresh(check).check(0.95)
@@ -104,6 +120,8 @@ def test_a_listed_claim_outside_its_band_or_with_another_verdict_names_the_entry
     with pytest.raises(ExpectationOutdated, match="verdict 'inconclusive'"):
         _fresh(check).check(_estimate(0.8, 0.7, 0.95))
     assert not issubclass(ExpectationOutdated, ClaimNotReplicated)  # an xfail(raises=ClaimNotReplicated) misses it
+    with pytest.raises(ExpectationOutdated, match="measured nothing \\(not measured\\)"):
+        _fresh(check).applies({"task solved": False})  # a listed claim that is no longer measured
 
 
 def test_the_estimate_must_be_finite():

@@ -120,9 +120,16 @@ def test_tiny_gguf_loads_through_the_suite_path(tiny_gguf: Path, claims_cache: P
     assert loaded.bridge(tokens).shape == (1, tokens.shape[1], len(loaded.tokenizer))
 
 
-def test_claims_run_on_a_gguf_file(tiny_gguf: Path, tmp_path: Path, claims_cache: Path) -> None:
-    result, reports = run_claims(tiny_gguf, tmp_path, claims_cache)
-    check_session(result, reports, tiny_gguf, tiny_gguf.stem)
+@pytest.fixture(scope="module")
+def gguf_session(tiny_gguf: Path, claims_cache: Path,
+                 tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    """One claims session on the tiny GGUF file (its result and report directory), read by the tests
+    below that need a plain session."""
+    return run_claims(tiny_gguf, tmp_path_factory.mktemp("gguf-session"), claims_cache)
+
+
+def test_claims_run_on_a_gguf_file(tiny_gguf: Path, gguf_session: tuple[subprocess.CompletedProcess, Path]) -> None:
+    check_session(*gguf_session, tiny_gguf, tiny_gguf.stem)
 
 
 def test_claims_run_on_a_save_pretrained_directory(tiny_dirs: dict[str, Path], tmp_path: Path,
@@ -158,11 +165,13 @@ def pytest_runtest_call(item):
 """
 
 
-def test_expectations_catch_only_the_claims_own_verdict(tiny_gguf: Path, tmp_path: Path, claims_cache: Path) -> None:
+def test_expectations_catch_only_the_claims_own_verdict(tiny_gguf: Path, tmp_path: Path, claims_cache: Path,
+                                                       gguf_session: tuple[subprocess.CompletedProcess, Path]) -> None:
     """An expectation turns a non-replication (value in its band) into an xfail; a value outside the band,
     a crash, or a claim whose verdict is another one is a failure, never "expected". Inconclusive rows
-    pass with their own status in the terminal summary."""
-    first, reports = run_claims(tiny_gguf, tmp_path / "first", claims_cache)
+    pass with their own status in the terminal summary. The expectations are written from the plain
+    session's rows, then a second session runs with them."""
+    first, reports = gguf_session
     rows = json.loads((reports / tiny_gguf.stem / "results.json").read_text())["claims"]
     assert all(row["verdict"] in ("replicates", "does not replicate", "inconclusive", "not applicable")
                and all(isinstance(row[key], (int, float)) for key in ("measured", "ci_low", "ci_high", "threshold", "n"))

@@ -3,7 +3,8 @@ and on synthetic logit differences.
 
 - ``value_resample_effects`` equals the computation the fixture did inline before it moved here (one
   recorded run, slot-aligned corrupted values, every condition stacked per band), bit for bit; a
-  condition that resamples nothing leaves the clean logit differences;
+  condition that resamples nothing leaves the clean logit differences; the clean run alone (M1's gate)
+  gives the clean scores the resampling records;
 - ToyMoodStory's conditions (three without filler, two with it; pre-comma holds the commas/periods);
 - ToyMovieReview: the period after VRB is located (and refused where it does not follow the verb), the
   position groups hold exactly their slots, the bands tile the depth with the summary band and all
@@ -25,7 +26,7 @@ from harness.rendering import render
 from harness.report import ReportBuilder
 from harness.summarization import (
     DISTANCE_CONDITIONS, MOTIF_CONDITIONS, MOVIE_REVIEW_GROUPS, MoodStoryResampling, MovieReviewResampling,
-    ResampleEffects, accuracy_by_variant, comma_excess, comma_share, comma_share_trend, effect_ratio,
+    ResampleEffects, accuracy_by_variant, clean_effects, comma_excess, comma_share, comma_share_trend, effect_ratio,
     mood_story_conditions, movie_review_bands, movie_review_pairs, position_groups, value_resample_effects,
     with_period,
 )
@@ -68,6 +69,19 @@ def test_mood_story_effects_equal_the_inline_computation(stories, name):
         for condition, score in effect.scores.items():
             assert torch.equal(score, expected[band][condition])
         assert not torch.allclose(effect.scores["whole_phrase"], effect.clean_score)  # the resampling acts
+
+
+@pytest.mark.parametrize("name", ["gpt2", "neox", "llama"])
+def test_the_clean_run_alone_gives_the_resampling_runs_clean_scores(stories, name):
+    """M1's gate (``clean_effects``, one plain forward) decides on the clean scores the resampling records."""
+    model, story = stories[name]
+    conditions, freeze = mood_story_conditions(story)
+    (resampled,) = value_resample_effects(model.bridge, story.pairs, story.pairs.clean, conditions,
+                                          [(1, model.n_layers - 1)], freeze).values()
+    clean = clean_effects(model.bridge, story.pairs, story.pairs.clean)
+    torch.testing.assert_close(clean.clean_score, resampled.clean_score, atol=1e-5, rtol=1e-5)
+    assert torch.equal(clean.labels, resampled.labels) and clean.scores == {}
+    assert clean.accuracy_pct() == resampled.accuracy_pct()
 
 
 def test_resampling_nothing_keeps_the_clean_logit_diff(stories):
