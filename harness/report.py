@@ -110,6 +110,8 @@ class ReportBuilder:
         figure_dir = directory / "figures"
         figure_dir.mkdir(exist_ok=True)
         rendered = [self._render(figure_dir / name, draw) for name, draw in self.figures.items()]
+        for stale in set(figure_dir.glob("*.png")) - set(rendered):  # a previous run's figure this run did not draw
+            stale.unlink()
         environment = self.environment()
         (directory / "results.json").write_text(json.dumps(self._json(environment), indent=2, default=str) + "\n")
         (directory / "REPORT.md").write_text(self._markdown(environment, [p for p in rendered if p]))

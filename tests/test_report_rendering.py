@@ -31,6 +31,18 @@ def test_recorded_results_are_rendered_when_written(tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["data"]["measured"] == 1.5
 
 
+def test_a_previous_runs_figure_that_this_run_does_not_draw_is_removed(tmp_path):
+    """E.g. a claim family whose gate now fails (its experiment not run): its old figure must not stay."""
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "stale.png").write_bytes(b"old")
+    (tmp_path / "figures" / "notes.txt").write_text("not a figure of the report")
+    builder = ReportBuilder(model_name="tiny", settings={})
+    builder.add_figure("fresh.png", lambda figure: figure.subplots().plot([0, 1]))
+    builder.write(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["fresh.png", "notes.txt"]
+    assert "figures/fresh.png" in (tmp_path / "REPORT.md").read_text()
+
+
 def test_a_result_without_renderer_is_named(tmp_path):
     builder = ReportBuilder(model_name="tiny", settings={})
     builder.record(object())
