@@ -36,7 +36,8 @@ held-out pairs only (seed 0; no claim's data): lr 1e-3 at the 12-epoch cap reach
 (−0.155 by overshoot at 16) / 0.158 (patience, epoch 11), lr 1e-2 0.416 / 0.120 / 0.183 (noisier,
 worse). Cost per layer-epoch at batch 8, before the prefix cache: 2.3 s (L30) to ≈ 7 s (L0) (``run_from``
 starts at the layer); the cold 11-layer fit then took 779 s, 500 s with lr 3e-3 and the prefix cache,
-344 s with the rotation computed through its first column (``RotationFirstColumn``).
+302 s with the rotation computed through its first column (``RotationFirstColumn``; 344 s in a run where
+the machine was ~20% slower throughout).
 L30 cannot train (the final residual at ADJ never reaches the answer position) and stops by patience at
 epoch 3. ``--das-epochs`` overrides the cap.
 """
