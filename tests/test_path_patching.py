@@ -6,6 +6,8 @@ architecture), clean/corrupted = ToyMovieReview test pairs:
 
 - stage 1 (every head and MLP → final residual) equals the naive loop to 1e-4;
 - stage 2 (senders → receivers' q, k or v input, receivers in two layers of a 3-layer model) too;
+- on a tiny Gemma-3, whose blocks normalise the attention output before the residual, stage 1 and
+  stage 2 equal the naive loop too (a head's write goes through the post-attention norm);
 - per-head outputs z_h @ W_O[h] sum to ``hook_attn_out`` (minus b_O) on the processed bridge, so
   ``head_outputs`` is exact in compatibility mode;
 - patching every sender from the clean run (corrupted = clean) gives the clean score;
@@ -75,6 +77,19 @@ def test_stage2_batched_equals_naive(tiny_llama, kind):
     assert senders == naive_senders == all_senders(3, 4, before_layer=2)
     torch.testing.assert_close(batched, naive, atol=1e-4, rtol=1e-4)
     assert batched.std() > 1e-3
+
+
+def test_stage1_and_stage2_batched_equal_naive_through_a_post_attention_norm(tiny_gemma):
+    (tokens, _), clean, corrupted, answers = _runs(tiny_gemma)
+    _, batched = path_patch_to_logits(tiny_gemma.bridge, clean, corrupted, answers)
+    _, naive = naive_path_patch_to_logits(tiny_gemma.bridge, tokens, clean, corrupted, answers)
+    torch.testing.assert_close(batched, naive, atol=1e-4, rtol=1e-4)
+    assert batched.std() > 1e-3
+    receivers = [Node(1, 0), Node(2, 3)]
+    for kind in INPUT_KINDS:
+        _, batched = path_patch_to_heads(tiny_gemma.bridge, clean, corrupted, receivers, kind, answers)
+        _, naive = naive_path_patch_to_heads(tiny_gemma.bridge, tokens, clean, corrupted, receivers, kind, answers)
+        torch.testing.assert_close(batched, naive, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("architecture", ["gpt2", "neox"])

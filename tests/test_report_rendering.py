@@ -93,10 +93,27 @@ def test_results_json_rows_carry_the_verdict_fields_and_the_seeds_table(tmp_path
     assert "UNSTABLE" in report and "| stable" in report
 
 
-def test_claim_test_ids_drop_the_seed_parameter():
-    from fixtures.report_plugin import claim_test_id
+def _item(nodeid: str, **params):
+    from types import SimpleNamespace
 
-    assert claim_test_id("claims/test_a.py::test_x[seed1]") == "test_a.py::test_x"
-    assert claim_test_id("claims/test_a.py::test_x[layer0-pca-seed2]") == "test_a.py::test_x[layer0-pca]"
-    assert claim_test_id("claims/test_a.py::test_x[seed0-pca]") == "test_a.py::test_x[pca]"
-    assert claim_test_id("claims/test_a.py::test_x[pca]") == "test_a.py::test_x[pca]"
+    return SimpleNamespace(nodeid=nodeid, callspec=SimpleNamespace(params=params) if params else None)
+
+
+def test_claim_test_ids_drop_the_model_the_seed_and_the_xdist_group():
+    from fixtures.report_plugin import claim_test_id
+    from harness.models import ModelSource
+
+    tiny, hub = ModelSource("tiny-1", "local_dir", "/x/tiny-1"), ModelSource("owner/m-2", "hub", "owner/m-2")
+    cases = {
+        ("claims/test_a.py::test_x[tiny-1]", tiny, None): "test_a.py::test_x",
+        ("claims/test_a.py::test_x[tiny-1-seed1]", tiny, 1): "test_a.py::test_x",
+        ("claims/test_a.py::test_x[tiny-1-seed0-pca]", tiny, 0): "test_a.py::test_x[pca]",
+        ("claims/test_a.py::test_x[tiny-1-layer0-pca]@tiny-1", tiny, None): "test_a.py::test_x[layer0-pca]",
+        ("claims/test_a.py::test_x[owner__m-2-tiny-1]", hub, None): "test_a.py::test_x[tiny-1]",
+        ("claims/test_a.py::test_x[layer0-pca-seed2]", None, 2): "test_a.py::test_x[layer0-pca]",
+        ("claims/test_a.py::test_x[pca]", None, None): "test_a.py::test_x[pca]",
+    }
+    for (nodeid, source, seed), expected in cases.items():
+        params = ({"model_source": source} if source else {}) | ({"suite_seed": seed} if seed is not None else {})
+        assert claim_test_id(_item(nodeid, **params)) == expected, nodeid
+

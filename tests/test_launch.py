@@ -1,0 +1,60 @@
+"""The many-model launcher (``harness/launch.py``) with submitit's local executor: one job per tiny
+random-weight model (``tiny_dirs`` from ``tests/conftest.py``), each running one D1 claim test, then the
+matrix of the run. The jobs use the suite's cache as this session does (the tiny models' tokenizer
+comes from its converted SmolLM2 copy)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.launch import main
+
+SUBSET = ["-k", "d1_methods_agree and layer0-mean_diff-kmeans", "--threads", "1", "--das-epochs", "1"]
+DECIDED = ("replicates", "does not replicate", "inconclusive")
+
+
+@pytest.fixture
+def launch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Run the launcher on the given model directories (local executor, the one-test subset); returns its
+    exit status, the report directory and the run's matrix.json."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the jobs inherit it: the tiny models are local
+
+    def run(*models: Path) -> tuple[int, Path, dict]:
+        reports = tmp_path / "reports"
+        argv = [arg for model in models for arg in ("--model", str(model))]
+        status = main([*argv, "--executor", "local", "--report-dir", str(reports), "--jobs-dir", str(tmp_path / "jobs"),
+                       "--timeout-min", "10", "--", *SUBSET])
+        return status, reports, json.loads((reports / "matrix.json").read_text())
+
+    return run
+
+
+def d1_cell(matrix: dict, model: str) -> dict:
+    return next(c for c in matrix["claims"] if c["claim"] == "D1")["cells"][model]
+
+
+def test_two_jobs_share_a_run_id_and_a_matrix(launch, tiny_dirs):
+    status, reports, matrix = launch(tiny_dirs["gpt2"], tiny_dirs["neox"])
+    assert status in (0, 1)  # 1: the claim did not replicate on random weights; the jobs finished
+    run_ids = {json.loads((reports / name / "results.json").read_text())["run_id"]
+               for name in ("tiny-gpt2", "tiny-neox")}
+    assert len(run_ids) == 1 and matrix["run_id"] in run_ids
+    assert [(m["model"], m["failed"]) for m in matrix["models"]] == [("tiny-gpt2", None), ("tiny-neox", None)]
+    assert all(d1_cell(matrix, model)["verdict"] in DECIDED for model in ("tiny-gpt2", "tiny-neox"))
+    header = next(line for line in (reports / "MATRIX.md").read_text().splitlines() if line.startswith("| claim "))
+    assert "tiny-gpt2" in header and "tiny-neox" in header
+
+
+def test_a_crashing_job_is_a_failed_column_beside_an_intact_one(launch, tiny_dirs, tmp_path):
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    status, reports, matrix = launch(tiny_dirs["gpt2"], broken)
+    assert status == 2
+    failures = {m["model"]: m["failed"] for m in matrix["models"]}
+    assert failures == {"tiny-gpt2": None, "broken-model": "failed (every claim test crashed)"}
+    assert d1_cell(matrix, "tiny-gpt2")["verdict"] in DECIDED
+    assert "broken-model: failed (every claim test crashed)" in (reports / "MATRIX.md").read_text()

@@ -1,0 +1,136 @@
+"""End to end: several ``--model`` values in one session, sequentially and on pytest-xdist workers.
+
+Real pytest sessions in a subprocess (``tests/claims_sessions.py``) on two tiny random-weight models, a
+GGUF file and a ``save_pretrained`` directory, check what the issue "Many models" asks of a user's run:
+
+- one session runs every selected claim on each model: test ids carry the model, each model gets its
+  own ``reports/<model>/`` (both with the session's run id) and the session writes ``MATRIX.md``;
+- each model's expectations apply to its own tests only;
+- ``-n 2 --dist loadgroup``: each model's tests run on one worker, the values equal the sequential
+  session's, the controller writes the matrix;
+- a worker that dies on one model leaves the other model's report and the matrix, with the dead
+  model's column marked failed;
+- an unknown model among several stops the session before any model loads.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.claims_sessions import CLAIM_FILE, SELECTION, outcome_counts, run_claims, run_suite
+
+
+def results_of(reports: Path, name: str) -> dict:
+    return json.loads((reports / name / "results.json").read_text())
+
+
+def measured(results: dict) -> dict[str, float]:
+    return {row["test_id"]: row["measured"] for row in results["claims"]}
+
+
+@pytest.fixture(scope="module")
+def two_models(tiny_gguf: Path, tiny_dirs: dict[str, Path]) -> list[Path]:
+    return [tiny_gguf, tiny_dirs["gpt2"]]
+
+
+@pytest.fixture(scope="module")
+def sequential(two_models: list[Path], claims_cache: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    return run_claims(two_models, tmp_path_factory.mktemp("sequential"), claims_cache, "-v")
+
+
+def names_of(models: list[Path]) -> list[str]:
+    return [model.stem if model.suffix == ".gguf" else model.name for model in models]
+
+
+def test_one_session_runs_every_model_with_its_own_report(two_models, sequential) -> None:
+    result, reports = sequential
+    output = result.stdout + result.stderr
+    assert result.returncode in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), output[-6000:]
+    assert outcome_counts(output).get("errors", 0) == 0, output[-6000:]
+    runs = {name: results_of(reports, name) for name in names_of(two_models)}
+    for name, results in runs.items():
+        assert f"test_d1_methods_agree[{name}-layer0-" in result.stdout, result.stdout[-3000:]
+        assert results["model"] == name and results["claims"], results
+        assert all("layer0" in row["test_id"] and name not in row["test_id"] for row in results["claims"])
+    assert len({results["run_id"] for results in runs.values()}) == 1
+    assert set(measured(runs[names_of(two_models)[0]])) == set(measured(runs[names_of(two_models)[1]]))
+    matrix = json.loads((reports / "matrix.json").read_text())
+    assert (reports / "MATRIX.md").is_file() and all(name in (reports / "MATRIX.md").read_text()
+                                                     for name in runs)
+    assert "replication matrix" in result.stdout, result.stdout[-2000:]
+    assert matrix, matrix
+
+
+def expectation_for(test_id: str, value: float) -> str:
+    return (f'["{test_id}"]\nverdict = "does not replicate"\nmeasured = {value!r}\n'
+            f'band = [{value - 1!r}, {value + 1!r}]\nreason = "test"\n')
+
+
+def test_xdist_workers_run_one_model_each_with_the_sequential_values_and_own_expectations(
+        two_models, sequential, claims_cache: Path, tmp_path: Path) -> None:
+    """``-n 2 --dist loadgroup``; an expectation written for the first model's first non-replicating row
+    xfails that model's test and leaves the second model's same test as it was."""
+    _, sequential_reports = sequential
+    first, second = names_of(two_models)
+    rows = results_of(sequential_reports, first)["claims"]
+    failing = next((row for row in rows if row["verdict"] == "does not replicate"), None)
+    expectations = tmp_path / "expectations"
+    expectations.mkdir()
+    if failing is not None:
+        (expectations / f"{first}.toml").write_text(expectation_for(failing["test_id"], failing["measured"]))
+    result, reports = run_claims(two_models, tmp_path, claims_cache, "-n", "2", "--dist", "loadgroup",
+                                 "--expectations-dir", str(expectations))
+    output = result.stdout + result.stderr
+    assert result.returncode in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), output[-6000:]
+    assert "2 workers" in output, output[-3000:]
+    assert outcome_counts(output).get("errors", 0) == 0, output[-6000:]
+    for name in (first, second):
+        assert measured(results_of(reports, name)) == measured(results_of(sequential_reports, name))
+    assert results_of(reports, first)["run_id"] == results_of(reports, second)["run_id"]
+    assert (reports / "MATRIX.md").is_file()
+    if failing is not None:
+        outcome = {row["test_id"]: row["outcome"] for row in results_of(reports, first)["claims"]}
+        other = {row["test_id"]: row["outcome"] for row in results_of(reports, second)["claims"]}
+        assert outcome[failing["test_id"]] == "xfailed"
+        assert other[failing["test_id"]] != "xfailed"
+
+
+DIE_PLUGIN = """
+import os
+
+from fixtures.report_plugin import model_of
+
+def pytest_runtest_call(item):
+    if model_of(item) is not None and model_of(item).name == "{model}":
+        os._exit(3)
+"""
+
+
+def test_a_worker_that_dies_leaves_the_other_models_report_and_the_matrix(
+        two_models, claims_cache: Path, tmp_path: Path) -> None:
+    first, second = names_of(two_models)
+    (tmp_path / "die_plugin.py").write_text(DIE_PLUGIN.format(model=second))
+    result, reports = run_claims(two_models, tmp_path, claims_cache, "-n", "2", "--dist", "loadgroup",
+                                 "-p", "die_plugin", "--max-worker-restart", "0", pythonpath=tmp_path)
+    output = result.stdout + result.stderr
+    assert "crashed" in output, output[-6000:]
+    assert results_of(reports, first)["claims"], output[-6000:]
+    matrix = (reports / "MATRIX.md").read_text()
+    assert first in matrix and second in matrix
+    assert "failed" in matrix.split(second, 1)[1], matrix
+
+
+def test_an_unknown_model_among_several_stops_the_session_before_any_model_loads(tiny_gguf: Path,
+                                                                                 tmp_path: Path) -> None:
+    result = run_suite(CLAIM_FILE, "-k", SELECTION, "-p", "no:cacheprovider", "--model", str(tiny_gguf),
+                       "--model", "smollm2-135m,no-such-model", "--claims-cache", str(tmp_path / "cache"),
+                       "--report-dir", str(tmp_path / "reports"))
+    output = result.stdout + result.stderr
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    assert "unknown --model 'no-such-model'" in output
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "cache").exists()
