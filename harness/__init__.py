@@ -29,10 +29,11 @@ Experiments (§5, §6)
 - ``sweep``: the directional-patching layer sweep (§5.2, §6.2); ``sst_patching``: the same onto SST pairs.
 - ``ablation``: directional and mean ablation; ``sst_ablations``: the zero-shot SST set and its ablations (§5.3).
 - ``value_patching`` and ``summarization``: value resampling and the summarization motif (§5.7).
-- ``path_patching`` (+ ``naive_path_patching``, its reference), ``attribution_patching`` (AtP, which
-  prunes stage 2), ``head_roles``, ``circuit_patching``, ``circuit``: the ToyMovieReview circuit (§6.4).
+- ``path_patching`` (+ ``naive_path_patching``, its reference), ``attribution_patching`` (AtP: every
+  head, MLP and residual position from one forward and backward, and the pruning of stage 2), ``head_roles``, ``circuit_patching``, ``circuit``: the ToyMovieReview circuit (§6.4).
 - ``early_directions``, ``lexicon``, ``correlation``, ``corpus_projections``: natural text (§5.4);
   ``generation``, ``steering``: activation addition (§5.5); ``negation`` (§5.6).
+- ``progress``: the long stages shown while they run (``fixtures/progress.py`` draws them).
 
 Claims and the report
 - ``declaration``: what a claim declaration is, and how its rule decides a verdict from a CI;

@@ -28,6 +28,7 @@ from harness.disk_cache import content_key
 from harness.forward import SplitActivations, block_inputs, run_from
 from harness.metrics import sentiment_score
 from harness.prefix_cache import PrefixKV
+from harness.progress import track
 from harness.prompts import PromptPairs
 
 
@@ -84,7 +85,7 @@ def method_layers(method: str, n_layers: int, das: DASSettings) -> tuple[int, ..
 def fit_method(method: str, context: FitContext, layers: tuple[int, ...]) -> dict[int, DirectionFinder]:
     """``{layer: fitted estimator}`` for one registered method."""
     fitted = {}
-    for layer in layers:
+    for layer in track(layers):
         estimator = REGISTRY[method].make(layer, context)
         estimator.fit(*context.training_data(method, layer))
         if hasattr(estimator, "objective"):

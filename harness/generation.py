@@ -1,7 +1,7 @@
 """Sampling continuations with interventions active during generation (paper §5.5, activation addition).
 
 ``sample_continuations`` runs ``TransformerBridge.generate`` on one prompt repeated along the batch
-(one call per setting, so the samples of a setting are one batched generation), with forward hooks
+(one call for every setting: the steering grid's coefficients are rows of one batch), with forward hooks
 attached for the whole generation, under a fixed seed. ``steering_hook`` adds ``coef × unit(d)`` to
 the residual stream at every position, the paper's activation addition.
 
@@ -51,9 +51,11 @@ def kv_cache_passed_through(bridge) -> Iterator[None]:
             handle.remove()
 
 
-def steering_hook(direction: Float[Tensor, "d_model"], coefficient: float):
-    """Activation addition: x' = x + coefficient · unit(direction), at every position (§5.5)."""
-    addition = coefficient * unit(direction.float())
+def steering_hook(direction: Float[Tensor, "d_model"], coefficient: float | Float[Tensor, "batch"]):
+    """Activation addition: x' = x + coefficient · unit(direction), at every position (§5.5). A tensor
+    of coefficients gives each row of the batch its own (several coefficients in one generation)."""
+    coefficient = torch.as_tensor(coefficient, dtype=torch.float32)
+    addition = coefficient.reshape(-1, 1, 1) * unit(direction.float()) if coefficient.ndim else coefficient * unit(direction.float())
     return edit_hook(lambda x: x + addition.to(x))
 
 

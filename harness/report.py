@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 
 from tabulate import tabulate
 
+from harness import progress
 from harness.claim_record import ClaimRecord
 from harness.claims_declared import declarations_sha256
 
@@ -89,10 +90,12 @@ class ReportBuilder:
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
-        """Time the block as a row of the report's timing table."""
+        """Time the block as a row of the report's timing table, shown as a stage while it runs
+        (``harness.progress``)."""
         start = time.perf_counter()
         try:
-            yield
+            with progress.stage(f"{self.model_name}: {stage}"):
+                yield
         finally:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
 

@@ -37,6 +37,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from harness.metrics import centred_logit_diff
+from harness.progress import track
 from harness.statistics import Estimate, wilson
 from harness.tokens import single_token_id, tokenize_padded
 
@@ -106,7 +107,7 @@ def answer_logits(
     texts = [scaffold.format(sentence) for sentence in sentences]
     order = sorted(range(len(texts)), key=lambda i: len(bridge.tokenizer.encode(texts[i], add_special_tokens=False)))
     logits, ranks = torch.empty(len(texts), 2), torch.empty(len(texts), 2, dtype=torch.long)
-    for start in range(0, len(order), chunk_size):
+    for start in track(range(0, len(order), chunk_size)):
         rows = order[start:start + chunk_size]
         tokens, mask = tokenize_padded(bridge, [texts[i] for i in rows], prepend_bos)
         with torch.no_grad():

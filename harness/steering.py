@@ -1,8 +1,9 @@
 """Activation addition along the early-layer K-means direction (paper §5.5, ``projection_neuroscope.py``).
 
 ``coef × unit(direction)`` is added at every position of the early-layer residual while the model
-generates (``harness/generation.py``); each coefficient's continuations are one batched ``generate``
-under one seed (the paper's seed + the session's seed) and labelled by VADER's compound score. The
+generates (``harness/generation.py``); a prompt's continuations at every coefficient are one batched
+``generate`` (each row steered by its own coefficient) under one seed (the paper's seed + the session's
+seed) and labelled by VADER's compound score. The
 grid is pre-registered in the S1 declaration's protocol (``STEERING_PROTOCOL``), fixed before
 measuring: coefficients = fractions (0, ¼, ½, ¾, 1) of a scale, the median residual norm at the hook
 over the paper prompt's tokens (BOS left out), so that the strongest edit is as large as the typical
@@ -133,14 +134,18 @@ class SteeringRun:
 
 
 def sampled_continuations(model: LoadedModel, tokens: Int[Tensor, "pos"], hook: str,
-                          direction: Float[Tensor, "d_model"], coefficient: float, settings: SteeringSettings,
-                          disk_cache: DiskCache) -> Int[Tensor, "samples new"]:
-    """One coefficient's ``samples_per_coef`` continuations, cached on disk (namespace ``steering``)."""
-    key = content_key("steering", model.weights_sha256, model.dtype, tokens, hook, direction, coefficient,
+                          direction: Float[Tensor, "d_model"], coefficients: tuple[float, ...],
+                          settings: SteeringSettings, disk_cache: DiskCache) -> Int[Tensor, "coef samples new"]:
+    """Every coefficient's ``samples_per_coef`` continuations from one seeded, batched generation (each
+    row steered by its own coefficient: one decoding loop instead of one per coefficient), cached on
+    disk (namespace ``steering``)."""
+    key = content_key("steering-grid", model.weights_sha256, model.dtype, tokens, hook, direction, coefficients,
                       settings.samples_per_coef, settings.max_new_tokens, settings.sampling)
-    return disk_cache.get_or_compute("steering", key, lambda: sample_continuations(
-        model.bridge, tokens, settings.samples_per_coef, settings.max_new_tokens,
-        fwd_hooks=[(hook, steering_hook(direction, coefficient))], **settings.sampling))
+    per_row = torch.tensor(coefficients).repeat_interleave(settings.samples_per_coef)
+    sampled = disk_cache.get_or_compute("steering", key, lambda: sample_continuations(
+        model.bridge, tokens, len(per_row), settings.max_new_tokens,
+        fwd_hooks=[(hook, steering_hook(direction, per_row))], **settings.sampling))
+    return sampled.reshape(len(coefficients), settings.samples_per_coef, -1)
 
 
 def steering_run(model: LoadedModel, prompt: str, sign: float, target: int, steps: tuple[float, ...], hook: str,
@@ -149,10 +154,9 @@ def steering_run(model: LoadedModel, prompt: str, sign: float, target: int, step
     """``prompt`` steered at ``sign × step`` for every step, its continuations (without the prompt) labelled."""
     tokens = model.bridge.to_tokens(prompt, prepend_bos=model.prepend_bos)[0].cpu()
     coefficients = tuple(sign * step + 0.0 for step in steps)  # + 0.0: no -0.0
-    continuations = tuple(
-        tuple(model.tokenizer.decode(row, skip_special_tokens=True)
-              for row in sampled_continuations(model, tokens, hook, direction, coefficient, settings, disk_cache))
-        for coefficient in coefficients)
+    sampled = sampled_continuations(model, tokens, hook, direction, coefficients, settings, disk_cache)
+    continuations = tuple(tuple(model.tokenizer.decode(row, skip_special_tokens=True) for row in by_coefficient)
+                          for by_coefficient in sampled)
     labels = torch.tensor([[labeller.text_label(text) for text in row] for row in continuations])
     return SteeringRun(prompt, target, coefficients, continuations, labels)
 

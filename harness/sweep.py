@@ -23,6 +23,7 @@ from harness.forward import block_inputs, run_from
 from harness.interventions import directional_patch, edit_hook
 from harness.metrics import logit_diff_recovered, logit_flip, sentiment_score
 from harness.prefix_cache import PrefixKV
+from harness.progress import track
 from harness.statistics import (
     CrossFit, Estimate, LayerStatistic, bootstrap, cross_fitted, percentile_interval, resample_indices,
 )
@@ -112,7 +113,7 @@ def directional_patching_sweep(
         clean=_score_final(bridge, clean_resid, answer_ids, attention_mask),
         corrupted=_score_final(bridge, corrupted_resid, answer_ids, attention_mask),
     )
-    for layer in range(n_layers + 1):
+    for layer in track(range(n_layers + 1)):
         methods = [m for m in directions if layer in directions[m]]
         if not methods:
             continue

@@ -15,6 +15,7 @@ The bridges are shared by the whole session: tests must leave no hooks behind (t
 from __future__ import annotations
 
 import os
+import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -198,3 +199,20 @@ def claims_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One ``--claims-cache`` for the end-to-end sessions: the GGUF's converted copy is made once (in whichever test
     loads it first) and the models' entries are keyed by their weights, so the sessions never collide."""
     return tmp_path_factory.mktemp("claims-cache")
+
+
+@pytest.fixture(scope="session")
+def two_models(tiny_gguf: Path, tiny_dirs: dict[str, Path]) -> list[Path]:
+    """The end-to-end sessions' two local model forms: a GGUF file and a ``save_pretrained`` directory."""
+    return [tiny_gguf, tiny_dirs["gpt2"]]
+
+
+@pytest.fixture(scope="session")
+def two_model_session(two_models: list[Path], claims_cache: Path,
+                      tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    """One claims session on both ``two_models`` (its result and report directory), read by every
+    end-to-end test that needs a plain session: one subprocess serves them all."""
+    from tests.claims_sessions import run_claims
+
+    return run_claims(two_models, tmp_path_factory.mktemp("two-model-session"), claims_cache, "-v")
+

@@ -29,7 +29,7 @@ HOOK = hook_names.resid_pre(1)
 
 def steered(model, coefficient):
     direction = torch.randn(model.bridge.cfg.d_model, generator=torch.Generator().manual_seed(1))
-    return [(HOOK, steering_hook(direction, coefficient))] if coefficient else []
+    return [(HOOK, steering_hook(direction, coefficient))] if torch.as_tensor(coefficient).any() else []
 
 
 def prompt_tokens(model):
@@ -58,6 +58,15 @@ def test_steering_changes_the_continuation(tiny_lm):
     pushed = sample_continuations(tiny_lm.bridge, prompt_tokens(tiny_lm), 2, 12, fwd_hooks=steered(tiny_lm, 50.0),
                                   do_sample=False)
     assert not torch.equal(plain, pushed)
+
+
+def test_a_row_per_coefficient_generates_what_each_coefficient_alone_does(tiny_lm):
+    """The steering grid in one batch (a coefficient per row) equals one generation per coefficient (greedy)."""
+    alone = [sample_continuations(tiny_lm.bridge, prompt_tokens(tiny_lm), 2, 12, fwd_hooks=steered(tiny_lm, c),
+                                  do_sample=False) for c in (0.0, 20.0, 50.0)]
+    together = sample_continuations(tiny_lm.bridge, prompt_tokens(tiny_lm), 6, 12, do_sample=False,
+                                    fwd_hooks=steered(tiny_lm, torch.tensor([0.0, 0.0, 20.0, 20.0, 50.0, 50.0])))
+    assert torch.equal(together, torch.cat(alone))
 
 
 @pytest.mark.parametrize("architecture", ["gpt2", "llama"])

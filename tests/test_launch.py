@@ -36,25 +36,21 @@ def d1_cell(matrix: dict, model: str) -> dict:
     return next(c for c in matrix["claims"] if c["claim"] == "D1")["cells"][model]
 
 
-def test_two_jobs_share_a_run_id_and_a_matrix(launch, tiny_dirs):
-    status, reports, matrix = launch(tiny_dirs["gpt2"], tiny_dirs["neox"])
-    assert status in (0, 1)  # 1: the claim did not replicate on random weights; the jobs finished
-    run_ids = {json.loads((reports / name / "results.json").read_text())["run_id"]
-               for name in ("tiny-gpt2", "tiny-neox")}
-    assert len(run_ids) == 1 and matrix["run_id"] in run_ids
-    assert [(m["model"], m["failed"]) for m in matrix["models"]] == [("tiny-gpt2", None), ("tiny-neox", None)]
-    assert all(d1_cell(matrix, model)["verdict"] in DECIDED for model in ("tiny-gpt2", "tiny-neox"))
-    header = next(line for line in (reports / "MATRIX.md").read_text().splitlines() if line.startswith("| claim "))
-    assert "tiny-gpt2" in header and "tiny-neox" in header
-
-
-def test_a_crashing_job_is_a_failed_column_beside_an_intact_one(launch, tiny_dirs, tmp_path):
+def test_jobs_share_a_run_id_and_a_matrix_and_a_crashing_job_is_a_failed_column(launch, tiny_dirs, tmp_path):
+    """One launch of three jobs (two tiny models and a directory whose config is broken): the two that ran
+    share the run id and sit in the matrix beside the crashed one, whose column is marked failed."""
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
-    status, reports, matrix = launch(tiny_dirs["gpt2"], broken)
-    assert status == 2
+    status, reports, matrix = launch(tiny_dirs["gpt2"], tiny_dirs["neox"], broken)
+    assert status == 2  # a job failed
+    run_ids = {json.loads((reports / name / "results.json").read_text())["run_id"]
+               for name in ("tiny-gpt2", "tiny-neox")}
+    assert len(run_ids) == 1 and matrix["run_id"] in run_ids
     failures = {m["model"]: m["failed"] for m in matrix["models"]}
-    assert failures == {"tiny-gpt2": None, "broken-model": "failed (every claim test crashed)"}
-    assert d1_cell(matrix, "tiny-gpt2")["verdict"] in DECIDED
-    assert "broken-model: failed (every claim test crashed)" in (reports / "MATRIX.md").read_text()
+    assert failures == {"tiny-gpt2": None, "tiny-neox": None, "broken-model": "failed (every claim test crashed)"}
+    assert all(d1_cell(matrix, model)["verdict"] in DECIDED for model in ("tiny-gpt2", "tiny-neox"))
+    markdown = (reports / "MATRIX.md").read_text()
+    header = next(line for line in markdown.splitlines() if line.startswith("| claim "))
+    assert "tiny-gpt2" in header and "tiny-neox" in header
+    assert "broken-model: failed (every claim test crashed)" in markdown

@@ -33,14 +33,8 @@ def measured(results: dict) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def two_models(tiny_gguf: Path, tiny_dirs: dict[str, Path]) -> list[Path]:
-    return [tiny_gguf, tiny_dirs["gpt2"]]
-
-
-@pytest.fixture(scope="module")
-def sequential(two_models: list[Path], claims_cache: Path,
-               tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
-    return run_claims(two_models, tmp_path_factory.mktemp("sequential"), claims_cache, "-v")
+def sequential(two_model_session: tuple[subprocess.CompletedProcess, Path]) -> tuple[subprocess.CompletedProcess, Path]:
+    return two_model_session
 
 
 def names_of(models: list[Path]) -> list[str]:

@@ -1,9 +1,10 @@
 """End to end: ``pytest claims/ --model <local file or directory>`` runs claims, in a real pytest session.
 
 Covers the bug where ``--model path/to/model.gguf`` (or a save_pretrained directory) errored on every
-claim: the settings kept only the display name and the model fixture resolved that name again. Each
-test here starts ``python -m pytest claims/test_directions.py -k "d1 and layer0"`` in a subprocess from
-the repository root with a tiny random-weight model and checks that
+claim: the settings kept only the display name and the model fixture resolved that name again. The
+sessions here are ``python -m pytest claims/test_directions.py -k "d1 and layer0"`` in a subprocess from
+the repository root with tiny random-weight models (the two local forms share one session,
+``two_model_session`` of ``tests/conftest.py``), and the checks are that
 
 - the session collected and ran claim tests (exit code 0 or 1: random weights may fail claims), with
   no collection or usage error and no error in setup or teardown (``0 errors``), at least one claim
@@ -69,23 +70,13 @@ def test_tiny_gguf_loads_through_the_suite_path(tiny_gguf: Path, claims_cache: P
     assert loaded.bridge(tokens).shape == (1, tokens.shape[1], len(loaded.tokenizer))
 
 
-@pytest.fixture(scope="module")
-def gguf_session(tiny_gguf: Path, claims_cache: Path,
-                 tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
-    """One claims session on the tiny GGUF file (its result and report directory), read by the tests
-    below that need a plain session."""
-    return run_claims(tiny_gguf, tmp_path_factory.mktemp("gguf-session"), claims_cache)
-
-
-def test_claims_run_on_a_gguf_file(tiny_gguf: Path, gguf_session: tuple[subprocess.CompletedProcess, Path]) -> None:
-    check_session(*gguf_session, tiny_gguf, tiny_gguf.stem)
-
-
-def test_claims_run_on_a_save_pretrained_directory(tiny_dirs: dict[str, Path], tmp_path: Path,
-                                                    claims_cache: Path) -> None:
-    directory = tiny_dirs["gpt2"]
-    result, reports = run_claims(directory, tmp_path, claims_cache)
-    check_session(result, reports, directory, directory.name)
+def test_claims_run_on_a_gguf_file_and_a_save_pretrained_directory(
+        two_models: list[Path], two_model_session: tuple[subprocess.CompletedProcess, Path]) -> None:
+    """Both local forms in one session (``tests/conftest.py``'s ``two_model_session``): each has its own
+    report, which records the path its weights came from."""
+    gguf, directory = two_models
+    check_session(*two_model_session, gguf, gguf.stem)
+    check_session(*two_model_session, directory, directory.name)
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -117,12 +108,12 @@ def pytest_runtest_call(item):
 
 
 def test_expectations_catch_only_the_claims_own_verdict(tiny_gguf: Path, tmp_path: Path, claims_cache: Path,
-                                                       gguf_session: tuple[subprocess.CompletedProcess, Path]) -> None:
+                                                       two_model_session: tuple[subprocess.CompletedProcess, Path]) -> None:
     """An expectation turns a non-replication (value in its band) into an xfail; a value outside the band,
     a crash, or a claim whose verdict is another one is a failure, never "expected". Inconclusive rows
     pass with their own status in the terminal summary. The expectations are written from the plain
-    session's rows, then a second session runs with them."""
-    first, reports = gguf_session
+    session's rows (the GGUF's, in ``two_model_session``), then a second session runs with them."""
+    first, reports = two_model_session
     rows = json.loads((reports / tiny_gguf.stem / "results.json").read_text())["claims"]
     assert all(row["verdict"] in ("replicates", "does not replicate", "inconclusive", "not applicable")
                and all(isinstance(row[key], (int, float)) for key in ("measured", "ci_low", "ci_high", "threshold", "n"))

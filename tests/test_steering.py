@@ -5,9 +5,9 @@
   pre-registered settings take the protocol's 50 samples and shift the paper's seed by the session's;
 - ``rank_trend`` is scipy's Spearman ρ on the data, its bootstrap resamples within each coefficient
   (seeded; constant resamples counted as undefined); shares carry Wilson intervals;
-- a run's coefficients carry the run's sign and no -0.0; each coefficient's continuations are one
-  seeded ``sample_continuations`` call with the steering hook, cached on disk (a second run is served
-  from the cache, token for token); labels are VADER's text labels of the decoded continuations.
+- a run's coefficients carry the run's sign and no -0.0; all its coefficients' continuations are one
+  seeded ``sample_continuations`` call, each row steered by its own coefficient, cached on disk (a second
+  run is served from the cache, token for token); labels are VADER's text labels of the decoded continuations.
 """
 
 from __future__ import annotations
@@ -131,23 +131,24 @@ def test_share_counts_labels_per_coefficient():
         assert run.trend() == rank_trend(torch.tensor([0.0, 1.0]), (run.labels == NEGATIVE).double())
 
 
-def test_steering_run_samples_each_coefficient_once_and_caches_it(gpt2, settings, tmp_path):
+def test_steering_run_samples_every_coefficient_in_one_generation_and_caches_it(gpt2, settings, tmp_path):
     small = replace(settings, samples_per_coef=3, max_new_tokens=4)
     direction = torch.randn(gpt2.bridge.cfg.d_model, generator=torch.Generator().manual_seed(0))
     hook = hook_names.resid(gpt2.n_layers, 1)
     labeller, cache = VaderLabeller(), DiskCache(tmp_path)
     run = steering_run(gpt2, small.prompt, -1.0, NEGATIVE, (0.0, 30.0), hook, direction, small, labeller, cache)
     assert run.coefficients == (0.0, -30.0) and math.copysign(1.0, run.coefficients[0]) == 1.0
-    assert (cache.misses, cache.hits) == (2, 0)
+    assert (cache.misses, cache.hits) == (1, 0)
     tokens = gpt2.bridge.to_tokens(small.prompt, prepend_bos=gpt2.prepend_bos)[0]
-    for coefficient, texts in zip(run.coefficients, run.continuations):
-        sampled = sample_continuations(gpt2.bridge, tokens, 3, 4, fwd_hooks=[(hook, steering_hook(direction, coefficient))],
-                                       top_k=10, temperature=1.0, seed=0)
-        assert texts == tuple(gpt2.tokenizer.decode(row, skip_special_tokens=True) for row in sampled)
+    per_row = torch.tensor([0.0, 0.0, 0.0, -30.0, -30.0, -30.0])
+    sampled = sample_continuations(gpt2.bridge, tokens, 6, 4, fwd_hooks=[(hook, steering_hook(direction, per_row))],
+                                   top_k=10, temperature=1.0, seed=0).reshape(2, 3, -1)
+    for texts, rows in zip(run.continuations, sampled):
+        assert texts == tuple(gpt2.tokenizer.decode(row, skip_special_tokens=True) for row in rows)
     assert run.continuations[0] != run.continuations[1]
     assert run.labels.tolist() == [[labeller.text_label(t) for t in row] for row in run.continuations]
     again = steering_run(gpt2, small.prompt, -1.0, NEGATIVE, (0.0, 30.0), hook, direction, small, labeller, cache)
-    assert (cache.misses, cache.hits) == (2, 2)
+    assert (cache.misses, cache.hits) == (1, 1)
     assert again.continuations == run.continuations and torch.equal(again.labels, run.labels)
     steering_run(gpt2, small.prompt, 1.0, POSITIVE, (0.0, 30.0), hook, direction, small, labeller, cache)
-    assert (cache.misses, cache.hits) == (3, 3)  # +0.0 is -0.0's entry; +30 is a new one
+    assert (cache.misses, cache.hits) == (2, 1)  # +30 is a new grid
