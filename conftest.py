@@ -70,6 +70,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--sst-path", default=None,
                     help="directory of SST files in the shipped format (stsa.binary.train/.dev/.test, "
                          "'LABEL SENTENCE' per line; whichever exist). Default: the SST-2 files the suite ships")
+    group.addoption("--transfer-data", action="append", default=None, metavar="PATH",
+                    help="a transfer dataset file, or a directory of *.all / stsa.binary.* files, in the SST "
+                         "format ('LABEL SENTENCE' per line), for the transfer claims G1-G3; repeatable. A dataset is "
+                         "named by its file name without .all (mpqa.all: mpqa) and replaces a shipped one of that "
+                         "name (shipped: mpqa, subj). Names starting with 'subj' are specificity controls (two "
+                         "classes, no sentiment label); all others are sentiment data (1 positive, 0 negative)")
     group.addoption("--strict-verdicts", action="store_true",
                     help="an inconclusive claim (its 95%% CI straddles the threshold) fails the run "
                          "(default: it passes with the status 'inconclusive')")

@@ -33,6 +33,8 @@ Experiments (§5, §6)
   head, MLP and residual position from one forward and backward, and the pruning of stage 2), ``head_roles``, ``circuit_patching``, ``circuit``: the ToyMovieReview circuit (§6.4).
 - ``early_directions``, ``lexicon``, ``correlation``, ``corpus_projections``: natural text (§5.4);
   ``generation``, ``steering``: activation addition (§5.5); ``negation`` (§5.6).
+- ``transfer_data`` (other sentiment datasets and specificity controls), ``transfer`` (the toy-fitted
+  directions read on them: G1, G3), ``transfer_ablation`` (ablating them there: G2).
 - ``progress``: the long stages shown while they run (``fixtures/progress.py`` draws them).
 
 Claims and the report

@@ -14,6 +14,9 @@ residual). With ``"resid_post"`` a direction fitted at ℓ = n_layers has no blo
 
 Several ablations of one kind share a forward pass: they are stacked along the batch, each row with
 its own per-layer vector and position mask, exactly as ``harness.sweep`` stacks patching methods.
+With ``restart``, blocks before a group's first ablated layer run once per chunk (a clean forward
+that stops there) and every ablated run restarts from that residual (``harness.forward.run_from``):
+the same logits at the cost of the layers after the ablation (attention is not frozen there).
 
 Metrics (§5.3, uncentred): Δ% LD = (mean LD_orig − mean LD_abl)/mean LD_orig × 100 (positive = the
 ablation lowered the logit difference) and accuracy = % of prompts with LD > 0.
@@ -30,6 +33,7 @@ from torch import Tensor
 
 from harness import hook_names
 from harness.attention import freeze_attention_hooks
+from harness.forward import activations, first_block, run_from
 from harness.interventions import edit_hook, full_patch, project_out
 from harness.metrics import ld_percent_change
 
@@ -81,31 +85,52 @@ def run_ablations(
     site: str,
     clean_patterns: dict[int, Float[Tensor, "n heads q k"]] | None = None,
     chunk_size: int | None = None,
+    restart: bool = False,
 ) -> dict[str, Float[Tensor, "n d_vocab"]]:
     """Final-position logits of every ablation; ablations of the same kind, layers and freezing share
-    one forward pass (in chunks of ``chunk_size`` prompts). ``clean_patterns`` are needed to freeze."""
-    n = len(tokens)
+    one forward pass (in chunks of ``chunk_size`` prompts). ``clean_patterns`` are needed to freeze.
+    With ``restart`` (not with frozen attention), each group's run starts at its first ablated block
+    from the clean residual there."""
+    n, n_layers = len(tokens), bridge.cfg.n_layers
     groups: dict[tuple, list[Ablation]] = {}
     for ablation in ablations:
         if ablation.freeze_attention and clean_patterns is None:
             raise ValueError(f"ablation {ablation.name!r} freezes attention: pass clean_patterns")
+        if ablation.freeze_attention and restart:
+            raise ValueError(f"ablation {ablation.name!r} freezes attention, which a restarted run cannot do")
         groups.setdefault((ablation.kind, tuple(ablation.vectors), ablation.freeze_attention), []).append(ablation)
+    starts = {key: min(first_block(n_layers, layer) for layer in key[1]) for key in groups}
     logits: dict[str, list[Tensor]] = {ablation.name: [] for ablation in ablations}
     for start in range(0, n, chunk_size or n):
         rows = slice(start, start + (chunk_size or n))
-        for (kind, layers, freeze), group in groups.items():
-            hooks = _stacked_hooks(bridge.cfg.n_layers, kind, layers, group, rows, site)
+        mask = attention_mask[rows].to(bridge.cfg.device)
+        block_input = _block_inputs(bridge, tokens[rows], mask, set(starts.values())) if restart else {}
+        for key, group in groups.items():
+            kind, layers, freeze = key
+            hooks = _stacked_hooks(n_layers, kind, layers, group, rows, site)
             if freeze:
                 hooks += freeze_attention_hooks(
                     {layer: pattern[rows].repeat(len(group), 1, 1, 1) for layer, pattern in clean_patterns.items()})
             with torch.no_grad():
-                out = bridge.run_with_hooks(
-                    tokens[rows].repeat(len(group), 1).to(bridge.cfg.device), fwd_hooks=hooks,
-                    attention_mask=attention_mask[rows].repeat(len(group), 1).to(bridge.cfg.device), logits_to_keep=1,
-                )[:, -1].float().cpu()
+                if restart:
+                    out = run_from(bridge, block_input[starts[key]].repeat(len(group), 1, 1), starts[key], hooks,
+                                   attention_mask=mask.repeat(len(group), 1))
+                else:
+                    out = bridge.run_with_hooks(
+                        tokens[rows].repeat(len(group), 1).to(bridge.cfg.device), fwd_hooks=hooks,
+                        attention_mask=mask.repeat(len(group), 1), logits_to_keep=1,
+                    )[:, -1].float().cpu()
             for ablation, part in zip(group, out.chunk(len(group))):
                 logits[ablation.name].append(part)
     return {name: torch.cat(parts) for name, parts in logits.items()}
+
+
+def _block_inputs(bridge, tokens: Int[Tensor, "n pos"], attention_mask: Tensor, blocks: set[int]
+                  ) -> dict[int, Float[Tensor, "n pos d_model"]]:
+    """The clean residual entering each of ``blocks``, from one forward that stops after the last of them."""
+    names = {block: hook_names.resid_pre(block) for block in blocks}
+    cache = activations(bridge, tokens, names.values(), attention_mask, stop_at_layer=max(blocks) + 1)
+    return {block: cache[name] for block, name in names.items()}
 
 
 def _stacked_hooks(n_layers: int, kind: str, layers: tuple[int, ...], group: list[Ablation], rows: slice,

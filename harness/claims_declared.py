@@ -71,6 +71,17 @@ STEERING_PROTOCOL = {  # fixed before measuring (issue "Verdicts", item 7)
            "typical residual norm, beyond which the direction would dominate the stream",
 }
 
+TRANSFER_PROTOCOL = {  # G1-G3, fixed before measuring
+    "samples": "a seeded (seed 0) balanced sample of 150 items per class of every dataset and of the SST held-out "
+               "split (all of a smaller class)",
+    "layer_choice": "per method, the layer (among its layers) of highest AUROC of the oriented last-token projection "
+                    "on the SST sample; the sign of every layer's direction fixed on that sample; never the target data",
+    "null": "100 seeded Gaussian directions at the chosen layer, each oriented on the SST sample; quantile 0.975",
+    "ablation": "directional ablation at the chosen layer, at the boundary read (resid_pre); 3 random directions "
+                "(the null's first); methods das and mean_diff",
+    "specificity_datasets": "names starting with 'subj'",
+}
+
 CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
     Claim(
         "D1", "§6.3", "The five methods find the same direction",
@@ -330,6 +341,39 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         "sentence without the negation (paired mean over sentences; flip_percent in the details)",
         PaperValue("unknown (layers 1 → 10; PAPER.md §6.5)", "gpt2-small"),
         Rule(0.0, "above", GENERIC, "negated words move more than the same words without negation", strict=True),
+    ),
+    # G: transfer to other sentiment data, and specificity (suite-added; after §5.2, §6.2) ----------------
+    Claim(
+        "G1", "§6.2 (transfer)", "The ToyMovieReview direction separates sentiment on other datasets",
+        "AUROC (positive vs negative items) of the cosine projection of the last token's residual onto the "
+        "method's direction, at the layer and sign chosen on a balanced SST held-out sample, minus the 97.5% "
+        "quantile of the AUROCs of 100 seeded random directions at that layer, each oriented on the same SST "
+        "sample (both recomputed in every bootstrap resample of the items: paired)",
+        PaperValue("not in the paper: it tests the toy-fitted directions on SST only (§5.2, §6.2)"),
+        Rule(0.0, "above", GENERIC, "beats chance: above the oriented random directions' 97.5% quantile",
+             strict=True),
+        protocol=TRANSFER_PROTOCOL,
+    ),
+    Claim(
+        "G2", "§5.3 (transfer)", "Ablating the direction hurts the classification of other sentiment data",
+        "per item, the correctness-margin drop (positive − negative answer logit, signed by the label, SST "
+        "CLASSIFICATION scaffold) when the method's direction is projected out at its SST-chosen layer, minus "
+        "the mean drop when each of 3 seeded random directions is projected out the same way (paired mean over "
+        "items); at every position, or every position but the first (BOS)",
+        PaperValue("not in the paper: its ablations (§5.3) are on SST, DAS at every layer"),
+        Rule(0.0, "above", GENERIC, "the direction's ablation costs more margin than random ones'", strict=True),
+        preconditions="the model classifies the dataset's sample in the SST CLASSIFICATION scaffold (P0's "
+                      "classification rule on those items)",
+        protocol=TRANSFER_PROTOCOL,
+    ),
+    Claim(
+        "G3", "§6.2 (specificity)", "The direction separates sentiment more than a distinction without sentiment",
+        "separation |AUROC − 0.5| of positive vs negative items of the sentiment dataset minus that of the "
+        "specificity control's two classes (subjective vs objective sentences), last-token projection at the "
+        "method's SST-chosen layer (each dataset's items resampled independently)",
+        PaperValue("not in the paper (a control the suite adds: is the direction about sentiment at all?)"),
+        Rule(0.0, "above", GENERIC, "sentiment is separated more than the control distinction", strict=True),
+        protocol=TRANSFER_PROTOCOL,
     ),
 )}
 

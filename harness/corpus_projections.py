@@ -68,13 +68,18 @@ def aligned_token_labels(
     return torch.tensor(labels)
 
 
+def null_directions(count: int, d_model: int, seed: int = 0) -> Float[Tensor, "count d_model"]:
+    """``count`` random Gaussian directions (not normalised; every projection here is a cosine), seeded."""
+    return torch.randn(count, d_model, generator=torch.Generator().manual_seed(seed))
+
+
 def random_null_aurocs(
     resid: Float[Tensor, "n d_model"], labels: Int[Tensor, "n"], count: int = RANDOM_NULL_DIRECTIONS,
     seed: int = 0,
 ) -> Float[Tensor, "count"]:
     """The AUROC of each of ``count`` random Gaussian directions (seeded), each with the sign it was
     drawn with (unoriented): chance's spread on this corpus."""
-    null = torch.randn(count, resid.shape[1], generator=torch.Generator().manual_seed(seed))
+    null = null_directions(count, resid.shape[1], seed)
     return torch.tensor([auroc(cosine_projections(resid, d), labels) for d in null])
 
 

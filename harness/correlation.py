@@ -215,16 +215,24 @@ def auroc_of_counts(projections: Float[Tensor, "n"], labels: Int[Tensor, "n"],
     return statistic
 
 
-def by_sentence(statistic: CountsStatistic, n_sentences: int, resamples: int = SENTENCE_RESAMPLES) -> Estimate:
-    """``statistic`` of the corpus (every count 1), with its percentile CI over sentences resampled with
-    replacement, all tokens of a drawn sentence kept (``harness.statistics.bootstrap`` over sentence
-    indices: seeded by the session's seed)."""
+def of_drawn_units(statistic: CountsStatistic, n_units: int) -> Callable[[Tensor], Tensor]:
+    """``index -> statistic``: ``index`` [..., n_units] holds the units drawn in each resample (a row of
+    ``harness.statistics.resample_indices``); each row becomes its draw counts, in chunks."""
     def of_indices(index: Tensor) -> Tensor:
         draws = []
-        for chunk in index.reshape(-1, n_sentences).split(_CHUNK):
-            counts = torch.zeros(len(chunk), n_sentences, dtype=torch.float64).scatter_add_(
+        for chunk in index.reshape(-1, n_units).split(_CHUNK):
+            counts = torch.zeros(len(chunk), n_units, dtype=torch.float64).scatter_add_(
                 1, chunk, torch.ones_like(chunk, dtype=torch.float64))
             draws.append(statistic(counts))
         return torch.cat(draws).reshape(index.shape[:-1])
 
-    return bootstrap(of_indices, torch.arange(n_sentences), unit="sentences", resamples=resamples)
+    return of_indices
+
+
+def by_sentence(statistic: CountsStatistic, n_sentences: int, resamples: int = SENTENCE_RESAMPLES,
+                unit: str = "sentences") -> Estimate:
+    """``statistic`` of the corpus (every count 1), with its percentile CI over sentences (or other
+    ``unit``s) resampled with replacement, all tokens of a drawn sentence kept
+    (``harness.statistics.bootstrap`` over sentence indices: seeded by the session's seed)."""
+    return bootstrap(of_drawn_units(statistic, n_sentences), torch.arange(n_sentences), unit=unit,
+                     resamples=resamples)

@@ -40,8 +40,9 @@ class SSTSplit:
         return f"{self.name}: {self.path} ({len(self)} sentences, {positive} positive, {len(self) - positive} negative)"
 
 
-def read_split(path: Path, name: str) -> SSTSplit:
-    """Parse one ``LABEL SENTENCE`` file; a bad line is reported with its file and line number."""
+def read_split(path: Path, name: str, labels_mean: str = "0 (negative) or 1 (positive)") -> SSTSplit:
+    """Parse one ``LABEL SENTENCE`` file; a bad line is reported with its file and line number
+    (``labels_mean`` says what the two labels are, for the message)."""
     sentences, labels = [], []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -51,7 +52,7 @@ def read_split(path: Path, name: str) -> SSTSplit:
             label, _, sentence = line.partition(" ")
             if label not in ("0", "1") or not sentence.strip():
                 raise SSTFormatError(
-                    f"{path}:{number}: expected 'LABEL SENTENCE' with LABEL 0 (negative) or 1 (positive); "
+                    f"{path}:{number}: expected 'LABEL SENTENCE' with LABEL {labels_mean}; "
                     f"got {line[:80]!r}"
                 )
             labels.append(int(label))

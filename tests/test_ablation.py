@@ -4,6 +4,7 @@
 - ``real_positions`` drops pads, and with ``skip_first`` each row's first real token;
 - a batched ``run_ablations`` gives, per ablation, the logits of a separate run with hand-written hooks
   (directional projection, mean replacement, frozen attention);
+- restarted at the first ablated block from the clean residual there, the same logits as a full run;
 - freezing attention to the clean patterns without ablating anything reproduces the clean logits;
 - the §5.3 metrics: Δ% LD and accuracy.
 """
@@ -79,6 +80,26 @@ def test_batched_ablations_equal_separate_runs(tiny):
             separate = bridge.run_with_hooks(tokens, fwd_hooks=hooks, attention_mask=attention_mask)[:, -1]
         assert (separate - clean).abs().max() > 1e-3, f"{ablation.name} should change the logits"
         torch.testing.assert_close(batched[ablation.name], separate, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("site", ["resid_pre", "resid_post"])
+def test_restarted_ablations_equal_full_runs(tiny, site):
+    bridge = tiny.bridge
+    tokens, attention_mask = tokenize_padded(bridge, TEXTS, prepend_bos=True)
+    generator = torch.Generator().manual_seed(1)
+    groups = [(1,), (0, 1)] + ([(tiny.n_layers,)] if site == "resid_pre" else [])  # the final boundary: resid_pre
+    ablations = [Ablation(f"{where}@{layers}", "direction",
+                          {layer: torch.randn(bridge.cfg.d_model, generator=generator) for layer in layers},
+                          real_positions(attention_mask, skip_first=where == "rest"))
+                 for layers in groups for where in ("all", "rest")]
+    full = run_ablations(bridge, tokens, attention_mask, ablations, site)
+    restarted = run_ablations(bridge, tokens, attention_mask, ablations, site, restart=True)
+    for name, logits in full.items():
+        torch.testing.assert_close(restarted[name], logits, atol=1e-4, rtol=0)
+    frozen = Ablation("f", "direction", {1: torch.ones(bridge.cfg.d_model)}, real_positions(attention_mask),
+                      freeze_attention=True)
+    with pytest.raises(ValueError, match="restarted"):
+        run_ablations(bridge, tokens, attention_mask, [frozen], site, {}, restart=True)
 
 
 def test_freezing_clean_patterns_alone_changes_nothing(tiny):

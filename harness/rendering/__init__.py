@@ -17,6 +17,6 @@ def render(result: object, report) -> None:
 
 
 from harness.rendering import (  # noqa: E402,F401  (registers the renderers)
-    benchmarks, circuit, datasets, directions, natural_text, sst, summarization,
+    benchmarks, circuit, datasets, directions, natural_text, sst, summarization, transfer,
 )
 from harness.rendering import das  # noqa: E402,F401
