@@ -10,7 +10,7 @@ DAS layer whose training did not go below its initial loss is "not trained" and 
   layer 0 (the paper's cosine figure) and at DAS's best ToyMovieReview patching layer (the layer of
   largest % LD recovered on the test pairs: chosen on the patching sweep, which does not score D1). CI:
   percentile bootstrap over the train prompts (n = the distinct train prompts), 200 resamples (cost:
-  ~10 s for both layers), in each of which mean difference, probe, PCA and K-means are refitted
+  ~10 s for both layers, kept in the disk cache), in each of which mean difference, probe, PCA and K-means are refitted
   (``harness/agreement_bootstrap.py``); DAS is held at its fit on all train prompts (refitting it is a
   training run per resample), so a pair with DAS carries only the other method's sampling variability.
   A DAS row at a layer where DAS did not train is "not applicable".
@@ -39,6 +39,7 @@ from harness.agreement_bootstrap import AgreementBootstrap
 from harness.claims_declared import declared
 from harness.direction_methods import REGISTRY, method_pairs, methods
 from harness.directions import cosine
+from harness.disk_cache import content_key
 from harness.statistics import bootstrap, cross_fitted, fixed, resample_indices, seeded
 
 METHOD_PAIRS = method_pairs()
@@ -55,8 +56,10 @@ def trained_layers(fitted_directions, method: str) -> set[int]:
 
 
 @pytest.fixture(scope="module")
-def agreement_bootstrap(fitted_directions, toy_activations, agreement_layers, suite_seed, report) -> AgreementBootstrap:
-    """The cheap methods refitted on ``D1_RESAMPLES`` resamples of the train prompts, at D1's layers."""
+def agreement_bootstrap(fitted_directions, toy_activations, agreement_layers, suite_seed, disk_cache,
+                        report) -> AgreementBootstrap:
+    """The cheap methods refitted on ``D1_RESAMPLES`` resamples of the train prompts, at D1's layers
+    (kept in the disk cache, keyed by everything the refits read)."""
     train = toy_activations["train"]
     layers = sorted(set(agreement_layers.values()))
     refit = [m for m in methods(controls=False) if REGISTRY[m].every_layer]
@@ -67,8 +70,10 @@ def agreement_bootstrap(fitted_directions, toy_activations, agreement_layers, su
                                    train.prompts.labels, vectors, refit)
     with report.timed(f"D1 bootstrap refits ({D1_RESAMPLES} resamples x {len(layers)} layers)"), seeded(suite_seed):
         index = resample_indices(agreement.n, D1_RESAMPLES)  # the draws every D1 test makes (same seed)
-        for layer in layers:
-            agreement.resampled(layer, index)
+        refits = disk_cache.get_or_compute("directions", content_key("d1-refits", *agreement.refits_key(layers, index)),
+                                           lambda: {layer: agreement.resampled(layer, index) for layer in layers})
+    for layer in layers:
+        agreement.remember(layer, index, refits[layer])
     return agreement
 
 

@@ -61,6 +61,19 @@ class AgreementBootstrap:
             self._memo[key] = out
         return self._memo[key]
 
+    def refits_key(self, layers: list[int], index: Tensor) -> tuple:
+        """What the refits at ``layers`` on ``index`` depend on (for a disk cache key): the activations,
+        labels, draws, refitted methods and each estimator's settings."""
+        settings = {method: {layer: self.estimators[method][layer].get_params() for layer in layers}
+                    for method in self.refit}
+        return ([self.activations[layer] for layer in layers], self.labels, index, self.refit, settings)
+
+    def remember(self, layer: int, index: Tensor, refits: dict[str, Tensor]) -> None:
+        """Seed the memo with ``resampled(layer, index)``'s value computed earlier (e.g. read from disk)."""
+        if sorted(refits) != sorted(self.refit):
+            raise ValueError(f"refits hold methods {sorted(refits)}; expected {sorted(self.refit)}")
+        self._memo[(layer, index.numpy().tobytes())] = refits
+
     def vectors(self, method: str, layer: int, index: Tensor) -> Tensor:
         """``[d_model]`` on all prompts (1-D ``index``), else ``[resamples, d_model]``."""
         fitted = self.directions[method][layer].double()

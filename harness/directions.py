@@ -11,7 +11,10 @@ oriented direction).
 The paper's settings: K-means ``KMeans(n_clusters=2, n_init=10, random_state=0)`` with clusters
 oriented by majority vote and direction = positive centroid − negative centroid; the probe
 ``LogisticRegression(solver='liblinear', max_iter=1000, tol=1e-4, random_state=0)`` with direction
-``coef_[0]``; PCA's first component; mean difference = mean(positive) − mean(negative); the random
+``coef_[0]``; PCA's first component (computed by the exact SVD, ``svd_solver="full"``: the authors'
+``PCA(n_components=1)`` picks scikit-learn's randomized solver when d_model > 500, seeded by numpy's global
+random state, so its direction, an approximation of the exact one, would depend on whatever drew from
+that state earlier in the session); mean difference = mean(positive) − mean(negative); the random
 baseline one ``torch.randn(d_model)`` per layer from ``torch.manual_seed(42)`` set once, normalised and not
 oriented (PAPER.md §4 "Random baseline"). DAS lives in ``harness.das``.
 """
@@ -107,7 +110,7 @@ class LogisticProbe(DirectionFinder):
 
 class PCADirection(DirectionFinder):
     def _raw_direction(self, X, y):
-        pca = PCA(n_components=1).fit(X)
+        pca = PCA(n_components=1, svd_solver="full").fit(X)
         self.explained_variance_ratio_ = float(pca.explained_variance_ratio_[0])
         return pca.components_[0]
 

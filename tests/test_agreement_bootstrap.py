@@ -2,7 +2,8 @@
 
 On the full index the statistic is the fitted directions' |cos|; on resamples the refitted methods vary
 while held methods (DAS, the random control) stay fixed; a resample with one class is undefined (NaN);
-refits are memoised by (layer, indices), so a second statistic on the same draws refits nothing.
+refits are memoised by (layer, indices), so a second statistic on the same draws refits nothing, and
+refits read back from the disk cache (keyed by ``refits_key``) give the same draws.
 """
 
 from __future__ import annotations
@@ -51,3 +52,23 @@ def test_bootstrap_over_train_prompts():
     estimate = bootstrap(agreement.abs_cosine("mean_diff", "probe", 0), torch.arange(agreement.n),
                          unit="train prompts", resamples=50)
     assert estimate.n == agreement.n and estimate.resamples == 50 and estimate.ci_low <= estimate.ci_high <= 1
+
+
+def test_refits_read_back_from_the_disk_cache_give_the_same_draws_and_refit_nothing(tmp_path, monkeypatch):
+    from harness.disk_cache import DiskCache, content_key
+
+    agreement, _ = synthetic()
+    index = resample_indices(agreement.n, 20, seed=1)
+    cache = DiskCache(tmp_path, refresh=False, code_version="test")
+    key = content_key("d1-refits", *agreement.refits_key([0], index))
+    stored = cache.get_or_compute("directions", key, lambda: {0: agreement.resampled(0, index)})
+    expected = agreement.abs_cosine("mean_diff", "probe", 0)(index)
+
+    fresh, _ = synthetic()
+    assert content_key("d1-refits", *fresh.refits_key([0], index)) == key
+    assert content_key("d1-refits", *fresh.refits_key([0], resample_indices(fresh.n, 20, seed=2))) != key
+    read = cache.get_or_compute("directions", key, lambda: (_ for _ in ()).throw(AssertionError("recomputed")))
+    fresh.remember(0, index, read[0])
+    monkeypatch.setattr("harness.agreement_bootstrap.clone", lambda *a: (_ for _ in ()).throw(AssertionError("refit")))
+    assert torch.equal(fresh.abs_cosine("mean_diff", "probe", 0)(index), expected)
+    assert stored[0].keys() == read[0].keys()

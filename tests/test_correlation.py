@@ -3,7 +3,8 @@
 - ``layer_at_depth`` carries the paper's gpt2-small layers (of 12) to other depths, half up, >= 1;
 - ``tail_score`` is the paper's metric: per tail (0.1% / 99.9% quantiles) the share of the most
   frequent non-neutral label, neutral in the denominator, averaged over the two tails;
-- ``auroc`` orders positive above negative tokens (1 perfect, 0 reversed), neutral ignored;
+- ``auroc`` orders positive above negative tokens (1 perfect, 0 reversed), neutral ignored, and equals
+  sklearn's ``roc_auc_score`` with ties;
 - ``residuals_at`` equals an unpadded full forward at that layer for each text, BOS left out;
 - the count-weighted tail score and AUROC equal the plain ones on the corpus with each sentence repeated
   as often as drawn (ties included); ``by_sentence`` resamples whole sentences, seeded by the session.
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from harness.correlation import (
     auroc, auroc_of_counts, by_sentence, cosine_projections, layer_at_depth, residuals_at, tail_score, tail_score_of_counts,
@@ -68,6 +71,25 @@ def test_auroc_orders_positive_above_negative():
     assert auroc(torch.tensor([0.0, 2.0, 5.0, 1.0, 3.0]), labels) == 0.75
     with pytest.raises(ValueError, match="both positive and negative"):
         auroc(torch.zeros(3), torch.tensor([POSITIVE, NEUTRAL, POSITIVE]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(-3, 3), st.sampled_from([NEGATIVE, NEUTRAL, POSITIVE])), min_size=2, max_size=40))
+def test_auroc_equals_sklearns_roc_auc_with_ties(items):
+    """The rank (Mann-Whitney) AUROC is sklearn's area under the ROC curve, ties included."""
+    from sklearn.metrics import roc_auc_score
+
+    values = torch.tensor([float(v) for v, _ in items])
+    labels = torch.tensor([label for _, label in items])
+    kept = labels != NEUTRAL
+    assume(bool((labels[kept] == POSITIVE).any()) and bool((labels[kept] == NEGATIVE).any()))
+    expected = roc_auc_score((labels[kept] == POSITIVE).numpy(), values[kept].double().numpy())
+    assert auroc(values, labels) == pytest.approx(expected, abs=1e-12)
+
+
+def test_auroc_rejects_non_finite_projections():
+    with pytest.raises(ValueError, match="finite"):
+        auroc(torch.tensor([0.0, float("nan")]), torch.tensor([NEGATIVE, POSITIVE]))
 
 
 def test_cosine_projections_ignore_scale():
