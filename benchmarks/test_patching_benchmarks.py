@@ -6,8 +6,11 @@
   the same run, as ratios: the sweep against the plain (unhooked) forward passes of the same batches,
   and against looping TransformerLens's own ``transformer_lens.patching.generic_activation_patch``
   over the same patches (one forward per method and layer). The three give the same numbers (asserted);
-  the ratios are printed and stored in the benchmark JSON (``extra_info``), with the targets beside
-  them: sweep / plain forwards <= 1.5, TransformerLens loop / sweep >= 3.
+  the ratios are printed and stored in the benchmark JSON (``extra_info``), and asserted as regression
+  guards with room for one round's timing noise: sweep / plain forwards <= 1.0 (measured 0.64-0.69 on
+  2 cores; its floor is about 0.5, the mean share of layers after the patched one) and TransformerLens
+  loop / sweep >= 1.3 (measured 1.9-2.3). An earlier, never asserted, goal of >= 3 for the second is not
+  reached: the loop's forwards cost what the plain forwards do, so 3x would need the sweep at a third of them.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from harness.sweep import directional_patching_sweep
 
 LAYER_STEP = 8
 N_PAIRS = 8  # the claims' sweep runs 27; the ratios below do not depend on the batch size much
+MAX_SWEEP_OVER_PLAIN = 1.0
+MIN_LOOP_OVER_SWEEP = 1.3
 
 
 def _timed(function):
@@ -89,7 +94,10 @@ def test_benchmark_directional_patching_sweep(benchmark, model, toy_movie_review
         "transformer_lens_loop_seconds": loop_seconds,
         "sweep_over_plain_forwards": sweep_seconds / plain_seconds,
         "transformer_lens_loop_over_sweep": loop_seconds / sweep_seconds,
-        "targets": "sweep_over_plain_forwards <= 1.5; transformer_lens_loop_over_sweep >= 3",
+        "targets": f"sweep_over_plain_forwards <= {MAX_SWEEP_OVER_PLAIN}; "
+                   f"transformer_lens_loop_over_sweep >= {MIN_LOOP_OVER_SWEEP} (asserted)",
     }
     benchmark.extra_info.update(ratios)
     print("\n" + "\n".join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in ratios.items()))
+    assert ratios["sweep_over_plain_forwards"] <= MAX_SWEEP_OVER_PLAIN, ratios
+    assert ratios["transformer_lens_loop_over_sweep"] >= MIN_LOOP_OVER_SWEEP, ratios
