@@ -39,6 +39,13 @@ def test_shipped_datasets_load_with_their_sizes():
     assert (SHIPPED_DIR / "README.md").is_file()
 
 
+def test_report_names_shipped_files_relative_to_the_project_and_a_users_as_given(tmp_path):
+    from harness.rendering.transfer import _shown
+
+    assert _shown(load_transfer()["mpqa"].path) == "harness/data/transfer/mpqa.all"
+    assert _shown(tmp_path / "mine.all") == str(tmp_path / "mine.all")
+
+
 def test_malformed_line_is_named_with_file_and_line(tmp_path):
     path = _write(tmp_path / "reviews.all", ["1 good", "0 bad", "2 what", "1 fine"])
     with pytest.raises(TransferDataError, match=rf"{path}:3: expected 'LABEL SENTENCE'"):
