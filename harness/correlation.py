@@ -30,7 +30,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
@@ -116,23 +115,17 @@ def _majority_share(labels: Int[Tensor, "k"]) -> tuple[float, int, int]:
 
 
 def auroc(projections: Float[Tensor, "n"], labels: Int[Tensor, "n"]) -> float:
-    """AUROC of projections separating POSITIVE (score high) from NEGATIVE tokens; neutral ignored.
-    Computed as the Mann-Whitney U statistic over n_pos * n_neg (ties count half: average ranks), which
-    is the area under the ROC curve (sklearn's ``roc_auc_score``, to float rounding) at a fraction of its
-    validation overhead: the transfer claims and their report compute it thousands of times."""
-    from scipy.stats import rankdata
-
+    """AUROC of projections separating POSITIVE (score high) from NEGATIVE tokens; neutral ignored: the
+    Mann-Whitney statistic of ``auroc_of_counts`` with every token counted once (sklearn's ``roc_auc_score``
+    to float rounding, without its validation overhead: the transfer claims compute it thousands of times)."""
     keep = labels != NEUTRAL
-    target = (labels[keep] == POSITIVE).numpy()
+    target = labels[keep] == POSITIVE
     if target.all() or not target.any():
         raise ValueError("AUROC needs both positive and negative tokens")
-    values = projections[keep].double().numpy()
-    if not np.isfinite(values).all():
+    if not torch.isfinite(projections[keep]).all():
         raise ValueError("AUROC needs finite projections; got NaN or infinity")
-    n_positive = int(target.sum())
-    n_negative = len(target) - n_positive
-    rank_sum = float(rankdata(values)[target].sum())
-    return (rank_sum - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative)
+    n = len(projections)
+    return float(auroc_of_counts(projections, labels, torch.arange(n))(torch.ones(1, n))[0])
 
 
 
