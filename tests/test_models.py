@@ -26,6 +26,7 @@ import torch
 from harness.models import (
     EMBEDDED_MODEL,
     ModelSpecError,
+    gguf_parsed_once,
     resolve_device,
     resolve_dtype,
     resolve_model,
@@ -149,6 +150,34 @@ def test_resolve_dtype_rejects_bad_values(spec):
     with pytest.raises(ModelSpecError) as error:
         resolve_dtype(spec)
     assert all(name in str(error.value) for name in ("float32", "float16", "bfloat16"))
+
+
+def test_a_conversion_parses_the_gguf_header_once(tmp_path, monkeypatch):
+    """transformers reads a GGUF through ``gguf.GGUFReader`` once per config, tokenizer and weights; inside
+    ``gguf_parsed_once`` the first parse serves them all, and the reader is restored after."""
+    import gguf
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+    path = tmp_path / "header.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(2)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.close()
+    parses = []
+
+    class CountingReader(gguf.GGUFReader):
+        def __init__(self, path, *args, **kwargs):
+            parses.append(path)
+            super().__init__(path, *args, **kwargs)
+
+    monkeypatch.setattr(gguf, "GGUFReader", CountingReader)
+    with gguf_parsed_once():
+        configs = [load_gguf_checkpoint(str(path))["config"] for _ in range(3)]
+    assert len(parses) == 1 and gguf.GGUFReader is CountingReader
+    assert configs[0] == configs[2] and configs[0]["num_hidden_layers"] == 2
+    load_gguf_checkpoint(str(path))
+    assert len(parses) == 2
 
 
 # --- loading from the hub id, offline ------------------------------------------------------------
