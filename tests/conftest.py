@@ -15,7 +15,6 @@ The bridges are shared by the whole session: tests must leave no hooks behind (t
 from __future__ import annotations
 
 import os
-import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,6 +25,18 @@ from harness.forward import residual_stream
 from harness.interventions import hooks_attached
 from harness.models import LoadedModel, converted_gguf_dir, default_cache_dir, embedded_gguf_path, load_model, resolve_model
 from harness.toy_movie_review import ToyMovieReview, build_toy_movie_review
+from tests.claims_sessions import (  # noqa: F401  (the end-to-end sessions' fixtures, started ahead)
+    bad_transfer_data_session,
+    dying_worker_session,
+    expectations_session,
+    seeds_session,
+    session_workers,
+    sessions_started_ahead,
+    two_model_session,
+    unknown_among_several_session,
+    unknown_model_sessions,
+    xdist_session,
+)
 
 TINY_ARCHITECTURES = ("gpt2", "neox")
 N_LAYERS, D_MODEL = 2, 64
@@ -205,14 +216,3 @@ def claims_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def two_models(tiny_gguf: Path, tiny_dirs: dict[str, Path]) -> list[Path]:
     """The end-to-end sessions' two local model forms: a GGUF file and a ``save_pretrained`` directory."""
     return [tiny_gguf, tiny_dirs["gpt2"]]
-
-
-@pytest.fixture(scope="session")
-def two_model_session(two_models: list[Path], claims_cache: Path,
-                      tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
-    """One claims session on both ``two_models`` (its result and report directory), read by every
-    end-to-end test that needs a plain session: one subprocess serves them all."""
-    from tests.claims_sessions import run_claims
-
-    return run_claims(two_models, tmp_path_factory.mktemp("two-model-session"), claims_cache, "-v")
-

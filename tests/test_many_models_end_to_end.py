@@ -16,33 +16,19 @@ GGUF file and a ``save_pretrained`` directory, check what the issue "Many models
 from __future__ import annotations
 
 import json
-import subprocess
-from pathlib import Path
+from concurrent.futures import Future
 
 import pytest
 
-from tests.claims_sessions import CLAIM_FILE, SELECTION, outcome_counts, run_claims, run_suite
-
-
-def results_of(reports: Path, name: str) -> dict:
-    return json.loads((reports / name / "results.json").read_text())
+from tests.claims_sessions import names_of, outcome_counts, results_of
 
 
 def measured(results: dict) -> dict[str, float]:
     return {row["test_id"]: row["measured"] for row in results["claims"]}
 
 
-@pytest.fixture(scope="module")
-def sequential(two_model_session: tuple[subprocess.CompletedProcess, Path]) -> tuple[subprocess.CompletedProcess, Path]:
-    return two_model_session
-
-
-def names_of(models: list[Path]) -> list[str]:
-    return [model.stem if model.suffix == ".gguf" else model.name for model in models]
-
-
-def test_one_session_runs_every_model_with_its_own_report(two_models, sequential) -> None:
-    result, reports = sequential
+def test_one_session_runs_every_model_with_its_own_report(two_models, two_model_session: Future) -> None:
+    result, reports = two_model_session.result()
     output = result.stdout + result.stderr
     assert result.returncode in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), output[-6000:]
     assert outcome_counts(output).get("errors", 0) == 0, output[-6000:]
@@ -60,25 +46,13 @@ def test_one_session_runs_every_model_with_its_own_report(two_models, sequential
     assert matrix, matrix
 
 
-def expectation_for(test_id: str, value: float) -> str:
-    return (f'["{test_id}"]\nverdict = "does not replicate"\nmeasured = {value!r}\n'
-            f'band = [{value - 1!r}, {value + 1!r}]\nreason = "test"\n')
-
-
 def test_xdist_workers_run_one_model_each_with_the_sequential_values_and_own_expectations(
-        two_models, sequential, claims_cache: Path, tmp_path: Path) -> None:
+        two_models, two_model_session: Future, xdist_session: Future) -> None:
     """``-n 2 --dist loadgroup``; an expectation written for the first model's first non-replicating row
     xfails that model's test and leaves the second model's same test as it was."""
-    _, sequential_reports = sequential
+    _, sequential_reports = two_model_session.result()
+    failing, (result, reports) = xdist_session.result()
     first, second = names_of(two_models)
-    rows = results_of(sequential_reports, first)["claims"]
-    failing = next((row for row in rows if row["verdict"] == "does not replicate"), None)
-    expectations = tmp_path / "expectations"
-    expectations.mkdir()
-    if failing is not None:
-        (expectations / f"{first}.toml").write_text(expectation_for(failing["test_id"], failing["measured"]))
-    result, reports = run_claims(two_models, tmp_path, claims_cache, "-n", "2", "--dist", "loadgroup",
-                                 "--expectations-dir", str(expectations))
     output = result.stdout + result.stderr
     assert result.returncode in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), output[-6000:]
     assert "2 workers" in output, output[-3000:]
@@ -94,37 +68,20 @@ def test_xdist_workers_run_one_model_each_with_the_sequential_values_and_own_exp
         assert other[failing["test_id"]] != "xfailed"
 
 
-DIE_PLUGIN = """
-import os
-
-from fixtures.report_plugin import model_of
-
-def pytest_runtest_call(item):
-    if model_of(item) is not None and model_of(item).name == "{model}":
-        os._exit(3)
-"""
-
-
 def test_a_worker_that_dies_leaves_the_other_models_report_and_the_matrix(
-        two_models, claims_cache: Path, tmp_path: Path) -> None:
+        two_models, dying_worker_session: Future) -> None:
     first, second = names_of(two_models)
-    (tmp_path / "die_plugin.py").write_text(DIE_PLUGIN.format(model=second))
-    result, reports = run_claims(two_models, tmp_path, claims_cache, "-n", "2", "--dist", "loadgroup",
-                                 "-p", "die_plugin", "--max-worker-restart", "0", pythonpath=tmp_path)
-    output = result.stdout + result.stderr
-    assert "crashed" in output, output[-6000:]
-    assert results_of(reports, first)["claims"], output[-6000:]
-    matrix = (reports / "MATRIX.md").read_text()
+    session = dying_worker_session.result()
+    assert "crashed" in session.output, session.output[-6000:]
+    assert results_of(session.reports, first)["claims"], session.output[-6000:]
+    matrix = (session.reports / "MATRIX.md").read_text()
     assert first in matrix and second in matrix
     assert "failed" in matrix.split(second, 1)[1], matrix
 
 
-def test_an_unknown_model_among_several_stops_the_session_before_any_model_loads(tiny_gguf: Path,
-                                                                                 tmp_path: Path) -> None:
-    result = run_suite(CLAIM_FILE, "-k", SELECTION, "-p", "no:cacheprovider", "--model", str(tiny_gguf),
-                       "--model", "smollm2-135m,no-such-model", "--claims-cache", str(tmp_path / "cache"),
-                       "--report-dir", str(tmp_path / "reports"))
-    output = result.stdout + result.stderr
-    assert result.returncode == pytest.ExitCode.USAGE_ERROR, output[-3000:]
-    assert "unknown --model 'no-such-model'" in output
-    assert not (tmp_path / "reports").exists() and not (tmp_path / "cache").exists()
+def test_an_unknown_model_among_several_stops_the_session_before_any_model_loads(
+        unknown_among_several_session: Future) -> None:
+    session = unknown_among_several_session.result()
+    assert session.result.returncode == pytest.ExitCode.USAGE_ERROR, session.output[-3000:]
+    assert "unknown --model 'no-such-model'" in session.output
+    assert not session.reports.exists() and not (session.reports.parent / "cache").exists()

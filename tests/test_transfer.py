@@ -21,7 +21,6 @@ from harness.transfer_ablation import TransferAblations
 from harness.transfer_data import (
     SHIPPED_DIR, TransferDataError, balanced_sample, dataset_paths, is_specificity, load_transfer, read_dataset,
 )
-from tests.claims_sessions import run_suite
 
 
 def _write(path: Path, lines: list[str]) -> Path:
@@ -174,16 +173,12 @@ def test_item_residuals_read_the_last_token_and_the_token_mean(gpt2):
 
 # --transfer-data end to end ----------------------------------------------------------------------------
 
-def test_transfer_data_bad_file_stops_the_session(tmp_path, claims_cache):
+def test_transfer_data_bad_file_stops_the_session(bad_transfer_data_session):
     """A malformed --transfer-data file stops the session with one message naming file and line, before any
     model loads (the datasets are the transfer fixture's first input)."""
-    bad = _write(tmp_path / "reviews.all", ["1 good", "0 bad", "oops"])
-    result = run_suite("claims/test_transfer.py", "-k", "g1 and reviews and mean_diff", "-p", "no:cacheprovider",
-                       "--transfer-data", str(bad), "--claims-cache", str(claims_cache),
-                       "--report-dir", str(tmp_path / "reports"), "--device", "cpu", "--threads", "1")
-    output = result.stdout + result.stderr
-    assert result.returncode == pytest.ExitCode.USAGE_ERROR, output[-3000:]
-    assert f"--transfer-data: {bad}:3: expected 'LABEL SENTENCE'" in output
+    session, bad = bad_transfer_data_session.result()
+    assert session.result.returncode == pytest.ExitCode.USAGE_ERROR, session.output[-3000:]
+    assert f"--transfer-data: {bad}:3: expected 'LABEL SENTENCE'" in session.output
 
 
 def test_ablation_scores_in_length_chunks_equal_each_prompt_alone(gpt2):
