@@ -35,10 +35,6 @@ class SSTSplit:
     def __len__(self) -> int:
         return len(self.sentences)
 
-    def describe(self) -> str:
-        positive = sum(self.labels)
-        return f"{self.name}: {self.path} ({len(self)} sentences, {positive} positive, {len(self) - positive} negative)"
-
 
 def read_split(path: Path, name: str, labels_mean: str = "0 (negative) or 1 (positive)") -> SSTSplit:
     """Parse one ``LABEL SENTENCE`` file; a bad line is reported with its file and line number

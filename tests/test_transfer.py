@@ -39,10 +39,12 @@ def test_shipped_datasets_load_with_their_sizes():
 
 
 def test_report_names_shipped_files_relative_to_the_project_and_a_users_as_given(tmp_path):
-    from harness.rendering.transfer import _shown
+    from harness.rendering import shown_path
+    from harness.sst import load_sst
 
-    assert _shown(load_transfer()["mpqa"].path) == "harness/data/transfer/mpqa.all"
-    assert _shown(tmp_path / "mine.all") == str(tmp_path / "mine.all")
+    assert shown_path(load_transfer()["mpqa"].path) == "harness/data/transfer/mpqa.all"
+    assert shown_path(load_sst()["dev"].path) == "harness/data/sst2/stsa.binary.dev"
+    assert shown_path(tmp_path / "mine.all") == str(tmp_path / "mine.all")
 
 
 def test_malformed_line_is_named_with_file_and_line(tmp_path):

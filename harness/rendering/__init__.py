@@ -9,6 +9,16 @@ is registered with ``@render.register`` on the result's type.
 from __future__ import annotations
 
 from functools import singledispatch
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def shown_path(path: Path | str) -> str:
+    """A file the suite ships, relative to the project (a report reads the same on every machine); a user's
+    file as given."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(PROJECT)) if resolved.is_relative_to(PROJECT) else str(path)
 
 
 @singledispatch

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from tabulate import tabulate
 
-from harness.rendering import render
+from harness.rendering import render, shown_path
 from harness.sst import SSTFiles
 from harness.sst_ablations import MAX_PROMPT_TOKENS, SSTAblations, ZeroShotSet
 from harness.sst_patching import SSTPatching
@@ -20,9 +20,11 @@ CLASSES = (("positive", 1), ("negative", 0))
 
 @render.register(SSTFiles)
 def _files(result: SSTFiles, report) -> None:
-    report.data["sst_files"] = {name: {"path": str(split.path), "sentences": len(split),
+    report.data["sst_files"] = {name: {"path": shown_path(split.path), "sentences": len(split),
                                        "positive": sum(split.labels)} for name, split in result.splits.items()}
-    report.add_section("SST files (§2.3)", "\n".join(f"- {split.describe()}" for split in result.splits.values()))
+    report.add_section("SST files (§2.3)", "\n".join(
+        f"- {name}: {shown_path(split.path)} ({len(split)} sentences, {sum(split.labels)} positive, "
+        f"{len(split) - sum(split.labels)} negative)" for name, split in result.splits.items()))
 
 
 @render.register(SSTCompetence)

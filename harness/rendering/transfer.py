@@ -4,11 +4,9 @@ method, each dataset's AUROCs and G1 / G3 statistics with their CIs, the figure 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tabulate import tabulate
 
-from harness.rendering import render
+from harness.rendering import render, shown_path
 from harness.statistics import Estimate
 from harness.transfer import NULL_QUANTILE, TransferResults
 from harness.transfer_ablation import POSITIONS, TransferAblations, TransferCompetence
@@ -18,23 +16,14 @@ def _ci(estimate: Estimate) -> str:
     return f"{estimate.value:+.3f} [{estimate.ci_low:+.3f}, {estimate.ci_high:+.3f}]"
 
 
-PROJECT = Path(__file__).resolve().parents[2]
-
-
-def _shown(path: Path) -> str:
-    """A shipped file relative to the project (the report reads the same on every machine); a user's as given."""
-    resolved = Path(path).resolve()
-    return str(resolved.relative_to(PROJECT)) if resolved.is_relative_to(PROJECT) else str(path)
-
-
 @render.register(TransferResults)
 def _transfer(result: TransferResults, report) -> None:
     datasets = result.datasets
     methods = list(result.chosen)
     sizes = [[name, "specificity control" if data.sample.dataset.specificity else "sentiment",
-              _shown(data.sample.dataset.path), len(data.sample.dataset), data.sample.describe()]
+              shown_path(data.sample.dataset.path), len(data.sample.dataset), data.sample.describe()]
              for name, data in datasets.items()]
-    sizes.append([result.sst.dataset.name, "layer choice (SST held-out)", _shown(result.sst.dataset.path),
+    sizes.append([result.sst.dataset.name, "layer choice (SST held-out)", shown_path(result.sst.dataset.path),
                   len(result.sst.dataset), result.sst.describe()])
     layers = [[m, c.layer, f"{c.sst_auroc[c.layer]:.3f}", "+" if c.sign > 0 else "−"] for m, c in result.chosen.items()]
     rows, data_out = [], {}
