@@ -25,10 +25,11 @@ pytest.register_assert_rewrite("fixtures")
 from fixtures.claims import claim_id, expectation_key
 from fixtures.report_plugin import ClaimReportPlugin, claim_test_id, model_of, report_key
 from fixtures.settings import settings_from_options, settings_key
-from harness.claims_declared import CLAIMS
-from harness.expectations import ClaimInconclusive, ClaimNotReplicated, load_expectations, model_file_stem
-from harness.models import EMBEDDED_MODEL
-from harness.report import ReportBuilder
+from harness.verdicts.declaration import Verdict
+from harness.verdicts.declared import CLAIMS
+from harness.verdicts.expectations import ClaimInconclusive, ClaimNotReplicated, load_expectations, model_file_stem
+from harness.models.loading import EMBEDDED_MODEL
+from harness.reporting.report import ReportBuilder
 
 ROOT = Path(__file__).parent
 # Every module of fixtures/ is a plugin: a new fixture module is picked up without editing this list.
@@ -50,7 +51,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "the report")
     group.addoption("--claims-run-id", default=None,
                     help="the run's id, written into every model's results.json (default: a fresh one; "
-                         "harness.launch passes one id to all its jobs)")
+                         "harness.reporting.launch passes one id to all its jobs)")
     group.addoption("--dtype", default="float32", help="float32 (default), float16 or bfloat16")
     group.addoption("--prepend-bos", default="true", choices=("true", "false"),
                     help="prepend BOS to every prompt (default true, as the paper's TransformerLens did)")
@@ -85,12 +86,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--threads", type=int, default=None,
                     help="torch CPU threads (default: all cores, split evenly between pytest-xdist workers)")
     group.addoption("--ablation-hook", default="resid_post", choices=("resid_post", "resid_pre"),
-                    help="where the SST ablations apply layer L's direction (PAPER.md §5.3): resid_post (default, "
+                    help="where the SST ablations apply layer L's direction (docs/PAPER.md §5.3): resid_post (default, "
                          "the authors' off-by-one: fitted at resid_pre L, applied at resid_post L) or resid_pre "
                          "(the boundary it was fitted at)")
     group.addoption("--summary-band", default=None,
                     help="layers START-END (inclusive) where the summarization-motif experiments resample value "
-                         "vectors (PAPER.md §5.7; default: the paper's 9-14 of 32 scaled to the model's depth)")
+                         "vectors (docs/PAPER.md §5.7; default: the paper's 9-14 of 32 scaled to the model's depth)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -113,10 +114,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     runs under each seed (session fixtures that use ``suite_seed`` are rebuilt per seed)."""
     if "model_source" in metafunc.fixturenames:
         sources = metafunc.config.stash[settings_key].model_sources
-        # One pytest-xdist group per model: ``--dist loadgroup`` runs all of a model's tests on one worker.
-        metafunc.parametrize("model_source", [
-            pytest.param(source, id=model_file_stem(source.name), marks=pytest.mark.xdist_group(model_file_stem(source.name)))
-            for source in sources], indirect=True, scope="session")
+        # ``--dist loadgroup`` runs all of a model's tests on one worker (``fixtures/xdist_models.py``).
+        metafunc.parametrize("model_source", [pytest.param(source, id=model_file_stem(source.name))
+                                              for source in sources], indirect=True, scope="session")
     seeds = metafunc.config.getoption("seeds")
     if seeds > 1 and "suite_seed" in metafunc.fixturenames and metafunc.definition.get_closest_marker("claim"):
         metafunc.parametrize("suite_seed", range(seeds), indirect=True, scope="session",
@@ -135,7 +135,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         identifier = claim_id(item)
         if identifier is not None and identifier not in CLAIMS:
             raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.claim({identifier!r}) is not declared in "
-                                    f"harness/claims_declared.py")
+                                    f"harness/verdicts/declared.py")
         source = model_of(item)
         if source is None:
             continue
@@ -144,7 +144,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(f"{expectation.path}: {expectation.test_id!r} is not a claim test (no claim marker)")
         if expectation:
             item.stash[expectation_key] = expectation
-            raises = ClaimNotReplicated if expectation.verdict == "does not replicate" else ClaimInconclusive
+            raises = ClaimNotReplicated if expectation.verdict == Verdict.DOES_NOT_REPLICATE else ClaimInconclusive
             if raises is ClaimInconclusive and not config.getoption("strict_verdicts"):
                 continue
             item.add_marker(pytest.mark.xfail(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.report import BenchmarkResults, ReportBuilder
+from harness.reporting.rendering.benchmarks import BenchmarkResults
+from harness.reporting.report import ReportBuilder
 
 
 @pytest.fixture(scope="session")

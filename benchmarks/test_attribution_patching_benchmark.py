@@ -1,6 +1,6 @@
 """pytest-benchmark: attribution patching (AtP) of every node against exact activation patching.
 
-``harness.attribution_patching`` on the embedded model and the first ``N_PAIRS`` ToyMovieReview test pairs,
+``harness.interventions.attribution_patching`` on the embedded model and the first ``N_PAIRS`` ToyMovieReview test pairs,
 noising (the clean run with one node's activation from the corrupted run). Nodes: every attention head
 (``hook_z``, all positions), every MLP and every residual position (boundaries 0..30, positions from the
 adjective on: before it the two prompts are the same).
@@ -18,9 +18,7 @@ adjective on: before it the two prompts are the same).
 - Asserted: both sides agree on the clean and corrupted scores, and the exact side takes at least
   ``MIN_RATIO`` × AtP's time although it covers fewer nodes (the per-node ratio is stored too).
 
-Measured once with every 3rd layer and 5th boundary (``--threads 1``, 2 cores shared with other jobs): AtP
-2.8 s, exact 76 s (27x; 98x per node); heads ρ 0.997, recall@10 1.0; MLPs ρ 0.71, recall@5 0.6 (of 10);
-residual positions ρ 0.86, recall@10 0.6. The report's benchmark table has the figures of each run.
+The report's benchmark table has the figures of each run.
 """
 
 from __future__ import annotations
@@ -29,10 +27,10 @@ import time
 
 import torch
 
-from harness.attribution_patching import (
+from harness.interventions.attribution_patching import (
     NODE_KINDS, attribution_agreement, estimate_activation_patching, exact_activation_patching,
 )
-from harness.path_patching import component_cache
+from harness.interventions.path_patching import component_cache
 
 N_PAIRS = 4
 LAYER_STEP = 5

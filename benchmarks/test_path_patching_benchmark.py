@@ -6,7 +6,7 @@ pairs, so that the per-head loop (one full forward pass per head) stays affordab
 batched side's cost hardly depends on the number of heads, so the ratio grows with it. The two cached
 runs (clean, corrupted) both sides start from are built once, outside the timings, so the ratio compares
 the patching itself; the batched side's time is the fastest of its rounds (the least disturbed by the
-machine's other work; a mean let one slow round decide: 9.9x in one CI run, 12x in others). The two give
+machine's other work; with a mean, one slow round would decide the ratio). The two give
 the same scores (asserted to 1e-4); the ratio loop / batched is printed and stored in the benchmark JSON
 (``extra_info``), with its target, >= 10.
 """
@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from harness.naive_path_patching import naive_path_patch_to_logits
-from harness.path_patching import all_senders, component_cache, path_patch_to_logits
+from harness.interventions.naive_path_patching import naive_path_patch_to_logits
+from harness.interventions.path_patching import all_senders, component_cache, path_patch_to_logits
 
 N_PAIRS = 2
 LAYER_STEP = 10

@@ -1,6 +1,6 @@
 """§5.3 and §6.1 (A1–A5): ablating the sentiment direction on zero-shot SST reviews, and the comma effect.
 
-Zero-shot set (§2.3, ``harness.sst_ablations``): prompt ``{TEXT} Review Sentiment:`` (answers
+Zero-shot set (§2.3, ``harness.experiments.sst_ablations``): prompt ``{TEXT} Review Sentiment:`` (answers
 ` Positive`/` Negative`) over sentences of the held-out split (dev) holding a comma, classified correctly
 (uncentred LD > 0) with the answer in the top 10, classes balanced by a subsample seeded with
 ``suite_seed``. Where that leaves < 10 per class the top-10 filter is dropped: a recorded DEVIATION
@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.declaration import ThresholdKind
+from harness.verdicts.declaration import ThresholdKind
 
 GATE = "zero_shot"
 POSITIONS = ["all", "all_but_first"]

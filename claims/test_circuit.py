@@ -1,6 +1,6 @@
 """§6.4: the ToyMovieReview sentiment circuit, found by path patching (Wang et al. 2022).
 
-Setup (``harness/circuit.py``, ``harness/path_patching.py``): clean/corrupted ToyMovieReview pairs
+Setup (``harness/experiments/circuit.py``, ``harness/interventions/path_patching.py``): clean/corrupted ToyMovieReview pairs
 (§2.1; each distinct prompt is the clean prompt of one pair); each head (query head) and MLP
 path-patched into the final residual stream at the last position, everything else frozen clean;
 effect = (LD_patched − LD_clean)/(LD_clean − LD_corrupted) × 100. The circuit is *chosen on the train
@@ -26,12 +26,12 @@ resamples.
 - K3: the residual stream at the summary token (second " movie") alone, patched clean → corrupted on
   the test pairs at a mid layer (n/3 .. 2n/3): % of the logit difference recovered, at the mid layer
   chosen by 2-fold cross-fitting over the test pairs (each half scored at the layer best on the other
-  half, the choice redone in each resample; ``harness.statistics.cross_fitted``).
-Thresholds and paper values: ``harness/claims_declared.py``.
+  half, the choice redone in each resample; ``harness.measures.statistics.cross_fitted``).
+Thresholds and paper values: ``harness/verdicts/declared.py``.
 
 Choices where the paper is ambiguous:
 - K2 patches the heads' outputs at *all* positions (the authors' directional patching uses
-  ``placeholders=['ALL']`` since @586fbd7). The issue's wording, "at the ADJ and VRB positions", is
+  ``placeholders=['ALL']``, docs/PAPER.md §3). The issue's wording, "at the ADJ and VRB positions", is
   also measured and reported in the details: patching a head's output *at* ADJ/VRB cannot reach the
   final position through the heads that read ADJ/VRB from there, so it is not the claim's measure.
 - The direction of K2 is the toy-fitted 1-D DAS direction (§4) at the residual layer each head writes
@@ -40,7 +40,7 @@ Choices where the paper is ambiguous:
   each head's output: out' = out + (d·out_clean − d·out) d.
 - Stage 2 follows Wang et al.'s three steps: the receivers' inputs are computed with every component
   but the sender frozen clean, then set in a clean run whose later layers recompute freely
-  (``harness/path_patching.py``).
+  (``harness/interventions/path_patching.py``).
 """
 
 from __future__ import annotations
@@ -50,13 +50,14 @@ import math
 import pytest
 import torch
 
-from harness.circuit import CIRCUIT, ld_ratio, named_heads_among_top, share_of
-from harness.metrics import logit_diff_recovered, logit_flip
-from harness.paper_models import GPT2_CIRCUIT_HEADS
-from harness.statistics import bootstrap, cross_fitted, fixed
+from harness.experiments.circuit import ld_ratio, named_heads_among_top, share_of
+from harness.measures.metrics import logit_diff_recovered, logit_flip
+from harness.models.paper import GPT2_CIRCUIT_HEADS
+from harness.measures.statistics import bootstrap, cross_fitted, fixed
+from harness.verdicts.declared import declared
 
-TOP_K = CIRCUIT.top_heads  # K1.paper_heads: the paper's heads among the top 12
-SPARSE_FRACTION = 0.05  # K1: the share of the summed |effect| carried by the top 5% of heads
+TOP_K = declared("K1.paper_heads").protocol["top_heads"]  # K1.paper_heads: the paper's heads among the top 12
+SPARSE_FRACTION = declared("K1").protocol["sparse_fraction"]  # K1: the share carried by the top 5% of heads
 TEST, TRAIN = "test pairs", "train pairs"
 
 

@@ -5,13 +5,13 @@ token of a natural-text corpus is projected, as a cosine similarity, onto each m
 the early layer, the paper's layer 1 of 12 at the same fraction of depth (``layer_at_depth``; layer 3
 of SmolLM2's 30). Offline substitutes, named in the report: the corpus is a seeded subsample of 3,000
 SST-2 train sentences the suite ships (BOS and padding tokens left out; the same sentences under every
-``--seeds`` seed), and the labels come from VADER's human-rated lexicon (``harness/lexicon.py``: a
+``--seeds`` seed), and the labels come from VADER's human-rated lexicon (``harness/datasets/lexicon.py``: a
 token takes the valence of its word, ±1 the cut-off), not GPT-4 reading the token in context. Since
 every token is labelled, the tails are used whole rather than the paper's 20-bin sample of 20 tokens.
 
 The unit is the sentence: the tokens of one sentence share its context and are not independent, so
 every CI is a percentile bootstrap over the corpus's sentences (1,000 resamples; a drawn sentence
-keeps all its tokens; ``harness.correlation.by_sentence``), n = the number of sentences.
+keeps all its tokens; ``harness.experiments.correlation.by_sentence``), n = the number of sentences.
 
 - R1 (§5.4's metric exactly): the tails at the 0.1% and 99.9% quantiles of all tokens' projections;
   in each, the share of its most frequent non-neutral label (neutral tokens in the denominator);
@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.correlation import tail_score
-from harness.direction_methods import methods
-from harness.lexicon import LABEL_NAMES
+from harness.experiments.correlation import tail_score
+from harness.directions.registry import methods
+from harness.datasets.lexicon import LABEL_NAMES
 
 
 def _details(corpus_projections, early_directions, method: str) -> str:
@@ -44,10 +44,12 @@ def _details(corpus_projections, early_directions, method: str) -> str:
 @pytest.mark.claim("R1")
 @pytest.mark.parametrize("method", methods(controls=False))
 def test_r1_tails_hold_sentiment_tokens(method, corpus_projections, early_directions, claim):
-    tails = tail_score(corpus_projections.projections[method], corpus_projections.labels)
+    tails = tail_score(corpus_projections.projections[method], corpus_projections.labels,
+                       corpus_projections.tail_quantile)
+    quantile = corpus_projections.tail_quantile
     claim.check(
         corpus_projections.tail_score(method),
-        description=f"{method}: tail score (0.1%/99.9% tails, majority non-neutral share)",
+        description=f"{method}: tail score ({quantile:.1%}/{1 - quantile:.1%} tails, majority non-neutral share)",
         details=(f"low tail {LABEL_NAMES[tails.low_label]} {tails.low_share:.2f} of {tails.low_count}, high tail "
                  f"{LABEL_NAMES[tails.high_label]} {tails.high_share:.2f} of {tails.high_count} tokens; "
                  + _details(corpus_projections, early_directions, method)),

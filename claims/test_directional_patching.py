@@ -2,7 +2,7 @@
 
 Every position of residual boundary L of the corrupted prompt is patched along the method's layer-L
 direction from the clean prompt, x' = x_corr + (d·x_clean − d·x_corr) d, and scored with the §5.1
-metrics on the clean prompt's answers (``harness/sweep.py``). Unit: the ToyMovieReview test pair (each
+metrics on the clean prompt's answers (``harness/interventions/sweep.py``). Unit: the ToyMovieReview test pair (each
 distinct test prompt is the clean prompt of one pair; n = the distinct test prompts). DAS's layers are
 those where it trained. The paper's table took the maximum over layers per method: that maximum is in
 the report's layer sweep (with per-layer 95% CIs) as description, not as a verdict.
@@ -14,7 +14,7 @@ the report's layer sweep (with per-layer 95% CIs) as description, not as a verdi
 - P2.random: the random direction's largest |% LD recovered| over all layers (a control: selection
   against it only makes it harder to pass); CI: percentile bootstrap over pairs (1,000), the maximum
   over layers redone in every resample.
-Thresholds and paper values: ``harness/claims_declared.py``.
+Thresholds and paper values: ``harness/verdicts/declared.py``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.direction_methods import methods
-from harness.metrics import logit_diff_recovered
-from harness.statistics import bootstrap
-from harness.sweep import largest_abs_over_layers
+from harness.directions.registry import methods
+from harness.measures.metrics import logit_diff_recovered
+from harness.measures.statistics import bootstrap
+from harness.interventions.sweep import largest_abs_over_layers
 
 UNIT = "test pairs"
 

@@ -2,16 +2,16 @@
 
 Directions are fitted at the ADJ position of every ToyMovieReview train prompt (all single-token paper-era
 train adjectives; the authors' size quirk that kept only the first ~15 per class is not reproduced), at
-every residual boundary for the methods of ``harness/direction_methods.py`` and at the authors'
+every residual boundary for the methods of ``harness/directions/registry.py`` and at the authors'
 ``select_layers`` boundaries for DAS (see the report for DAS's epochs, early stopping and batch size). A
 DAS layer whose training did not go below its initial loss is "not trained" and feeds no claim.
 
 - D1 (one row per method pair and layer): |cos(a, b)| of the directions fitted on all train prompts, at
   layer 0 (the paper's cosine figure) and at DAS's best ToyMovieReview patching layer (the layer of
   largest % LD recovered on the test pairs: chosen on the patching sweep, which does not score D1). CI:
-  percentile bootstrap over the train prompts (n = the distinct train prompts), 200 resamples (cost:
-  ~10 s for both layers, kept in the disk cache), in each of which mean difference, probe, PCA and K-means are refitted
-  (``harness/agreement_bootstrap.py``); DAS is held at its fit on all train prompts (refitting it is a
+  percentile bootstrap over the train prompts (n = the distinct train prompts), 200 resamples (the
+  refits kept in the disk cache), in each of which mean difference, probe, PCA and K-means are refitted
+  (``harness/experiments/direction_agreement.py``); DAS is held at its fit on all train prompts (refitting it is a
   training run per resample), so a pair with DAS carries only the other method's sampling variability.
   A DAS row at a layer where DAS did not train is "not applicable".
 - D1.random (one row): the largest |cos(random, method)| over the five methods and both layers (DAS
@@ -19,12 +19,12 @@ DAS layer whose training did not go below its initial loss is "not trained" and 
 - D2: each fitted estimator classifies the held-out test adjectives with its own ``predict``
   (projection, thresholded halfway between its training class means). Statistic: accuracy over the
   distinct test prompts (n = test prompts); the layer is chosen by 2-fold cross-fitting
-  (``harness.statistics.cross_fitted``, folds stratified by label): each half is scored at the layer of
+  (``harness.measures.statistics.cross_fitted``, folds stratified by label): each half is scored at the layer of
   highest accuracy on the other half, the choice redone in every bootstrap resample (1,000). DAS's
   layers are its trained ones.
 - D3 (gpt2-small only): the suite's DAS direction agrees with the authors' released directions at the
   mid layers 4-8 (a deterministic comparison of two vectors: no resampling unit).
-Thresholds, paper values and their sources: ``harness/claims_declared.py``.
+Thresholds, paper values and their sources: ``harness/verdicts/declared.py``.
 """
 
 from __future__ import annotations
@@ -35,22 +35,22 @@ from importlib import resources
 import pytest
 import torch
 
-from harness.agreement_bootstrap import AgreementBootstrap
-from harness.claims_declared import declared
-from harness.direction_methods import REGISTRY, method_pairs, methods
-from harness.directions import cosine
-from harness.disk_cache import content_key
-from harness.statistics import bootstrap, cross_fitted, fixed, resample_indices, seeded
+from harness.experiments.direction_agreement import AgreementBootstrap
+from harness.verdicts.declared import declared
+from harness.directions.registry import REGISTRY, method_pairs, methods
+from harness.directions.finders import cosine
+from harness.runtime.disk_cache import content_key
+from harness.measures.statistics import bootstrap, cross_fitted, fixed, resample_indices, seeded
 
 METHOD_PAIRS = method_pairs()
 D3_MODEL, D3_LAYERS = declared("D3").paper.model, [4, 5, 6, 7, 8]  # the authors released gpt2-small's
-D1_RESAMPLES = 200  # refits per layer: 4 methods x 200 x 2 layers ~ 10 s on 2 cores
+D1_RESAMPLES = declared("D1").protocol["refit_resamples"]  # D1's declared refits per layer: 4 methods x 200 x 2 layers
 CONTROL = "random"
 
 
 def trained_layers(fitted_directions, method: str) -> set[int]:
     """The layers where ``method`` trained (every fitted layer for a method without training)."""
-    if REGISTRY[method].every_layer or not hasattr(fitted_directions, "trained_layers"):
+    if REGISTRY[method].layers == "every" or not hasattr(fitted_directions, "trained_layers"):
         return set(fitted_directions.estimators[method])
     return set(fitted_directions.trained_layers(method))
 
@@ -62,7 +62,8 @@ def agreement_bootstrap(fitted_directions, toy_activations, agreement_layers, su
     (kept in the disk cache, keyed by everything the refits read)."""
     train = toy_activations["train"]
     layers = sorted(set(agreement_layers.values()))
-    refit = [m for m in methods(controls=False) if REGISTRY[m].every_layer]
+    refit = [m for m in methods(controls=False)  # the cheap ones: fitted on data alone, at every layer
+             if not REGISTRY[m].needs_model and REGISTRY[m].layers == "every"]
     vectors = {method: {layer: e.direction_ for layer, e in by_layer.items()}
                for method, by_layer in fitted_directions.estimators.items()}
     adjectives = train.at("ADJ")

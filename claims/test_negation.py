@@ -1,6 +1,6 @@
 """§5.6: negation flips the sentiment projection of the negated word between an early and a late layer.
 
-Setup as the authors' ``negation_experiment.py`` (PAPER.md §5.6): for each of their 27 sentences
+Setup as the authors' ``negation_experiment.py`` (docs/PAPER.md §5.6): for each of their 27 sentences
 ("Don't doubt it." → doubt), the tracked word's token (its last token if it has several) is projected,
 as a cosine similarity, onto each method's early-layer direction, at the early layer and at a late
 one: the paper's layers 1 and 10 of gpt2-small's 12, carried to the same fraction of depth (3 and 25
@@ -8,7 +8,7 @@ on SmolLM2's 30). The direction is the early layer's at both layers, as in the p
 and std of the §5.6 formulas are those of the R1 corpus projections (SST-2 train instead of
 OpenWebText; the early layer, where the authors' OWT activations were read).
 
-Each sentence is paired with a control written for the suite (``harness/negation.py``): the same word
+Each sentence is paired with a control written for the suite (``harness/experiments/negation.py``): the same word
 in the same frame with the negation removed. A word's movement toward the opposite sign is
 toward_opposite = (late − early) · sign(corpus mean − early), in cosine units.
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.direction_methods import methods
+from harness.directions.registry import methods
 
 
 def _mean(estimate) -> str:

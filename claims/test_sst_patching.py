@@ -1,11 +1,12 @@
-"""§5.2 and §6.2 P3–P5 (P7 in PAPER.md): toy-fitted sentiment directions patched onto real reviews (SST).
+"""§5.2 and §6.2 P3–P5 (P7 in docs/PAPER.md): toy-fitted sentiment directions patched onto real reviews (SST).
 
 Setup: directions fitted on ToyMovieReview train at ADJ (§4) are patched at every position of residual
 boundary L of the corrupted SST prompt, x' = x_corr + (d·x_clean − d·x_corr) d, with the CLASSIFICATION
 scaffold ``Review Text: {TEXT} Review Sentiment:`` (answers ` Positive`/` Negative`), and scored with the
-§5.1 metrics on the clean prompt's answers. Pairs (``harness.sst_patching``): sentences of the held-out
+§5.1 metrics on the clean prompt's answers. Pairs (``harness.experiments.sst_patching``): sentences of the held-out
 split (dev; the directions never see SST) of at most 20 tokens, classified correctly (centred LD > 0, §5.1),
-length-matched (§2.3, cycled within a length group), ``N_PAIRS`` of them drawn with ``suite_seed`` so
+length-matched (§2.3, cycled within a length group), 24 of them drawn with ``suite_seed`` (the length and the
+number: P3-P5's declared protocol, ``SST_PATCHING_PROTOCOL``) so
 that no sentence is in two pairs and clean labels are balanced (n and the counts are in the report).
 Centring (§5.1): per run, over all pairs of the set or of the bootstrap resample; with balanced pairs the
 bias cancels from % LD recovered, which then equals the authors'. Every layer where a method has a
@@ -33,8 +34,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.direction_methods import methods
-from harness.statistics import bootstrap, selected
+from harness.directions.registry import methods
+from harness.measures.statistics import bootstrap, selected
 
 GATE = "classification"
 

@@ -1,6 +1,6 @@
 """§5.5: adding the sentiment direction during generation steers the sentiment of the continuation.
 
-Setup as the authors' ``projection_neuroscope.py`` (PAPER.md §5.5): coef × the unit K-means direction of
+Setup as the authors' ``projection_neuroscope.py`` (docs/PAPER.md §5.5): coef × the unit K-means direction of
 the early layer (the paper: layer 1 of gpt2-small, added at ``blocks.0.hook_resid_post``, which is
 the same residual as ``blocks.1.hook_resid_pre``) is added at every position, and the hook stays on
 while the model generates (top-k 10, temperature 1, 30 new tokens, the paper's settings) on the
@@ -18,8 +18,8 @@ picked after seeing degenerate outputs at the full norm. Sampling is seeded by t
 position share their random draws across coefficients.
 
 Continuations (without the prompt) are labelled with VADER's compound score instead of GPT-4
-(``harness/lexicon.py``). Generation keeps the key/value cache on with the suite's fix for the
-TransformerLens 4.3 cache bug (``harness/generation.py``; ``tests/test_generation.py`` shows it equals
+(``harness/datasets/lexicon.py``). Generation keeps the key/value cache on with the suite's fix for the
+TransformerLens 4.3 cache bug (``harness/interventions/generation.py``; ``tests/test_generation.py`` shows it equals
 generation without the cache token for token). The unit is the generated sample; per run n = 250
 samples (5 coefficients × 50).
 
@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.lexicon import LABEL_NAMES
+from harness.datasets.lexicon import LABEL_NAMES
 
 RUNS = ["paper prompt, steered negative", "mirror prompt, steered positive"]
 RUN_IDS = ["paper_prompt", "mirror"]

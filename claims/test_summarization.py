@@ -1,13 +1,13 @@
 """§2.2, §5.7, §6.4: the summarization motif. Sentiment is read from commas and periods, not only
 from the valenced words before them.
 
-Setup (PAPER.md §5.7, the authors' ``comma_patching_experiments_tms.ipynb``): attention patterns in
+Setup (docs/PAPER.md §5.7, the authors' ``comma_patching_experiments_tms.ipynb``): attention patterns in
 every layer are frozen to the clean run's; within a band of layers (pythia-2.8b: 9-14 of 32; other
 models: the same fraction of depth, or ``--summary-band``) the value vectors ``blocks.L.attn.hook_v``
 of all (key/value) heads at chosen positions are replaced by the corrupted run's. Effect = % change of
 the mean logit difference, (LD_intervened − LD_clean)/LD_clean, answers ` excited`/` nervous`.
 ToyMoodStory's labels are balanced, so the mean of the §5.1 centred LD equals the uncentred mean used here.
-The experiments are ``harness.summarization``'s; thresholds and paper values: ``harness/claims_declared.py``.
+The experiments are ``harness.experiments.summarization``'s; thresholds and paper values: ``harness/verdicts/declared.py``.
 
 - M1: the model solves ToyMoodStory (centred accuracy, §5.1, over the four variants; bootstrap over
   prompts). The paper ran this circuit on pythia-2.8b because smaller models failed. M2 and M3 are
@@ -27,7 +27,7 @@ The experiments are ``harness.summarization``'s; thresholds and paper values: ``
 
 Choices: the filler goes before "One day, ..." (the gala sentence still leads into the query); where
 the tokenizer splits a template word (SmolLM2: " hates"), corrupted values are aligned slot by slot
-(``harness.value_patching.align_source_positions``); the whole-phrase generic threshold (<= −10%) is
+(``harness.interventions.value_patching.align_source_positions``); the whole-phrase generic threshold (<= −10%) is
 the suite's, the issue gives none.
 """
 
@@ -35,10 +35,13 @@ from __future__ import annotations
 
 import pytest
 
-from harness.summarization import (
-    DISTANCE_FILLER, FILLER_LENGTHS, MOTIF_CONDITIONS, accuracy_by_variant, comma_excess, comma_share_trend,
-    effect_ratio,
+from harness.experiments.summarization import (
+    MOTIF_CONDITIONS, accuracy_by_variant, comma_excess, comma_share_trend, effect_ratio,
 )
+from harness.verdicts.declared import declared
+
+FILLER_LENGTHS = declared("M3").protocol["filler_lengths"]  # M3's declared protocol
+DISTANCE_FILLER = declared("M3.distance").protocol["distance_filler"]
 
 SOLVED = "the model solves ToyMoodStory (M1 replicates)"
 

@@ -3,13 +3,13 @@ separate sentiment on other data, move the model's classification of it, and is 
 
 The paper fits its directions on ToyMovieReview and tests them on SST. Here the same directions (every
 method's, fitted at ADJ on ToyMovieReview train: the ``toy_directions`` fixture, unchanged) are read on
-datasets they never saw (``harness/transfer_data.py``): shipped, MPQA opinion polarity (news phrases,
+datasets they never saw (``harness/datasets/transfer.py``): shipped, MPQA opinion polarity (news phrases,
 1 positive / 0 negative) and Pang & Lee's subjectivity sentences (``subj``: subjective review snippets vs
 objective plot summaries, no sentiment label: the specificity control); ``--transfer-data PATH`` adds or
 replaces datasets (names starting with ``subj`` are controls). Each dataset is read on a seeded,
 balanced sample of 150 items per class (the report gives the sizes).
 
-Setup (``harness/transfer.py``): one forward per item set keeps, at every layer, the last token's
+Setup (``harness/experiments/transfer.py``): one forward per item set keeps, at every layer, the last token's
 residual and the mean over the item's tokens (BOS left out); an item's score is the cosine projection
 of the last token's residual (the token mean is shown beside it). Each method's layer and sign are
 chosen on a balanced 300-sentence sample of the SST held-out split (dev), never on the target data: the
@@ -23,7 +23,7 @@ oriented + = positive on that sample.
   dataset's sample in the SST CLASSIFICATION scaffold (P0's classification rule; else "not applicable"
   and not run). The direction is projected out at its chosen layer (``resid_pre``, where it was read), at
   every position or every position but the first (BOS); per item, the drop of the correctness margin
-  minus the mean drop under 3 seeded random directions ablated the same way (``harness/transfer_ablation.py``);
+  minus the mean drop under 3 seeded random directions ablated the same way (``harness/experiments/transfer_ablation.py``);
   bootstrap over items. Passes when > 0.
 - G3 (control × sentiment dataset × method): separation |AUROC − 0.5| on the sentiment dataset minus on
   the control, at the method's chosen layer; each dataset's items resampled independently. Passes when
@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.direction_methods import methods
-from harness.transfer_ablation import ABLATION_METHODS, POSITIONS
+from harness.directions.registry import methods
+from harness.verdicts.declared import declared
+
+G2_PROTOCOL = declared("G2").protocol  # its methods and position sets parametrize G2
 
 # ``transfer_dataset`` (each sentiment dataset) and ``specificity_dataset`` (each control) are parametrized by
 # ``fixtures/transfer.py`` over the shipped datasets and ``--transfer-data``.
@@ -56,23 +58,24 @@ def _layer(transfer, method: str) -> str:
 @pytest.mark.claim("G1")
 @pytest.mark.parametrize("method", methods(controls=False))
 def test_g1_transfer_direction_separates_sentiment(transfer_dataset, method, transfer, claim):
-    description = f"{transfer_dataset}, {method}: last-token projection AUROC minus the oriented null's 97.5% quantile"
+    quantile = f"{transfer.null_quantile_level:.1%} quantile"
+    description = f"{transfer_dataset}, {method}: last-token projection AUROC minus the oriented null's {quantile}"
     if not claim.applies(_has_direction(transfer, method), description=description):
         return
     data = transfer.datasets[transfer_dataset]
     claim.check(
-        transfer.g1(transfer_dataset, method), description=description,
+        transfer.auroc_above_null(transfer_dataset, method), description=description,
         details=(f"AUROC {transfer.auroc(transfer_dataset, method):.3f} (token mean: "
                  f"{transfer.auroc(transfer_dataset, method, 'mean'):.3f}), "
-                 f"null 97.5% quantile {transfer.null_quantile(transfer_dataset, method):.3f}; "
+                 f"null {quantile} {transfer.null_quantile(transfer_dataset, method):.3f}; "
                  f"{_layer(transfer, method)}; "
                  f"{transfer_dataset}: {data.sample.describe()}"),
     )
 
 
 @pytest.mark.claim("G2")
-@pytest.mark.parametrize("positions", POSITIONS)
-@pytest.mark.parametrize("method", ABLATION_METHODS)
+@pytest.mark.parametrize("positions", G2_PROTOCOL["ablation_positions"])
+@pytest.mark.parametrize("method", G2_PROTOCOL["ablation_methods"])
 def test_g2_transfer_ablation_hurts_classification(transfer_dataset, method, positions, transfer, transfer_gate,
                                                    transfer_competence, request, claim):
     preconditions = transfer_gate[transfer_dataset] | _has_direction(transfer, method)
@@ -84,7 +87,7 @@ def test_g2_transfer_ablation_hurts_classification(transfer_dataset, method, pos
         return
     ablations = request.getfixturevalue("transfer_ablations")(transfer_dataset)
     claim.check(
-        ablations.g2(method, positions), preconditions=preconditions, description=description,
+        ablations.ablation_margin_drop(method, positions), preconditions=preconditions, description=description,
         details=(f"mean margin drop: direction {ablations.mean_drop(method, positions):.3f}, random "
                  f"{ablations.mean_drop(method, positions, random=True):.3f} (mean of {ablations.random_count}); "
                  f"accuracy (margin > 0) clean {ablations.accuracy():.1f}%, direction ablated "
@@ -101,7 +104,7 @@ def test_g3_transfer_direction_is_specific_to_sentiment(specificity_dataset, tra
     if not claim.applies(_has_direction(transfer, method), description=description):
         return
     claim.check(
-        transfer.g3(specificity_dataset, transfer_dataset, method), description=description,
+        transfer.specificity_gap(specificity_dataset, transfer_dataset, method), description=description,
         details=(f"AUROC {transfer_dataset} {transfer.auroc(transfer_dataset, method):.3f}, {specificity_dataset} "
                  f"{transfer.auroc(specificity_dataset, method):.3f} (class 1 vs 0: objective vs subjective on the "
                  f"shipped subj); {_layer(transfer, method)}; {specificity_dataset}: "

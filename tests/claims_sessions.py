@@ -23,6 +23,8 @@ from typing import Iterator, NamedTuple
 
 import pytest
 
+from harness.verdicts.declaration import Verdict
+
 ROOT = Path(__file__).parents[1]
 CLAIM_FILE = "claims/test_directions.py"
 SELECTION = "d1 and layer0"
@@ -55,7 +57,8 @@ def outcome_counts(output: str) -> dict[str, int]:
     words = r"\b(x?passed|x?failed|errors?|skipped|deselected|no tests ran)\b"
     summary = [line for line in output.splitlines() if re.search(words, line) and re.search(r"\bin [\d.]+s\b", line)]
     assert summary, f"no pytest summary line in the output:\n{output[-4000:]}"
-    counts = {word: int(number) for number, word in re.findall(r"(\d+) (not applicable|\w+)", summary[-1])}
+    count_pattern = rf"(\d+) ({re.escape(Verdict.NOT_APPLICABLE)}|\w+)"  # the one status of two words
+    counts = {word: int(number) for number, word in re.findall(count_pattern, summary[-1])}
     if "error" in counts:
         counts["errors"] = counts.pop("error")
     return counts
@@ -85,7 +88,7 @@ def names_of(models: list[Path]) -> list[str]:
 
 def expectation_entry(test_id: str, measured: float, low: float, high: float) -> str:
     """A ``does not replicate`` expectation recording ``measured``, with the band [low, high]."""
-    return (f'["{test_id}"]\nverdict = "does not replicate"\nmeasured = {measured!r}\n'
+    return (f'["{test_id}"]\nverdict = "{Verdict.DOES_NOT_REPLICATE}"\nmeasured = {measured!r}\n'
             f'band = [{low!r}, {high!r}]\nreason = "test"\n\n')
 
 
@@ -205,7 +208,7 @@ def xdist_session(two_models: list[Path], two_model_session: Future, claims_cach
     def start() -> tuple[dict | None, Session]:
         first = names_of(two_models)[0]
         rows = results_of(two_model_session.result().reports, first)["claims"]
-        failing = next((row for row in rows if row["verdict"] == "does not replicate"), None)
+        failing = next((row for row in rows if row["verdict"] == Verdict.DOES_NOT_REPLICATE), None)
         expectations = root / "expectations"
         expectations.mkdir()
         if failing is not None:
@@ -227,8 +230,8 @@ def expectations_session(tiny_gguf: Path, two_model_session: Future, claims_cach
 
     def start() -> tuple[ExpectationsPlan | None, Session | None]:
         rows = results_of(two_model_session.result().reports, tiny_gguf.stem)["claims"]
-        failed = [row for row in rows if row["verdict"] == "does not replicate"]
-        passed = [row for row in rows if row["verdict"] != "does not replicate"]
+        failed = [row for row in rows if row["verdict"] == Verdict.DOES_NOT_REPLICATE]
+        passed = [row for row in rows if row["verdict"] != Verdict.DOES_NOT_REPLICATE]
         if len(failed) < 3 or not passed:
             return None, None
         plan = ExpectationsPlan(*failed[:3], passed[0])

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.forward import residual_stream
-from harness.interventions import hooks_attached
-from harness.models import LoadedModel, converted_gguf_dir, default_cache_dir, embedded_gguf_path, load_model, resolve_model
-from harness.toy_movie_review import ToyMovieReview, build_toy_movie_review
+from harness.interventions.forward import residual_stream
+from harness.interventions.edit import hooks_attached
+from harness.models.loading import LoadedModel, converted_gguf_dir, default_cache_dir, embedded_gguf_path, load_model, resolve_model
+from harness.datasets.toy_movie_review import ToyMovieReview, build_toy_movie_review
 from tests.claims_sessions import (  # noqa: F401  (the end-to-end sessions' fixtures, started ahead)
     bad_transfer_data_session,
     dying_worker_session,

@@ -1,4 +1,4 @@
-"""harness.ablation (paper §5.3) on the tiny models.
+"""harness.interventions.ablation (paper §5.3) on the tiny models.
 
 - the site maps a layer to the authors' ``resid_post`` (off-by-one) or to the fitted boundary;
 - ``real_positions`` drops pads, and with ``skip_first`` each row's first real token;
@@ -14,10 +14,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import hook_names
-from harness.ablation import Ablation, ablated_accuracy, ablation_hook_name, ld_drop, real_positions, run_ablations
-from harness.attention import attention_patterns, freeze_attention_hooks
-from harness.tokens import tokenize_padded
+from harness.interventions import hook_names
+from harness.interventions.ablation import Ablation, ablated_accuracy, ablation_hook_name, ld_drop, real_positions, run_ablations
+from harness.interventions.attention import attention_patterns, freeze_attention_hooks
+from harness.datasets.tokens import tokenize_padded
 
 TEXTS = ["a fine film , truly moving . Review Sentiment:", "dull , bad . Review Sentiment:"]
 

@@ -1,4 +1,4 @@
-"""harness.agreement_bootstrap: D1's refits on bootstrap resamples of the train prompts (synthetic data).
+"""harness.experiments.direction_agreement: D1's refits on bootstrap resamples of the train prompts (synthetic data).
 
 On the full index the statistic is the fitted directions' |cos|; on resamples the refitted methods vary
 while held methods (DAS, the random control) stay fixed; a resample with one class is undefined (NaN);
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from harness.agreement_bootstrap import AgreementBootstrap
-from harness.directions import MeanDifference, LogisticProbe, RandomDirection, cosine
-from harness.statistics import bootstrap, resample_indices
+from harness.experiments.direction_agreement import AgreementBootstrap
+from harness.directions.finders import MeanDifference, LogisticProbe, RandomDirection, cosine
+from harness.measures.statistics import bootstrap, resample_indices
 
 
 def synthetic(n: int = 24, d: int = 8):
@@ -42,7 +42,7 @@ def test_one_class_resample_is_undefined_and_refits_are_memoised(monkeypatch):
     index = torch.stack([torch.zeros(agreement.n, dtype=torch.long), torch.arange(agreement.n)])
     draws = agreement.abs_cosine("mean_diff", "probe", 0)(index)
     assert torch.isnan(draws[0]) and torch.isfinite(draws[1])
-    monkeypatch.setattr("harness.agreement_bootstrap.clone", lambda *a: (_ for _ in ()).throw(AssertionError("refit")))
+    monkeypatch.setattr("harness.experiments.direction_agreement.clone", lambda *a: (_ for _ in ()).throw(AssertionError("refit")))
     largest = agreement.largest_abs_cosine("random", [("mean_diff", 0), ("probe", 0)])(index)
     assert torch.isnan(largest[0]) and torch.isfinite(largest[1])
 
@@ -55,20 +55,27 @@ def test_bootstrap_over_train_prompts():
 
 
 def test_refits_read_back_from_the_disk_cache_give_the_same_draws_and_refit_nothing(tmp_path, monkeypatch):
-    from harness.disk_cache import DiskCache, content_key
+    from harness.runtime.disk_cache import DiskCache, content_key
 
     agreement, _ = synthetic()
     index = resample_indices(agreement.n, 20, seed=1)
     cache = DiskCache(tmp_path, refresh=False, code_version="test")
     key = content_key("d1-refits", *agreement.refits_key([0], index))
-    stored = cache.get_or_compute("directions", key, lambda: {0: agreement.resampled(0, index)})
+    calls = []
+
+    def refit():
+        calls.append(1)
+        return {0: agreement.resampled(0, index)}
+
+    stored = cache.get_or_compute("directions", key, refit)
     expected = agreement.abs_cosine("mean_diff", "probe", 0)(index)
 
     fresh, _ = synthetic()
     assert content_key("d1-refits", *fresh.refits_key([0], index)) == key
     assert content_key("d1-refits", *fresh.refits_key([0], resample_indices(fresh.n, 20, seed=2))) != key
-    read = cache.get_or_compute("directions", key, lambda: (_ for _ in ()).throw(AssertionError("recomputed")))
+    read = cache.get_or_compute("directions", key, refit)
+    assert len(calls) == 1, "recomputed"
     fresh.remember(0, index, read[0])
-    monkeypatch.setattr("harness.agreement_bootstrap.clone", lambda *a: (_ for _ in ()).throw(AssertionError("refit")))
+    monkeypatch.setattr("harness.experiments.direction_agreement.clone", lambda *a: (_ for _ in ()).throw(AssertionError("refit")))
     assert torch.equal(fresh.abs_cosine("mean_diff", "probe", 0)(index), expected)
     assert stored[0].keys() == read[0].keys()

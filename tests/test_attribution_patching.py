@@ -1,5 +1,5 @@
-"""harness.attribution_patching (AtP of every head, MLP and residual position; AtP for stage-2 paths) and the
-pruned stage 2 of harness.circuit.
+"""harness.interventions.attribution_patching (AtP of every head, MLP and residual position; AtP for stage-2 paths) and the
+pruned stage 2 of harness.experiments.circuit.
 
 On tiny random-weight GPT-2, NeoX and grouped-query Llama models (and Gemma-3, with its post-attention
 norm, for the node estimates), ToyMovieReview test pairs:
@@ -26,18 +26,18 @@ from dataclasses import replace
 import pytest
 import torch
 
-from harness import hook_names
-from harness.attribution_patching import (
+from harness.interventions import hook_names
+from harness.interventions.attribution_patching import (
     NODE_KINDS, NodeScores, attribution_agreement, estimate_activation_patching, estimate_path_to_heads,
     exact_activation_patching,
 )
-from harness.circuit import prune_senders, stage2
-from harness.interventions import edit_hook, full_patch, position_mask
-from harness.metrics import sentiment_score
-from harness.path_patching import (
+from harness.experiments.circuit import prune_senders, stage2
+from harness.interventions.edit import edit_hook, full_patch, position_mask
+from harness.measures.metrics import sentiment_score
+from harness.interventions.path_patching import (
     ComponentCache, Node, component_cache, final_scores, path_effect, path_patch_to_heads, set_heads,
 )
-from harness.toy_movie_review import build_toy_movie_review
+from harness.datasets.toy_movie_review import build_toy_movie_review
 
 N_PAIRS = 4
 # Llama (3 layers): receivers in two layers, 2.1 and 2.3 sharing a key/value group; GPT-2 and NeoX have 2 layers

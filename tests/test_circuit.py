@@ -1,4 +1,4 @@
-"""harness.circuit: the ToyMovieReview circuit by path patching (§6.4), and its renderer.
+"""harness.experiments.circuit: the ToyMovieReview circuit by path patching (§6.4), and its renderer.
 
 Selection rules on synthetic inputs (balanced stage-2 pairs, top heads, receivers with their fallback,
 circuit assembly, head → direction-layer mapping, mid layers). Then ``find_circuit`` on the tiny
@@ -21,26 +21,29 @@ import matplotlib
 import pytest
 import torch
 
-import harness.circuit as circuit_module
-from harness import hook_names
-from harness.attention import attention_patterns
-from harness.circuit import (
-    CIRCUIT, CircuitResults, CircuitSettings, assemble_circuit, balanced_pairs, choose_receivers, direction_layers, find_circuit,
+import harness.experiments.circuit as circuit_module
+from harness.interventions import hook_names
+from harness.interventions.attention import attention_patterns
+from harness.experiments.circuit import (
+    CircuitResults, CircuitSettings, assemble_circuit, balanced_pairs, choose_receivers, direction_layers, find_circuit,
     mid_layers, nearest_direction_layer, top_heads,
 )
-from harness.circuit_patching import patch_head_outputs
-from harness.head_roles import HeadRole, classify_heads
-from harness.interventions import position_mask
-from harness.metrics import sentiment_score
-from harness.models import LoadedModel
-from harness.path_patching import (
+from harness.interventions.circuit_patching import patch_head_outputs
+from harness.experiments.head_roles import HeadRole, classify_heads
+from harness.interventions.edit import position_mask
+from harness.measures.metrics import sentiment_score
+from harness.models.loading import LoadedModel
+from harness.interventions.path_patching import (
     INPUT_KINDS, Node, component_cache, final_scores, path_patch_to_heads, path_patch_to_logits,
 )
-from harness.prompts import PromptPairs
-from harness.report import ReportBuilder
-from harness.toy_movie_review import build_toy_movie_review
+from harness.datasets.prompts import PromptPairs
+from harness.reporting.report import ReportBuilder
+from harness.verdicts.declared import declared
+from harness.datasets.toy_movie_review import build_toy_movie_review
 
 matplotlib.use("Agg")
+
+CIRCUIT = CircuitSettings.from_protocol(declared("K1").protocol)  # the K claims' declared settings
 
 
 # selection rules ------------------------------------------------------------------------------------
@@ -140,7 +143,7 @@ def circuit_runs(tiny_models, tiny_llama):
             stages = {}
             with _summary_readers_in(model.n_layers - 1) if readers == "last layer" else nullcontext():
                 results = find_circuit(model.bridge, toy.train_pairs, toy.test_pairs, directions,
-                                       lambda name, key, compute: stages.setdefault(name, compute()))
+                                       lambda name, key, compute: stages.setdefault(name, compute()), settings=CIRCUIT)
             runs[architecture, readers] = Run(model, toy.train_pairs, toy.test_pairs, directions, results, stages)
         return runs[architecture, readers]
 
@@ -176,7 +179,8 @@ def test_find_circuit_equals_its_stages(circuit_runs, architecture, readers):
     assert len(top) == min(CIRCUIT.top_heads, len(heads))
     assert effects.abs()[[heads.index(n) for n in top]].tolist() == sorted(effects.abs().tolist(), reverse=True)[:len(top)]
     patterns = attention_patterns(bridge, selection.clean.tokens)
-    expected_roles = classify_heads(patterns, selection.clean.positions, [(n.layer, n.head) for n in top])
+    expected_roles = classify_heads(patterns, selection.clean.positions, [(n.layer, n.head) for n in top],
+                                    CIRCUIT.role_threshold)
     if readers == "last layer":
         expected_roles = [replace(r, roles=("summary reader",) if r.layer == run.model.n_layers - 1 else ())
                           for r in expected_roles]
@@ -241,7 +245,7 @@ def test_summary_position_loop_equals_a_full_forward_patched_at_the_summary_toke
 def test_receivers_fall_back_when_no_head_is_a_summary_reader(circuit_runs):
     run = circuit_runs("llama", "found")
     bridge, selection = run.model.bridge, run.selection
-    settings = CircuitSettings(n_direct=2, n_writers=2)
+    settings = CircuitSettings.from_protocol(declared("K1").protocol, n_direct=2, n_writers=2)
     with _summary_readers_in(None):
         results = find_circuit(bridge, selection, run.pairs, run.directions, settings=settings)
     assert not any(r.roles for r in results.roles)
@@ -262,7 +266,7 @@ def test_cached_stages_are_not_recomputed(circuit_runs, monkeypatch):
 
     monkeypatch.setattr(circuit_module, "component_cache", refuse)
     again = find_circuit(run.model.bridge, run.selection, run.pairs, run.directions,
-                         lambda name, key, compute: run.stages[name])
+                         lambda name, key, compute: run.stages[name], settings=CIRCUIT)
     assert again.circuit == run.results.circuit and again.receivers == run.results.receivers
     assert again.direction_layers == run.results.direction_layers
     for key in run.results.circuit_patch:
@@ -272,7 +276,7 @@ def test_cached_stages_are_not_recomputed(circuit_runs, monkeypatch):
 def test_renderer_writes_the_section_data_and_figure(circuit_runs):
     from matplotlib.figure import Figure
 
-    from harness.rendering import render
+    from harness.reporting.rendering import render
 
     run = circuit_runs("llama", "found")
     results, tiny_llama = run.results, run.model
@@ -306,7 +310,7 @@ def test_without_directions_only_the_full_patch_runs(circuit_runs):
     served = dict(run.stages)
     served.pop("circuit-patch")
     results = find_circuit(run.model.bridge, run.selection, run.pairs, {},
-                           lambda name, key, compute: served[name] if name in served else compute())
+                           lambda name, key, compute: served[name] if name in served else compute(), settings=CIRCUIT)
     assert results.direction_layers == {} and list(results.circuit_patch) == ["full/all", "full/ADJ+VRB"]
     torch.testing.assert_close(results.circuit_patch["full/all"], run.results.circuit_patch["full/all"])
 
@@ -324,9 +328,9 @@ def _synthetic_paths(n: int = 10):
 
 
 def test_share_of_the_top_heads_is_their_part_of_the_summed_magnitude():
-    from harness.circuit import share_of
-    from harness.path_patching import path_effect
-    from harness.statistics import bootstrap
+    from harness.experiments.circuit import share_of
+    from harness.interventions.path_patching import path_effect
+    from harness.measures.statistics import bootstrap
 
     scores, clean, corrupted, labels = _synthetic_paths()
     magnitude = path_effect(scores, clean, corrupted, labels).abs()
@@ -336,7 +340,7 @@ def test_share_of_the_top_heads_is_their_part_of_the_summed_magnitude():
 
 
 def test_named_heads_among_top_redo_the_ranking():
-    from harness.circuit import named_heads_among_top
+    from harness.experiments.circuit import named_heads_among_top
 
     scores, clean, corrupted, labels = _synthetic_paths()
     heads = ["0.0", "0.1", "0.2", "0.3", "1.0"]
@@ -347,8 +351,8 @@ def test_named_heads_among_top_redo_the_ranking():
 
 
 def test_ld_ratio_is_direction_over_full_recovered():
-    from harness.circuit import ld_ratio
-    from harness.metrics import logit_diff_recovered
+    from harness.experiments.circuit import ld_ratio
+    from harness.measures.metrics import logit_diff_recovered
 
     _, clean, corrupted, labels = _synthetic_paths()
     full, direction = corrupted + 0.8 * (clean - corrupted), corrupted + 0.4 * (clean - corrupted)

@@ -1,4 +1,4 @@
-"""harness.corpus_projections: the §5.4 corpus, its aligned token labels and the random-direction null.
+"""harness.experiments.corpus_projections: the §5.4 corpus, its aligned token labels and the random-direction null.
 
 - ``sample_corpus`` draws without replacement under the seed, keeps file order, caps at the split;
 - ``aligned_token_labels`` gives every token its word's label and refuses residuals whose rows are not
@@ -7,7 +7,7 @@
 - ``project_corpus`` on a tiny model: one label and one projection per token (BOS left out), equal
   to the cosines of ``residuals_at``'s rows, each text's token count, and the null under its seed;
 - ``CorpusProjections``: estimates over sentences under its seed (computed once), the null's range,
-  and R1.auroc's threshold max(0.8, the null's 97.5% quantile).
+  and R1.auroc's threshold max(0.8, the null's 97.5% quantile) with R1's declared protocol.
 """
 
 from __future__ import annotations
@@ -18,15 +18,18 @@ import numpy as np
 import pytest
 import torch
 
-from harness.corpus_projections import (
-    CORPUS_SEED, CorpusProjections, aligned_token_labels, project_corpus, random_null_aurocs, sample_corpus,
+from harness.experiments.corpus_projections import (
+    CorpusProjections, aligned_token_labels, project_corpus, random_null_aurocs, sample_corpus,
 )
-from harness.correlation import auroc, auroc_of_counts, by_sentence, cosine_projections, residuals_at, tail_score
-from harness.direction_methods import methods
-from harness.early_directions import early_directions
-from harness.statistics import seeded
-from harness.lexicon import NEGATIVE, POSITIVE, VaderLabeller
-from harness.sst import SSTSplit
+from harness.experiments.correlation import auroc, auroc_of_counts, by_sentence, cosine_projections, residuals_at, tail_score
+from harness.directions.registry import methods
+from harness.experiments.early_directions import early_directions
+from harness.measures.statistics import seeded
+from harness.datasets.lexicon import NEGATIVE, POSITIVE, VaderLabeller
+from harness.datasets.sst import SSTSplit
+from harness.verdicts.declared import declared
+
+PROTOCOL = declared("R1").protocol
 
 TEXTS = ["a wonderful , moving film", "a terrible and boring mess", "the plot is fine",
          "great acting but awful dialogue", "i loved it"]
@@ -54,9 +57,9 @@ def test_sample_corpus_is_the_seeded_draw_in_file_order():
 
 
 def test_sample_corpus_caps_at_the_split():
-    sample = sample_corpus(split(5), size=3000)
+    sample = sample_corpus(split(5), size=PROTOCOL["corpus_sentences"], seed=PROTOCOL["corpus_seed"])
     assert sample.texts == list(split(5).sentences)
-    assert sample.description == f"SST-2 train (stsa.binary.train), 5 of 5 sentences (seed {CORPUS_SEED})"
+    assert sample.description == "SST-2 train (stsa.binary.train), 5 of 5 sentences (seed 0)"
 
 
 def test_aligned_token_labels_follow_each_texts_tokens(tokenizer, labeller):
@@ -92,7 +95,8 @@ def test_project_corpus_labels_and_projects_every_token(gpt2, tokenizer, labelle
     generator = torch.Generator().manual_seed(0)
     directions = {"a": torch.randn(gpt2.bridge.cfg.d_model, generator=generator),
                   "b": torch.randn(gpt2.bridge.cfg.d_model, generator=generator)}
-    payload = project_corpus(gpt2.bridge, gpt2.tokenizer, TEXTS, 1, directions, labeller, prepend_bos, null_seed=5)
+    payload = project_corpus(gpt2.bridge, gpt2.tokenizer, TEXTS, 1, directions, labeller, prepend_bos,
+                             PROTOCOL["null_directions"], null_seed=5)
     resid = torch.cat(residuals_at(gpt2.bridge, TEXTS, 1, prepend_bos))
     n_tokens = sum(len(tokenizer.encode(text, add_special_tokens=False)) for text in TEXTS)
     assert resid.shape[0] == n_tokens
@@ -102,7 +106,8 @@ def test_project_corpus_labels_and_projects_every_token(gpt2, tokenizer, labelle
     for name, direction in directions.items():
         assert torch.allclose(payload["projections"][name], cosine_projections(resid, direction), atol=1e-5)
     assert payload["random_null_auroc"].shape == (100,)
-    assert torch.allclose(payload["random_null_auroc"], random_null_aurocs(resid, payload["labels"], seed=5), atol=1e-3)
+    assert torch.allclose(payload["random_null_auroc"], random_null_aurocs(resid, payload["labels"], 100, seed=5),
+                          atol=1e-3)
     assert payload["sentence_lengths"].tolist() == [len(tokenizer.encode(t, add_special_tokens=False)) for t in TEXTS]
 
 
@@ -112,7 +117,8 @@ def corpus_projections(null: torch.Tensor, seed: int = 0) -> CorpusProjections:
     labels = torch.randint(-1, 2, (int(lengths.sum()),), generator=generator)
     projections = {m: torch.randn(len(labels), generator=generator) + 0.8 * labels for m in methods()}
     early = early_directions({m: {layer: torch.randn(8) for layer in range(13)} for m in methods()}, 12)
-    return CorpusProjections("a corpus", 80, labels, projections, null, early, "a labeller", lengths, seed=seed,
+    return CorpusProjections("a corpus", 80, labels, projections, null, early, "a labeller", lengths,
+                             PROTOCOL["tail_quantile"], PROTOCOL["auroc_floor"], PROTOCOL["null_quantile"], seed=seed,
                              resamples=200)
 
 
@@ -126,7 +132,8 @@ def test_corpus_projections_estimate_over_sentences_under_their_seed():
                                    80, resamples=200)
     assert area.value == pytest.approx(auroc(corpus.projections["kmeans"], corpus.labels))
     assert (area.n, area.unit) == (80, "sentences")
-    assert corpus.tail_score("pca").value == pytest.approx(tail_score(corpus.projections["pca"], corpus.labels).score)
+    assert corpus.tail_score("pca").value == pytest.approx(tail_score(corpus.projections["pca"], corpus.labels,
+                                                                      0.001).score)
 
 
 def test_auroc_threshold_is_the_floor_or_the_nulls_upper_quantile():

@@ -1,4 +1,4 @@
-"""harness.correlation: §5.4's tail metric and AUROC, depth scaling, and corpus residuals.
+"""harness.experiments.correlation: §5.4's tail metric and AUROC, depth scaling, and corpus residuals.
 
 - ``layer_at_depth`` carries the paper's gpt2-small layers (of 12) to other depths, half up, >= 1;
 - ``tail_score`` is the paper's metric: per tail (0.1% / 99.9% quantiles) the share of the most
@@ -17,12 +17,13 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from harness.correlation import (
+from harness.experiments.correlation import (
     auroc, auroc_of_counts, by_sentence, cosine_projections, layer_at_depth, residuals_at, tail_score, tail_score_of_counts,
 )
-from harness.forward import residual_stream
-from harness.lexicon import NEGATIVE, NEUTRAL, POSITIVE
-from harness.statistics import seeded
+from harness.interventions.forward import residual_stream
+from harness.datasets.lexicon import NEGATIVE, NEUTRAL, POSITIVE
+from harness.measures.statistics import seeded
+from harness.verdicts.declared import declared
 
 
 @pytest.mark.parametrize("paper_layer, n_layers, expected", [
@@ -42,7 +43,7 @@ def test_tail_score_on_known_tails():
     labels = torch.full((3000,), NEUTRAL)
     labels[:2] = NEGATIVE
     labels[-3:] = torch.tensor([NEGATIVE, POSITIVE, POSITIVE])
-    tails = tail_score(projections, labels)
+    tails = tail_score(projections, labels, declared("R1").protocol["tail_quantile"])
     assert (tails.low_count, tails.high_count) == (3, 3)
     assert (tails.low_label, tails.low_share) == (NEGATIVE, pytest.approx(2 / 3))
     assert (tails.high_label, tails.high_share) == (POSITIVE, pytest.approx(2 / 3))
@@ -52,7 +53,7 @@ def test_tail_score_on_known_tails():
 def test_tail_score_counts_neutral_tokens_and_ignores_tail_orientation():
     projections = torch.linspace(-1, 1, 1000)
     labels = torch.full((1000,), NEUTRAL)
-    assert tail_score(projections, labels).score == 0.0
+    assert tail_score(projections, labels, 0.001).score == 0.0
     labels[0], labels[-1] = POSITIVE, POSITIVE  # the metric does not ask the low tail to be negative
     tails = tail_score(projections, labels, quantile=0.002)
     assert tails.low_label == tails.high_label == POSITIVE
@@ -61,7 +62,7 @@ def test_tail_score_counts_neutral_tokens_and_ignores_tail_orientation():
 
 def test_tail_score_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="must be equal 1-D"):
-        tail_score(torch.zeros(5), torch.zeros(4, dtype=torch.long))
+        tail_score(torch.zeros(5), torch.zeros(4, dtype=torch.long), 0.001)
 
 
 def test_auroc_orders_positive_above_negative():

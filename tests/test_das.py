@@ -1,4 +1,4 @@
-"""One-dimensional DAS (harness.das, paper §4) trained by early stopping on held-out pairs.
+"""One-dimensional DAS (harness.directions.das, paper §4) trained by early stopping on held-out pairs.
 
 On a scripted objective (no model; the validation losses are dictated, the training loss pulls the
 direction toward a fixed vector):
@@ -14,7 +14,7 @@ On the tiny GPT-2 with ToyMovieReview train pairs:
 - the final residual boundary cannot train (patching ADJ there never reaches the answer position):
   its loss stays at 1, it stops by patience and is flagged untrained;
 - the objective's loss is 1 when the patch changes nothing and does not depend on the direction's sign;
-- without an objective ``fit`` raises.
+- without an objective ``fit`` raises (the model reaches DAS through ``fit(X, y, objective=...)`` only).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.das import (MIN_IMPROVEMENT, PATIENCE, STOPPED_AT_CAP, STOPPED_AT_TARGET, STOPPED_BY_PATIENCE,
+from harness.directions.das import (MIN_IMPROVEMENT, PATIENCE, STOPPED_AT_CAP, STOPPED_AT_TARGET, STOPPED_BY_PATIENCE,
                          TARGET_LOSS, UNTRAINED_MARGIN, DASObjective, DistributedAlignmentSearch, RotationFirstColumn,
                          das_settings, select_layers, validation_split)
-from harness.forward import block_inputs, run_from
-from harness.metrics import sentiment_score
-from harness.models import weights_hash
+from harness.interventions.forward import block_inputs, run_from
+from harness.measures.metrics import sentiment_score
+from harness.models.loading import weights_hash
 
 EPOCHS, BATCH = 3, 16
 
@@ -53,7 +53,7 @@ def scripted_fit(script: list[float], epochs: int = 20) -> tuple[DistributedAlig
     generator = torch.Generator().manual_seed(0)
     X = torch.randn(16, 8, generator=generator)
     y = torch.arange(16) % 2
-    das = DistributedAlignmentSearch(objective, epochs=epochs, batch_size=4, lr=0.05).fit(X, y)
+    das = DistributedAlignmentSearch(epochs=epochs, batch_size=4, lr=0.05).fit(X, y, objective=objective)
     return das, objective
 
 
@@ -131,8 +131,8 @@ def problem_at(layer, gpt2, toy, toy_resid):
 
 def fit(das_problem, **kwargs):
     objective, X, y, _ = das_problem
-    das = DistributedAlignmentSearch(objective, **{"epochs": EPOCHS, "batch_size": BATCH, **kwargs})
-    assert das.fit(X, y) is das
+    das = DistributedAlignmentSearch(**{"layer": objective.layer, "epochs": EPOCHS, "batch_size": BATCH, **kwargs})
+    assert das.fit(X, y, objective=objective) is das
     return das
 
 

@@ -1,4 +1,4 @@
-"""harness.rendering.das: DAS training renders a per-layer table (epochs run, best epoch, initial and
+"""harness.reporting.rendering.das: DAS training renders a per-layer table (epochs run, best epoch, initial and
 best validation loss, final train loss, why it stopped, trained), names the dropped layers and why,
 puts every curve in ``report.data["das_training"]`` and draws ``das_validation_loss.png``."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 
-from harness.das import STOPPED_AT_CAP, STOPPED_BY_PATIENCE, DASSettings, DASTrainingSummary
-from harness.direction_fitting import DASTraining
-from harness.report import ReportBuilder
+from harness.directions.das import STOPPED_AT_CAP, STOPPED_BY_PATIENCE, DASSettings, DASTrainingSummary
+from harness.directions.fitting import DASTraining
+from harness.reporting.report import ReportBuilder
 
 SETTINGS = DASSettings(epochs=12, batch_size=8, layers=(12, 30))
 

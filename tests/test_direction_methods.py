@@ -1,7 +1,8 @@
-"""The direction-method registry (``harness/direction_methods.py``) and fitting every method through it
-(``harness/direction_fitting.py``), on the tiny GPT-2 with the ToyMovieReview prompts: the seeded
+"""The direction-method registry (``harness/directions/registry.py``) and fitting every method through it
+(``harness/directions/fitting.py``), on the tiny GPT-2 with the ToyMovieReview prompts: the seeded
 methods take the context's seed (seed 0 = the paper's seeds), the seed is in the fit's cache key, and
-a DAS layer that did not train is kept for the report but never handed to a claim."""
+a DAS layer that did not train is kept for the report but never handed to a claim. DAS follows the
+estimator contract: the model reaches it through ``fit(X, y, objective=...)``, so ``clone`` copies no model."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 
-from harness import direction_methods
-from harness.das import DASObjective, DASSettings, DistributedAlignmentSearch
-from harness.direction_fitting import FitContext, FittedDirections, fit_cache_key, fit_method, method_layers
-from harness.direction_methods import REGISTRY, DirectionMethod, method_pairs, methods
-from harness.directions import MeanDifference
-from harness.forward import SplitActivations, block_inputs, run_from
-from harness.metrics import sentiment_score
+from harness.directions import registry as direction_methods
+from harness.directions.das import DASObjective, DASSettings, DistributedAlignmentSearch
+from harness.directions.fitting import FitContext, FittedDirections, fit_cache_key, fit_method, method_layers
+from harness.directions.registry import REGISTRY, DirectionMethod, method_pairs, methods
+from harness.directions.finders import MeanDifference
+from harness.interventions.forward import SplitActivations, block_inputs, run_from
+from harness.measures.metrics import sentiment_score
 
 DAS = DASSettings(epochs=1, batch_size=8, layers=(1,))
 
@@ -46,6 +48,19 @@ def test_cheap_methods_fit_every_boundary_and_das_its_layers(gpt2):
     assert method_layers("das", gpt2.n_layers, DAS) == (1,)
 
 
+def test_needing_the_model_and_the_layers_are_declared_separately():
+    declared = {name: (method.layers, method.needs_model, method.control) for name, method in REGISTRY.items()}
+    assert declared == {"mean_diff": ("every", False, False), "kmeans": ("every", False, False),
+                        "probe": ("every", False, False), "pca": ("every", False, False),
+                        "das": ("das", True, False), "random": ("every", False, True)}
+    assert REGISTRY["das"].estimator is DistributedAlignmentSearch
+    assert (DistributedAlignmentSearch.method_name, DistributedAlignmentSearch.layers) == ("das", "das")
+    with pytest.raises(ValueError, match="already registered"):
+        direction_methods.register_method("mean_diff")(type("Again", (MeanDifference,), {}))
+    with pytest.raises(ValueError, match="layers"):
+        DirectionMethod("odd", lambda layer, context: MeanDifference(), layers="some")
+
+
 @pytest.mark.parametrize("method", ["mean_diff", "kmeans", "probe", "pca", "random"])
 def test_fit_method_equals_fitting_the_estimator_by_hand(method, context, gpt2):
     fitted = fit_method(method, context, (0, gpt2.n_layers))
@@ -64,11 +79,26 @@ def test_das_is_fit_on_data_only_and_equals_the_inline_objective(context, gpt2, 
         scores = [sentiment_score(run_from(gpt2.bridge, block_inputs(r, n), n), pairs.answer_ids) for r in (clean, corrupted)]
     objective = DASObjective(gpt2.bridge, 1, block_inputs(corrupted, 1), pairs.clean.positions["ADJ"], pairs.answer_ids,
                              pairs.clean.labels, *scores)
-    inline = DistributedAlignmentSearch(objective, epochs=1, batch_size=8).fit(
-        clean[1, torch.arange(len(pairs)), pairs.clean.positions["ADJ"]], pairs.clean.labels)
+    inline = DistributedAlignmentSearch(layer=1, epochs=1, batch_size=8).fit(
+        clean[1, torch.arange(len(pairs)), pairs.clean.positions["ADJ"]], pairs.clean.labels, objective=objective)
     torch.testing.assert_close(fitted.direction_, inline.direction_)
-    assert fitted.objective is None  # the model is released: the fitted estimator pickles (the disk cache)
-    pickle.loads(pickle.dumps(fitted))
+    assert not any(isinstance(value, (DASObjective, torch.nn.Module)) for value in vars(fitted).values())
+    pickle.loads(pickle.dumps(fitted))  # holds no model: the fitted estimator pickles (and goes to the disk cache)
+
+
+def test_das_is_cloned_without_the_model(context):
+    """``sklearn.base.clone`` copies the hyperparameters (layer, epochs, batch size, lr, seed, ...) only."""
+    das = REGISTRY["das"].make(1, context)
+    params = das.get_params()
+    assert params["layer"] == 1 and params["epochs"] == DAS.epochs and params["lr"] == DAS.lr and "objective" not in params
+    assert not any(isinstance(value, (DASObjective, torch.nn.Module)) for value in params.values())
+    copy = clone(fit_method("das", context, (1,))[1])
+    assert copy.get_params() == params and not hasattr(copy, "direction_")
+    assert not any(isinstance(value, (DASObjective, torch.nn.Module)) for value in vars(copy).values())
+    with pytest.raises(ValueError, match="objective"):
+        copy.fit(*context.training_data("das", 1))  # the model is a fit parameter, not a setting
+    with pytest.raises(ValueError, match="layer"):
+        copy.fit(*context.training_data("das", 1), objective=context.das_objective(2))
 
 
 def test_fitted_estimators_classify_with_their_own_predict(context, gpt2):
@@ -88,7 +118,7 @@ def test_seeded_methods_take_the_context_seed(gpt2, toy, toy_resid):
     assert REGISTRY["kmeans"].make(3, zero).random_state == 0 and REGISTRY["kmeans"].make(3, one).random_state == 1
     assert (REGISTRY["random"].make(3, zero).random_state, REGISTRY["random"].make(3, zero).draw) == (42, 3)
     assert REGISTRY["random"].make(3, one).random_state == 43
-    assert zero.das_estimator(1).seed == 0 and one.das_estimator(1).seed == 1
+    assert REGISTRY["das"].make(1, zero).seed == 0 and REGISTRY["das"].make(1, one).seed == 1
     assert not torch.equal(fit_method("random", zero, (1,))[1].direction_, fit_method("random", one, (1,))[1].direction_)
     assert not torch.equal(fit_method("das", zero, (1,))[1].direction_, fit_method("das", one, (1,))[1].direction_)
 

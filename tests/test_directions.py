@@ -1,4 +1,4 @@
-"""The direction finders of harness.directions on synthetic data with a known answer (paper §4).
+"""The direction finders of harness.directions.finders on synthetic data with a known answer (paper §4).
 
 Two Gaussian clusters in 32 dimensions, at ±3 along a known unit vector u with unit noise (so u is
 also the direction of largest variance, and PCA should find it). The positive class sits at +3u or,
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.directions import (
+from harness.directions.finders import (
     KMeansDirection,
     LogisticProbe,
     MeanDifference,

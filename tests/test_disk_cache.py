@@ -1,4 +1,4 @@
-"""harness.disk_cache: the content-addressed, self-verifying activation cache.
+"""harness.runtime.disk_cache: the content-addressed, self-verifying activation cache.
 
 - a second ``get_or_compute`` with the same key is served from disk (compute not called);
 - a truncated file or one with a flipped byte is detected, warned about, and recomputed;
@@ -35,8 +35,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import disk_cache
-from harness.disk_cache import DiskCache, cacheable, content_key
+from harness.runtime import disk_cache
+from harness.runtime.disk_cache import DiskCache, cacheable, content_key
 
 DAMAGED = "truncated, corrupted or in another format"
 
@@ -99,7 +99,7 @@ def damage_empty(blob: bytes) -> bytes:
 def test_damaged_file_is_detected_and_recomputed(tmp_path, damage):
     cache, compute = DiskCache(tmp_path), Compute()
     cache.get_or_compute("acts", "k", compute)
-    path = cache.path("acts", "k")
+    path = cache.path("acts", "k", compute)
     path.write_bytes(damage(path.read_bytes()))
     with pytest.warns(UserWarning, match=DAMAGED):
         assert_value(cache.get_or_compute("acts", "k", compute))
@@ -126,7 +126,7 @@ def test_store_leaves_no_temporary_files(tmp_path):
     cache = DiskCache(tmp_path)
     for key in ("a", "b"):
         cache.get_or_compute("acts", key, Compute())
-    assert sorted(p.name for p in (tmp_path / "acts").iterdir()) == sorted(cache.path("acts", k).name for k in "ab")
+    assert sorted(p.name for p in (tmp_path / "acts").iterdir()) == sorted(cache.path("acts", k, Compute()).name for k in "ab")
 
 
 def test_content_key_is_stable():
@@ -181,15 +181,13 @@ def test_changed_code_is_not_served_an_old_result(tmp_path):
     assert compute.calls == 2
 
 
-def test_source_fingerprint_follows_file_contents(tmp_path):
-    from harness.disk_cache import source_fingerprint
-
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "m.py").write_text("x = 1\n")
-    before = source_fingerprint(tmp_path / "pkg")
-    assert source_fingerprint(tmp_path / "pkg") == before
-    (tmp_path / "pkg" / "m.py").write_text("x = 2\n")
-    assert source_fingerprint(tmp_path / "pkg") != before
+def test_the_code_compute_runs_is_part_of_the_key(tmp_path):
+    """Two computations under one key, running different code, get separate entries."""
+    cache = DiskCache(tmp_path)
+    assert cache.get_or_compute("acts", "k", lambda: 1) == 1
+    assert cache.get_or_compute("acts", "k", lambda: 2) == 2
+    assert cache.get_or_compute("acts", "k", lambda: 1) == 1
+    assert (cache.hits, cache.misses) == (1, 2)
 
 
 # round trips -----------------------------------------------------------------------------------------
@@ -232,9 +230,12 @@ def assert_same(actual, expected, where="value"):
 
 def round_trip(cache: DiskCache, value):
     """``value`` stored, then served by ``get_or_compute`` as a hit (compute never called)."""
-    cache.store(cache.path("values", "v"), value)
+    def unexpected():
+        pytest.fail("a stored value was recomputed")
+
+    cache.store(cache.path("values", "v", unexpected), value)
     hits = cache.hits
-    served = cache.get_or_compute("values", "v", lambda: pytest.fail("a stored value was recomputed"))
+    served = cache.get_or_compute("values", "v", unexpected)
     assert cache.hits == hits + 1
     return served
 
@@ -274,9 +275,9 @@ def test_every_supported_type_round_trips(tmp_path, value):
 def test_the_suites_cached_result_types_round_trip(tmp_path):
     """What the call sites store: results classes with tuple-keyed dicts, dicts keyed by bands, fitted
     estimators (numpy scalars among their attributes), (logits, ranks) tuples, lists of (layer, head)."""
-    from harness.directions import KMeansDirection, MeanDifference
-    from harness.summarization import ResampleEffects
-    from harness.sweep import PatchingResults
+    from harness.directions.finders import KMeansDirection, MeanDifference
+    from harness.experiments.summarization import ResampleEffects
+    from harness.interventions.sweep import PatchingResults
 
     X, y = torch.randn(20, 6, generator=torch.Generator().manual_seed(0)), torch.arange(20) % 2
     value = {
@@ -302,10 +303,10 @@ def test_requires_grad_and_shared_tensors_are_kept(tmp_path):
 
 
 def test_a_stored_none_is_a_hit(tmp_path):
-    cache, calls = DiskCache(tmp_path), []
+    cache, compute = DiskCache(tmp_path), Compute()
     for _ in range(2):
-        assert cache.get_or_compute("values", "none", lambda: calls.append(1)) is None
-    assert len(calls) == 1
+        assert cache.get_or_compute("values", "none", lambda: compute() and None) is None
+    assert compute.calls == 1
 
 
 @pytest.mark.parametrize("value, named", [
@@ -388,7 +389,7 @@ def test_a_planted_payload_is_refused_never_executed_and_rebuilt(tmp_path, monke
         monkeypatch.setattr(owner, name, lambda *a, _original=original, _name=name, **k: (unpickled.append(_name),
                                                                                           _original(*a, **k))[1])
     cache, compute = DiskCache(tmp_path / "cache"), Compute()
-    path = cache.path("acts", "k")
+    path = cache.path("acts", "k", compute)
     path.parent.mkdir(parents=True)
     path.write_bytes(PLANTS[plant](Plant(marker)))
     with pytest.warns(UserWarning, match=DAMAGED):
@@ -404,7 +405,7 @@ def test_a_planted_payload_is_refused_never_executed_and_rebuilt(tmp_path, monke
 def test_a_file_is_json_and_safetensors_behind_the_header(tmp_path):
     cache = DiskCache(tmp_path)
     cache.get_or_compute("acts", "k", Compute())
-    magic, checksum, tree, tensors = cache.path("acts", "k").read_bytes().split(b"\n", 3)
+    magic, checksum, tree, tensors = cache.path("acts", "k", Compute()).read_bytes().split(b"\n", 3)
     assert magic + b"\n" == disk_cache._MAGIC and len(checksum) == 64
     assert json.loads(tree) == {"dict": [["resid", {"tensor": "0"}], ["layers", [0, 1, 2]]]}
     assert torch.equal(safetensors.torch.load(tensors)["0"], VALUE["resid"])
@@ -416,7 +417,7 @@ WORKER = textwrap.dedent("""
     import json, sys, time, warnings
     from pathlib import Path
     import torch
-    from harness.disk_cache import DiskCache
+    from harness.runtime.disk_cache import DiskCache
 
     root, me, seconds = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
     expected = {"resid": torch.arange(1 << 18, dtype=torch.float32) / 7, "layers": (0, 1, 2), "name": "shared"}
@@ -446,4 +447,4 @@ def test_two_processes_on_one_entry_never_see_a_damaged_value(tmp_path):
     counts = [json.loads(out) for out, _ in outputs]
     assert all(c["writes"] > 0 and c["reads"] > 0 for c in counts), counts
     entries = [p.name for p in (tmp_path / "cache" / "acts").iterdir()]
-    assert entries == [DiskCache(tmp_path).path("acts", "shared").name]  # no temporary file left behind
+    assert len(entries) == 1 and entries[0].endswith(".cache")  # one entry, no temporary file left behind

@@ -1,4 +1,4 @@
-"""harness.early_directions: the early layer of §5.4-§5.6 and each method's nearest fitted layer.
+"""harness.experiments.early_directions: the early layer of §5.4-§5.6 and each method's nearest fitted layer.
 
 - the early layer is the paper's layer 1 of 12 at the same depth (3 of 30), its hook the residual there;
 - a method fitted at the early layer uses it; one that is not (DAS at ``--das-layers``) takes its
@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import hook_names
-from harness.direction_methods import methods
-from harness.early_directions import early_directions, nearest_fitted_layer
+from harness.interventions import hook_names
+from harness.directions.registry import methods
+from harness.experiments.early_directions import early_directions, nearest_fitted_layer
 
 
 @pytest.mark.parametrize("fitted, layer, expected", [

@@ -1,4 +1,4 @@
-"""Per-model expectations (``harness/expectations.py``) and the ``claim`` fixture's use of them: an
+"""Per-model expectations (``harness/verdicts/expectations.py``) and the ``claim`` fixture's use of them: an
 expected non-replication is a ``ClaimNotReplicated``, a value outside its band an ``ExpectationOutdated``
 naming the entry, and a malformed entry is refused naming it."""
 
@@ -10,10 +10,11 @@ from types import SimpleNamespace
 import pytest
 
 from fixtures.claims import ClaimCheck, expectation_key
-from harness.claim_record import ClaimRecord
-from harness.claims_declared import declared
-from harness.expectations import ClaimInconclusive, ClaimNotReplicated, ExpectationOutdated, load_expectations
-from harness.statistics import Estimate
+from harness.verdicts.declaration import Verdict
+from harness.verdicts.record import ClaimRecord
+from harness.verdicts.declared import declared
+from harness.verdicts.expectations import ClaimInconclusive, ClaimNotReplicated, ExpectationOutdated, load_expectations
+from harness.measures.statistics import Estimate
 
 ENTRY = '''["test_directions.py::test_d2_direction_separates_test_adjectives[pca]"]
 verdict = "does not replicate"
@@ -31,7 +32,8 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_a_valid_entry_is_loaded(tmp_path):
     expectation = load_expectations(_write(tmp_path, ENTRY), "tiny")[
         "test_directions.py::test_d2_direction_separates_test_adjectives[pca]"]
-    assert (expectation.verdict, expectation.measured, expectation.band) == ("does not replicate", 0.8, (0.7, 0.85))
+    assert expectation.verdict == Verdict.DOES_NOT_REPLICATE
+    assert (expectation.measured, expectation.band) == (0.8, (0.7, 0.85))
     assert expectation.holds(0.7) and expectation.holds(0.85) and not expectation.holds(0.86)
     assert not expectation.holds(float("nan"))
     message = str(expectation.outdated(0.9))
@@ -75,12 +77,13 @@ def test_the_verdict_comes_from_the_ci_and_pytest_mirrors_it():
     check, node = _check()
     with pytest.raises(ClaimNotReplicated, match="D2 .* measured 0.500 \\[0.400, 0.600\\] \\(n = 40 prompts\\)"):
         check.check(_estimate(0.5, 0.4, 0.6))  # D2 needs >= 0.9: the whole CI fails
-    assert node.user_properties[0][1]["verdict"] == "does not replicate"  # recorded (as plain data) before raising
-    assert _fresh(check).check(_estimate(0.95, 0.91, 0.99)).verdict == "replicates"
+    recorded = node.user_properties[0][1]["verdict"]  # recorded (as plain data) before raising
+    assert recorded == Verdict.DOES_NOT_REPLICATE
+    assert _fresh(check).check(_estimate(0.95, 0.91, 0.99)).verdict == Verdict.REPLICATES
     inconclusive = _fresh(check).check(_estimate(0.95, 0.85, 0.99))  # passes the test, reports its own status
-    assert inconclusive.verdict == "inconclusive" and inconclusive.n_to_decide > 40
+    assert inconclusive.verdict == Verdict.INCONCLUSIVE and inconclusive.n_to_decide > 40
     not_applicable = _fresh(check).check(_estimate(0.5, 0.4, 0.6), preconditions={"task solved": False})
-    assert not_applicable.verdict == "not applicable" and not_applicable.failed_preconditions() == ["task solved"]
+    assert not_applicable.verdict == Verdict.NOT_APPLICABLE and not_applicable.failed_preconditions() == ["task solved"]
     strict, _ = _check(strict_verdicts=True)
     with pytest.raises(ClaimInconclusive):
         strict.check(_estimate(0.95, 0.85, 0.99))
@@ -91,7 +94,8 @@ def test_a_failed_precondition_records_the_claim_not_applicable_without_measurin
     assert check.applies({"task solved": True}) and not node.user_properties  # the test goes on to measure
     assert not _fresh(check).applies({"task solved": False, "effect present": True}, description="D2 on a task")
     record = ClaimRecord(**node.user_properties[0][1])
-    assert record.verdict == "not applicable" and not record.passed and record.failed_preconditions() == ["task solved"]
+    assert record.verdict == Verdict.NOT_APPLICABLE and not record.passed
+    assert record.failed_preconditions() == ["task solved"]
     assert record.measured is record.ci_low is record.ci_high is None and record.n == 0
     assert record.measured_text() == "not measured" and record.ci_method == "not measured: task solved"
     assert record.to_json()["measured"] is None

@@ -1,4 +1,4 @@
-"""harness.forward on both tiny models (paper §3: residual boundaries, restarting a forward pass).
+"""harness.interventions.forward on both tiny models (paper §3: residual boundaries, restarting a forward pass).
 
 - ``residual_stream`` gives [n_layers+1, batch, pos, d_model], boundary L being the input of block L
   and boundary n_layers the last block's output;
@@ -15,10 +15,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.forward import block_inputs, first_block, residual_stream, run_from
-from harness.hook_names import resid as resid_hook_name
-from harness.interventions import directional_patch, edit_hook, position_mask
-from harness.interventions import hooks_attached
+from harness.interventions.forward import block_inputs, first_block, residual_stream, run_from
+from harness.interventions.hook_names import resid as resid_hook_name
+from harness.interventions.edit import directional_patch, edit_hook, position_mask
+from harness.interventions.edit import hooks_attached
 
 PROMPTS = ["I thought this movie was great, I loved it.", "I thought this movie was awful, I hated it."]
 PADDED = ["I thought this movie was great, I loved it.", "It was awful"]

@@ -1,4 +1,4 @@
-"""harness.generation: generation with hooks active, and the key/value-cache bug workaround (§5.5).
+"""harness.interventions.generation: generation with hooks active, and the key/value-cache bug workaround (§5.5).
 
 With transformer_lens 4.3 and transformers 5.24 the GPT-2 and Llama bridges generate wrong tokens
 with the cache on (the cache reaches attention as ``cache=``, which the bridge does not read). The
@@ -19,9 +19,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import hook_names
-from harness.generation import kv_cache_passed_through, sample_continuations, steering_hook
-from harness.interventions import hooks_attached, unit
+from harness.interventions import hook_names
+from harness.interventions.generation import kv_cache_passed_through, sample_continuations, steering_hook
+from harness.interventions.edit import hooks_attached, unit
 
 PROMPT = "I really enjoyed the movie, in fact I loved it. I thought the movie was just very"
 HOOK = hook_names.resid_pre(1)

@@ -1,4 +1,4 @@
-"""Property tests of the edits in harness.interventions (paper §5.2–§5.3), on random tensors.
+"""Property tests of the edits in harness.interventions.edit (paper §5.2–§5.3), on random tensors.
 
 - directional patch x' = x + (d·s − d·x) d: only the component along d changes, and it becomes the
   source's; a direction's scale and sign do not matter (unit-normalised at use time);
@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.interventions import directional_patch, edit_hook, full_patch, position_mask, project_out, unit
+from harness.interventions.edit import directional_patch, edit_hook, full_patch, position_mask, project_out, unit
 
 SETTINGS = settings(max_examples=40, deadline=None)
 ATOL = 1e-9  # float64 throughout
@@ -116,7 +116,7 @@ def test_edit_hook_broadcasts_the_mask_over_trailing_dims(case, data):
 def test_frozen_attention_uses_the_given_pattern(tiny):
     """Freezing every layer's pattern to the run's own changes nothing; freezing it to another prompt's
     changes the output, and each head's z is then exactly that pattern applied to this run's v."""
-    from harness.attention import attention_patterns, freeze_attention_hooks
+    from harness.interventions.attention import attention_patterns, freeze_attention_hooks
 
     bridge = tiny.bridge
     tokens = bridge.to_tokens(["I loved this movie", "I hated that film"], prepend_bos=True)

@@ -1,4 +1,4 @@
-"""The many-model launcher (``harness/launch.py``) with submitit's local executor: one job per tiny
+"""The many-model launcher (``harness/reporting/launch.py``) with submitit's local executor: one job per tiny
 random-weight model (``tiny_dirs`` from ``tests/conftest.py``), each running one D1 claim test, then the
 matrix of the run. The jobs use the suite's cache as this session does (the tiny models' tokenizer
 comes from its converted SmolLM2 copy)."""
@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.launch import main
+from harness.reporting.launch import main
+from harness.verdicts.declaration import Verdict
+
+pytestmark = pytest.mark.e2e
 
 SUBSET = ["-k", "d1_methods_agree and layer0-mean_diff-kmeans", "--threads", "1", "--das-epochs", "1"]
-DECIDED = ("replicates", "does not replicate", "inconclusive")
+DECIDED = (Verdict.REPLICATES, Verdict.DOES_NOT_REPLICATE, Verdict.INCONCLUSIVE)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""harness.lexicon: the VADER labeller pinned on words, tokens and sentences (§5.4-§5.5 offline labels).
+"""harness.datasets.lexicon: the VADER labeller pinned on words, tokens and sentences (§5.4-§5.5 offline labels).
 
 Word valences are VADER's human ratings (good 1.9, bad -2.5, fine 0.8); a word is positive at >= +1,
 negative at <= -1. Texts use VADER's compound score with its documented +-0.05 cut-offs, which sees
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.lexicon import NEGATIVE, NEUTRAL, POSITIVE, VaderLabeller, label_counts, token_words
+from harness.datasets.lexicon import NEGATIVE, NEUTRAL, POSITIVE, VaderLabeller, label_counts, token_words
 
 
 @pytest.fixture(scope="module")

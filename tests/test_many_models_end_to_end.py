@@ -22,6 +22,8 @@ import pytest
 
 from tests.claims_sessions import names_of, outcome_counts, results_of
 
+pytestmark = pytest.mark.e2e
+
 
 def measured(results: dict) -> dict[str, float]:
     return {row["test_id"]: row["measured"] for row in results["claims"]}

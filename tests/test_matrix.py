@@ -1,4 +1,4 @@
-"""The cross-model replication matrix (``harness/matrix.py``) on synthetic ``results.json`` files shaped like
+"""The cross-model replication matrix (``harness/reporting/matrix/``) on synthetic ``results.json`` files shaped like
 ``reports/<model>/results.json``: the claim-level rules, which files go side by side (declarations, run id,
 expected models, duplicates, malformed files), the figures and the command line."""
 
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.claims_declared import CLAIMS, declarations_sha256
-from harness.matrix import (ClaimCell, build_matrix, claim_verdict, load_results, main, matrix_markdown,
+from harness.verdicts.declaration import Verdict
+from harness.verdicts.declared import CLAIMS, declarations_sha256
+from harness.reporting.matrix import (ClaimCell, build_matrix, claim_verdict, load_results, main, matrix_markdown,
                             sweep_by_relative_depth, write_matrix)
 
 RUN = "run-a"
@@ -18,18 +19,18 @@ D1_LAYER0 = "test_directions.py::test_d1_methods_agree[layer0-{}]"
 DAS_LAYER = "test_directional_patching.py::test_p2_other_methods_flip_sentiment[das-layer{}]"
 
 
-def row(test_id: str, claim: str, verdict: str, measured: float | None = 0.5,
+def row(test_id: str, claim: str, verdict: Verdict, measured: float | None = 0.5,
         ci: tuple[float, float] | None = (0.4, 0.6)) -> dict:
     """A measured claim row as ``ReportBuilder._json`` writes it (declared section, statement, paper value)."""
     declared = CLAIMS[claim]
     low, high = ci if ci and measured is not None else (None, None)
-    return {"test_id": test_id, "outcome": "failed" if verdict == "does not replicate" else "passed",
+    return {"test_id": test_id, "outcome": "failed" if verdict == Verdict.DOES_NOT_REPLICATE else "passed",
             "status": verdict, "seconds": 1.0, "note": "", "expected_verdict": None, "claim": claim,
             "section": declared.section, "statement": declared.statement, "description": declared.statistic,
             "paper_value": str(declared.paper), "measured": measured, "ci_low": low, "ci_high": high, "n": 52,
             "n_unit": "train prompts", "ci_method": "percentile bootstrap", "threshold": 0.75, "passes_when": "above",
             "threshold_kind": "generic", "tolerance": ">= 0.75", "threshold_source": "generic", "verdict": verdict,
-            "passed": verdict == "replicates", "undefined_resamples": 0, "n_to_decide": None, "centre": None,
+            "passed": verdict == Verdict.REPLICATES, "undefined_resamples": 0, "n_to_decide": None, "centre": None,
             "unit": "", "details": "", "case": None, "preconditions": {}}
 
 
@@ -42,13 +43,13 @@ def crash(test_id: str, claim: str, outcome: str = "failed") -> dict:
 
 def default_rows() -> list[dict]:
     """D1 mixed (2 replicate, 1 does not), D1.random replicates, P1 does not replicate."""
-    return [row(D1_LAYER0.format("mean_diff-kmeans"), "D1", "replicates", 0.97, (0.95, 0.99)),
-            row(D1_LAYER0.format("mean_diff-probe"), "D1", "replicates", 0.9, (0.8, 0.95)),
-            row(D1_LAYER0.format("probe-pca"), "D1", "does not replicate", 0.3, (0.2, 0.4)),
-            row("test_directions.py::test_d1_random_is_orthogonal", "D1.random", "replicates", 0.0862,
+    return [row(D1_LAYER0.format("mean_diff-kmeans"), "D1", Verdict.REPLICATES, 0.97, (0.95, 0.99)),
+            row(D1_LAYER0.format("mean_diff-probe"), "D1", Verdict.REPLICATES, 0.9, (0.8, 0.95)),
+            row(D1_LAYER0.format("probe-pca"), "D1", Verdict.DOES_NOT_REPLICATE, 0.3, (0.2, 0.4)),
+            row("test_directions.py::test_d1_random_is_orthogonal", "D1.random", Verdict.REPLICATES, 0.0862,
                 (0.0751, 0.0972)),
             row("test_directional_patching.py::test_p1_das_patching_flips_sentiment[logit_flip]", "P1",
-                "does not replicate", 12.0, (5.0, 20.0))]
+                Verdict.DOES_NOT_REPLICATE, 12.0, (5.0, 20.0))]
 
 
 def write_results(root: Path, model: str, *, rows: list[dict] | None = None, not_measured: list[dict] | None = None,
@@ -93,13 +94,13 @@ def claim_cell(matrix, claim: str, model: str) -> ClaimCell:
 # Claim-level rules -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("tally, verdict", [
-    ({"replicates": 4}, "replicates"),
-    ({"does not replicate": 3}, "does not replicate"),
-    ({"inconclusive": 2}, "inconclusive"),
-    ({"not applicable": 5}, "not applicable"),
-    ({"replicates": 3, "not applicable": 2}, "replicates"),  # n/a rows decide nothing
-    ({"replicates": 5, "does not replicate": 2, "inconclusive": 1}, "mixed"),
-    ({"replicates": 1, "inconclusive": 1}, "mixed"),
+    ({Verdict.REPLICATES: 4}, Verdict.REPLICATES),
+    ({Verdict.DOES_NOT_REPLICATE: 3}, Verdict.DOES_NOT_REPLICATE),
+    ({Verdict.INCONCLUSIVE: 2}, Verdict.INCONCLUSIVE),
+    ({Verdict.NOT_APPLICABLE: 5}, Verdict.NOT_APPLICABLE),
+    ({Verdict.REPLICATES: 3, Verdict.NOT_APPLICABLE: 2}, Verdict.REPLICATES),  # n/a rows decide nothing
+    ({Verdict.REPLICATES: 5, Verdict.DOES_NOT_REPLICATE: 2, Verdict.INCONCLUSIVE: 1}, "mixed"),
+    ({Verdict.REPLICATES: 1, Verdict.INCONCLUSIVE: 1}, "mixed"),
     ({"skipped": 5}, "skipped"),
     ({"crashed": 1, "skipped": 1}, "crashed"),
 ])
@@ -108,22 +109,22 @@ def test_claim_verdict_rules(tally, verdict):
 
 
 def test_claim_cell_text_one_row_and_several():
-    one = ClaimCell.of([row(D1_LAYER0.format("a-b"), "D1", "replicates", 0.91234, (0.88123, 0.95))])
+    one = ClaimCell.of([row(D1_LAYER0.format("a-b"), "D1", Verdict.REPLICATES, 0.91234, (0.88123, 0.95))])
     assert one.text == "replicates 0.912 [0.881, 0.95]"
-    rows = ([row(D1_LAYER0.format(i), "D1", "replicates") for i in range(5)]
-            + [row(D1_LAYER0.format(i), "D1", "does not replicate") for i in range(5, 7)]
-            + [row(D1_LAYER0.format(7), "D1", "inconclusive")])
+    rows = ([row(D1_LAYER0.format(i), "D1", Verdict.REPLICATES) for i in range(5)]
+            + [row(D1_LAYER0.format(i), "D1", Verdict.DOES_NOT_REPLICATE) for i in range(5, 7)]
+            + [row(D1_LAYER0.format(7), "D1", Verdict.INCONCLUSIVE)])
     assert ClaimCell.of(rows).text == "mixed: 5/8 replicate, 2 do not, 1 inconclusive"
-    not_applicable = [row(D1_LAYER0.format(i), "D1", "not applicable", None) for i in range(4)]
+    not_applicable = [row(D1_LAYER0.format(i), "D1", Verdict.NOT_APPLICABLE, None) for i in range(4)]
     assert ClaimCell.of(not_applicable).text == "not applicable: 4 n/a"
 
 
 def test_rows_keyed_by_layers_that_differ_between_models(tmp_path):
     """DAS rows of a 12-layer and a 24-layer model: one claim cell each, a detail row per test (blank where
     the model has no such row)."""
-    write_results(tmp_path, "shallow", rows=[row(DAS_LAYER.format(l), "P2", "replicates") for l in (3, 6)])
-    write_results(tmp_path, "deep", rows=[row(DAS_LAYER.format(l), "P2", v)
-                                          for l, v in ((6, "replicates"), (12, "inconclusive"))], n_layers=24)
+    write_results(tmp_path, "shallow", rows=[row(DAS_LAYER.format(l), "P2", Verdict.REPLICATES) for l in (3, 6)])
+    deep_rows = ((6, Verdict.REPLICATES), (12, Verdict.INCONCLUSIVE))
+    write_results(tmp_path, "deep", rows=[row(DAS_LAYER.format(l), "P2", v) for l, v in deep_rows], n_layers=24)
     matrix = build_matrix(load_results([tmp_path]))
     assert claim_cell(matrix, "P2", "shallow").text == "replicates: 2/2 replicate"
     assert claim_cell(matrix, "P2", "deep").text == "mixed: 1/2 replicate, 1 inconclusive"
@@ -134,7 +135,7 @@ def test_rows_keyed_by_layers_that_differ_between_models(tmp_path):
 
 def test_claims_grouped_by_section_in_declaration_order_and_summary(tmp_path):
     write_results(tmp_path, "m1")
-    write_results(tmp_path, "m2", rows=[r | {"verdict": "replicates"} if r["claim"] == "D1" else r
+    write_results(tmp_path, "m2", rows=[r | {"verdict": Verdict.REPLICATES} if r["claim"] == "D1" else r
                                         for r in default_rows()])
     matrix = build_matrix(load_results([tmp_path]))
     declared = [c for c in CLAIMS if c in {"D1", "D1.random", "P1"}]

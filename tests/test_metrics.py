@@ -1,4 +1,4 @@
-"""harness.metrics on numbers small enough to compute by hand (paper §5.1 definitions).
+"""harness.measures.metrics on numbers small enough to compute by hand (paper §5.1 definitions).
 
 The running example: four prompts with clean labels [1, 0, 1, 0] (signs +, −, +, −).
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.metrics import (
+from harness.measures.metrics import (
     accuracy,
     centred_logit_diff,
     logit_diff,
@@ -21,7 +21,7 @@ from harness.metrics import (
     logit_flip,
     sentiment_score,
 )
-from harness.statistics import bootstrap
+from harness.measures.statistics import bootstrap
 
 LABELS = torch.tensor([1, 0, 1, 0])
 CLEAN = torch.tensor([3.0, -1.0, 2.0, 0.0])
@@ -95,8 +95,8 @@ def test_bootstrap_refuses_a_statistic_undefined_everywhere():
 
 
 def test_patching_results_tabulates_the_same_metrics():
-    """``harness.sweep.PatchingResults`` reads the metrics per (method, layer) from stored scores."""
-    from harness.sweep import PatchingResults
+    """``harness.interventions.sweep.PatchingResults`` reads the metrics per (method, layer) from stored scores."""
+    from harness.interventions.sweep import PatchingResults
 
     results = PatchingResults(labels=LABELS, clean=CLEAN, corrupted=CORRUPTED, patched={
         ("a", 0): CORRUPTED, ("a", 1): PATCHED, ("a", 2): CLEAN, ("b", 1): PATCHED})

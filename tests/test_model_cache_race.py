@@ -1,4 +1,4 @@
-"""harness.models.converted_gguf_dir when sessions share one cache:
+"""harness.models.loading.converted_gguf_dir when sessions share one cache:
 
 - two processes started together on an empty cache, converting the tiny GGUF of ``tests/tiny_gguf.py``,
   both get the same converted copy (one converts, the other waits for it and reuses it), and no staging
@@ -23,9 +23,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import models
-from harness.models import ModelSource, _install_converted, _load_hf, conversion_record, converted_gguf_dir
+from harness.models import loading as models
+from harness.models.loading import ModelSource, _install_converted, _load_hf, conversion_record, converted_gguf_dir
 from tests.tiny_gguf import write_tiny_gguf
+
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).parents[1]
 
@@ -33,8 +35,7 @@ WORKER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     import transformers  # imported before the start line, so both conversions start together
-    from harness import models
-
+    from harness.models import loading as models
     dequantize, conversions = models._dequantize_gguf, []
     models._dequantize_gguf = lambda *args: (conversions.append(args), dequantize(*args))
     gguf, cache, me = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]

@@ -31,9 +31,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.models import load_model, resolve_model
+from harness.models.loading import load_model, resolve_model
+from harness.verdicts.declaration import Verdict
 from tests.claims_sessions import UNKNOWN_MODELS, outcome_counts
 from tests.tiny_gguf import D_MODEL, N_HEADS, N_KV_HEADS, N_LAYERS
+
+pytestmark = pytest.mark.e2e
 
 
 def check_session(result: subprocess.CompletedProcess, reports: Path, model: Path, name: str) -> None:
@@ -42,7 +45,8 @@ def check_session(result: subprocess.CompletedProcess, reports: Path, model: Pat
     assert result.returncode in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), context
     counts = outcome_counts(output)
     assert counts.get("errors", 0) == 0, context
-    ran = sum(counts.get(status, 0) for status in ("passed", "failed", "xfailed", "inconclusive", "not applicable"))
+    ran = sum(counts.get(status, 0)
+              for status in ("passed", "failed", "xfailed", Verdict.INCONCLUSIVE, Verdict.NOT_APPLICABLE))
     assert ran >= 1, context
 
     results_file = reports / name / "results.json"
@@ -101,14 +105,14 @@ def test_expectations_catch_only_the_claims_own_verdict(tiny_gguf: Path, two_mod
     (``expectations_session``)."""
     first, reports = two_model_session.result()
     rows = json.loads((reports / tiny_gguf.stem / "results.json").read_text())["claims"]
-    assert all(row["verdict"] in ("replicates", "does not replicate", "inconclusive", "not applicable")
+    assert all(row["verdict"] in tuple(Verdict)
                and all(isinstance(row[key], (int, float)) for key in ("measured", "ci_low", "ci_high", "threshold", "n"))
                and row["passes_when"] in ("above", "below", "abs_below") for row in rows), rows
-    if any(row["verdict"] == "inconclusive" for row in rows):
-        assert re.search(r"\d+ inconclusive", first.stdout), first.stdout[-3000:]
+    if any(row["verdict"] == Verdict.INCONCLUSIVE for row in rows):
+        assert re.search(rf"\d+ {Verdict.INCONCLUSIVE}", first.stdout), first.stdout[-3000:]
     plan, second = expectations_session.result()
     if plan is None:
-        failed = sum(row["verdict"] == "does not replicate" for row in rows)
+        failed = sum(row["verdict"] == Verdict.DOES_NOT_REPLICATE for row in rows)
         pytest.skip(f"the tiny model gave {failed} non-replicating and {len(rows) - failed} other rows; need 3 and 1")
     output = second.output
     results = json.loads((second.reports / tiny_gguf.stem / "results.json").read_text())

@@ -1,4 +1,4 @@
-"""Model resolution and loading (harness.models, paper §1).
+"""Model resolution and loading (harness.models.loading, paper §1).
 
 - ``resolve_model`` maps every accepted ``--model`` form to its source and rejects the rest with a
   message listing the accepted forms; ``resolve_device``/``resolve_dtype`` likewise (that a bad
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.models import (
+from harness.models.loading import (
     EMBEDDED_MODEL,
     ModelSpecError,
     gguf_parsed_once,
@@ -185,7 +185,7 @@ def test_a_conversion_parses_the_gguf_header_once(tmp_path, monkeypatch):
 _LOAD_SCRIPT = """
 import json, sys
 import torch
-from harness.models import ModelUnavailableError, load_model, resolve_model
+from harness.models.loading import ModelUnavailableError, load_model, resolve_model
 torch.set_num_threads(int(sys.argv[1]))  # the parent's: weight folding's float sums depend on the thread count
 results = {}
 for spec in sys.argv[2:]:

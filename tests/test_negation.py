@@ -1,4 +1,4 @@
-"""harness.negation: the tracked word's token, the §5.6 flip arithmetic, the control sentences, and the
+"""harness.experiments.negation: the tracked word's token, the §5.6 flip arithmetic, the control sentences, and the
 experiment on a tiny model: each tracked word's column in the padded batch of negated and control
 sentences, its projection at every layer equal to an unpadded forward, the early and late layers."""
 
@@ -9,14 +9,14 @@ import re
 import pytest
 import torch
 
-from harness.correlation import cosine_projections
-from harness.forward import residual_stream
-from harness.negation import (
+from harness.experiments.correlation import cosine_projections
+from harness.interventions.forward import residual_stream
+from harness.experiments.negation import (
     CONTROL_SENTENCES, NegationFlips, NegationResults, negation_experiment, tracked_word_projections, word_positions, word_token_position,
 )
-from harness.prompts import paper_reference
-from harness.statistics import bootstrap, seeded
-from harness.tokens import tokenize_padded
+from harness.datasets.prompts import paper_reference
+from harness.measures.statistics import bootstrap, seeded
+from harness.datasets.tokens import tokenize_padded
 
 NEGATORS = re.compile(r"n't\b|\b(not|never|no|hardly|less than|nothing|failed)\b", re.IGNORECASE)
 

@@ -1,4 +1,4 @@
-"""Patching properties on the tiny GPT-2 with ToyMovieReview test pairs (paper §5.2, harness.sweep).
+"""Patching properties on the tiny GPT-2 with ToyMovieReview test pairs (paper §5.2, harness.interventions.sweep).
 
 - patching clean into clean along any directions, at any layers, is the identity;
 - full-residual patching of the clean run into the corrupted run at any layer recovers 100% of the
@@ -15,11 +15,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.forward import block_inputs, run_from
-from harness.hook_names import resid as resid_hook_name
-from harness.interventions import directional_patch, edit_hook, full_patch
-from harness.metrics import centred_logit_diff, logit_diff_recovered, sentiment_score
-from harness.sweep import directional_patching_sweep
+from harness.interventions.forward import block_inputs, run_from
+from harness.interventions.hook_names import resid as resid_hook_name
+from harness.interventions.edit import directional_patch, edit_hook, full_patch
+from harness.measures.metrics import centred_logit_diff, logit_diff_recovered, sentiment_score
+from harness.interventions.sweep import directional_patching_sweep
 from tests.conftest import N_LAYERS
 
 

@@ -1,4 +1,4 @@
-"""harness.path_patching (batched) against harness.naive_path_patching (one forward per sender).
+"""harness.interventions.path_patching (batched) against harness.interventions.naive_path_patching (one forward per sender).
 
 On the tiny random-weight GPT-2 and NeoX models of ``conftest.py`` and on a tiny Llama-style model
 with grouped-query attention (4 query heads, 2 key/value heads, RMSNorm, rotary: the embedded model's
@@ -21,13 +21,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import hook_names
-from harness.naive_path_patching import naive_path_patch_to_heads, naive_path_patch_to_logits
-from harness.path_patching import (
+from harness.interventions import hook_names
+from harness.interventions.naive_path_patching import naive_path_patch_to_heads, naive_path_patch_to_logits
+from harness.interventions.path_patching import (
     INPUT_KINDS, Node, all_senders, component_cache, final_scores, head_outputs, path_effect,
     path_patch_to_heads, path_patch_to_logits, set_heads,
 )
-from harness.toy_movie_review import build_toy_movie_review
+from harness.datasets.toy_movie_review import build_toy_movie_review
 
 N_PAIRS = 4
 
@@ -132,7 +132,7 @@ def test_bad_receivers_are_refused(gpt2):
 
 
 def test_set_heads_sets_only_the_listed_heads():
-    from harness.interventions import edit_hook
+    from harness.interventions.edit import edit_hook
 
     z = torch.randn(2, 5, 4, 3)  # [batch, pos, head, d_head]
     value = torch.randn(2, 5, 2, 3)
@@ -150,7 +150,7 @@ def test_set_heads_sets_only_the_listed_heads():
 
 
 def test_head_roles_from_attention_patterns():
-    from harness.head_roles import classify_heads
+    from harness.experiments.head_roles import classify_heads
 
     positions = {name: torch.tensor([p, p]) for name, p in {"ADJ": 1, "VRB": 2, "SBJ2": 3, "END": 4}.items()}
     pattern = torch.zeros(2, 3, 5, 5)  # [batch, head, q, k]
@@ -158,18 +158,18 @@ def test_head_roles_from_attention_patterns():
     pattern[:, 1, 4, 3] = 0.3  # head 1: END -> SBJ2
     pattern[:, 2, 3, 2] = 0.2  # head 2: SBJ2 -> VRB, and END -> VRB below threshold
     pattern[:, 2, 4, 2] = 0.05
-    roles = classify_heads({0: pattern}, positions, [(0, 0), (0, 1), (0, 2)])
+    roles = classify_heads({0: pattern}, positions, [(0, 0), (0, 1), (0, 2)], threshold=0.1)
     assert [r.roles for r in roles] == [("direct reader",), ("summary reader",), ("summary writer",)]
     with pytest.raises(ValueError, match="SBJ2"):
-        classify_heads({0: pattern}, {k: v for k, v in positions.items() if k != "SBJ2"}, [(0, 0)])
+        classify_heads({0: pattern}, {k: v for k, v in positions.items() if k != "SBJ2"}, [(0, 0)], threshold=0.1)
 
 
 @pytest.mark.parametrize("directional", [False, True])
 def test_circuit_patch_equals_editing_hook_result(gpt2, directional):
     """``patch_head_outputs`` (hook_z / hook_attn_out) equals the authors' edit of each head's
     ``hook_result``, done here with ``set_use_attn_result(True)`` (restored afterwards)."""
-    from harness.circuit_patching import patch_head_outputs
-    from harness.interventions import directional_patch, edit_hook, full_patch, position_mask
+    from harness.interventions.circuit_patching import patch_head_outputs
+    from harness.interventions.edit import directional_patch, edit_hook, full_patch, position_mask
 
     bridge = gpt2.bridge
     (clean_tokens, corrupted_tokens), clean, corrupted, answers = _runs(gpt2)

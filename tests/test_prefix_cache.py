@@ -1,4 +1,4 @@
-"""``harness.prefix_cache``: a run restarted at a boundary on the positions after a cached prefix gives
+"""``harness.interventions.prefix_cache``: a run restarted at a boundary on the positions after a cached prefix gives
 the full run's logits (and DAS's loss and gradient, and the directional-patching sweep's scores), on
 GPT-2, GPT-NeoX and grouped-query Llama; a prefix where clean and corrupted prompts differ is refused."""
 
@@ -7,13 +7,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import hook_names
-from harness.das import DASObjective
-from harness.forward import block_inputs, residual_stream, run_from
-from harness.interventions import directional_patch, edit_hook, position_mask
-from harness.prefix_cache import PrefixKV
-from harness.sweep import directional_patching_sweep
-from harness.toy_movie_review import build_toy_movie_review
+from harness.interventions import hook_names
+from harness.directions.das import DASObjective
+from harness.interventions.forward import block_inputs, residual_stream, run_from
+from harness.interventions.edit import directional_patch, edit_hook, position_mask
+from harness.interventions.prefix_cache import PrefixKV
+from harness.interventions.sweep import directional_patching_sweep
+from harness.datasets.toy_movie_review import build_toy_movie_review
 from tests.test_das import problem_at
 
 PREFIX = 3

@@ -1,4 +1,4 @@
-"""harness.progress and its pytest display (fixtures/progress.py).
+"""harness.runtime.progress and its pytest display (fixtures/progress.py).
 
 - ``track`` counts each step toward the innermost open stage, its total growing by each loop's length,
   and passes the items through unchanged; with no stage open it does nothing;
@@ -14,9 +14,7 @@ from contextlib import contextmanager
 import pytest
 
 from fixtures.progress import StageLines
-from harness import progress
-
-
+from harness.runtime import progress
 class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, int, int]] = []

@@ -1,4 +1,4 @@
-"""harness.rendering.natural_text: each §5.4-§5.6 result renders its report section, data and figure.
+"""harness.reporting.rendering.natural_text: each §5.4-§5.6 result renders its report section, data and figure.
 
 Synthetic results (no model): the section titles, ``report.data`` keys and figure file names the
 report has always had, a table row per method, and figures that draw without error.
@@ -14,15 +14,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from harness.corpus_projections import CorpusProjections  # noqa: E402
-from harness.direction_methods import methods  # noqa: E402
-from harness.early_directions import early_directions  # noqa: E402
-from harness.lexicon import NEGATIVE, NEUTRAL, POSITIVE  # noqa: E402
-from harness.negation import CONTROL_SENTENCES, NegationResults  # noqa: E402
-from harness.prompts import paper_reference  # noqa: E402
-from harness.rendering import render  # noqa: E402
-from harness.report import ReportBuilder  # noqa: E402
-from harness.steering import SteeringRun, SteeringSettings, SteeringSetup  # noqa: E402
+from harness.experiments.corpus_projections import CorpusProjections  # noqa: E402
+from harness.directions.registry import methods  # noqa: E402
+from harness.experiments.early_directions import early_directions  # noqa: E402
+from harness.datasets.lexicon import NEGATIVE, NEUTRAL, POSITIVE  # noqa: E402
+from harness.experiments.negation import CONTROL_SENTENCES, NegationResults  # noqa: E402
+from harness.datasets.prompts import paper_reference  # noqa: E402
+from harness.reporting.rendering import render  # noqa: E402
+from harness.reporting.report import ReportBuilder  # noqa: E402
+from harness.experiments.steering import SteeringRun, SteeringSettings, SteeringSetup  # noqa: E402
+from harness.verdicts.declared import declared  # noqa: E402
 
 GENERATOR = torch.Generator().manual_seed(0)
 
@@ -47,7 +48,9 @@ def test_correlation(report):
     labels = torch.tensor([NEGATIVE, NEUTRAL, POSITIVE] * 400)
     projections = {m: torch.randn(1200, generator=GENERATOR) + (0.5 * labels if m != "random" else 0) for m in methods()}
     null = 0.4 + 0.2 * torch.rand(100, generator=GENERATOR)
+    protocol = declared("R1").protocol
     render(CorpusProjections("a corpus", 300, labels, projections, null, early, "a labeller", torch.full((300,), 4),
+                             protocol["tail_quantile"], protocol["auroc_floor"], protocol["null_quantile"],
                              resamples=100), report)
     assert list(report.sections) == ["Correlational evaluation on natural text (§5.4)"]
     data = report.data["correlation"]

@@ -15,7 +15,7 @@ import torch
 
 from fixtures.settings import resolve_models, worker_device, worker_slot
 from fixtures.xdist_models import model_scope
-from harness.models import ModelSpecError, resolve_device_map
+from harness.models.loading import ModelSpecError, resolve_device_map
 
 
 def test_models_repeat_and_comma_lists(tiny_dirs):

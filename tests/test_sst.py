@@ -1,10 +1,10 @@
-"""SST-2 loading (harness/sst.py): the shipped files, the held-out split, and clear errors on bad input."""
+"""SST-2 loading (harness/datasets/sst.py): the shipped files, the held-out split, and clear errors on bad input."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.sst import SSTFormatError, held_out_split, load_sst, read_split
+from harness.datasets.sst import SSTFormatError, held_out_split, load_sst, read_split
 
 
 def test_shipped_splits_have_both_classes():

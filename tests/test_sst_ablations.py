@@ -1,4 +1,4 @@
-"""harness.sst_ablations (paper §2.3, §5.3, §6.1 A1–A5): the zero-shot set and the nine ablations.
+"""harness.experiments.sst_ablations (paper §2.3, §5.3, §6.1 A1–A5): the zero-shot set and the nine ablations.
 
 - the zero-shot set classifies only comma-holding prompts of at most 64 tokens, keeps the paper's
   filters when each class keeps at least 10 prompts, and otherwise falls back to correctness only,
@@ -17,16 +17,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import hook_names
-from harness.attention import attention_patterns, freeze_attention_hooks
-from harness.forward import residual_stream
-from harness.metrics import sentiment_score
-from harness.sst import SSTSplit, load_sst
-from harness.sst_ablations import (
-    ABLATIONS, MIN_PER_CLASS, SSTAblations, ablation_directions, ablation_positions, build_zero_shot_set,
-    sst_ablation_scores,
+from harness.interventions import hook_names
+from harness.interventions.attention import attention_patterns, freeze_attention_hooks
+from harness.interventions.forward import residual_stream
+from harness.measures.metrics import sentiment_score
+from harness.datasets.sst import SSTSplit, load_sst
+from harness.experiments.sst_ablations import (
+    ABLATIONS, SSTAblations, ablation_directions, ablation_positions, build_zero_shot_set, sst_ablation_scores,
 )
-from harness.sst_prompts import ZERO_SHOT, comma_ids, scaffold_prompts
+from harness.datasets.sst_prompts import ZERO_SHOT, comma_ids, scaffold_prompts
+from harness.verdicts.declared import declared
+
+PROTOCOL = {key: declared("A1").protocol[key] for key in ("max_prompt_tokens", "top_k", "max_per_class",
+                                                         "min_per_class")}  # A1-A5's
+MIN_PER_CLASS = PROTOCOL["min_per_class"]
 
 N = 12  # comma-holding prompts per class
 LONG = "bad , " * 40 + "film ."  # a comma, but over 64 tokens
@@ -53,7 +57,7 @@ def fake_classifier(top: set[str]):
 
 def test_zero_shot_set_keeps_the_papers_filters_when_they_leave_enough(gpt2):
     classify, asked = fake_classifier(top=set(SPLIT.sentences))
-    selected = build_zero_shot_set(gpt2.bridge, SPLIT, True, classify)
+    selected = build_zero_shot_set(gpt2.bridge, SPLIT, True, classify, **PROTOCOL)
     assert asked == [list(SPLIT.sentences[:2 * N])]  # comma-holding, at most 64 tokens
     assert selected.counts == {
         "candidates": {"positive": N + 1, "negative": N + 2},
@@ -72,7 +76,7 @@ def test_zero_shot_set_keeps_the_papers_filters_when_they_leave_enough(gpt2):
 def test_zero_shot_set_falls_back_to_correctness_only(gpt2):
     few_negatives = {s for s in SPLIT.sentences if s.startswith("good")} | {f"bad film , take {i} ." for i in (1, 2, 3)}
     classify, _ = fake_classifier(top=few_negatives)
-    selected = build_zero_shot_set(gpt2.bridge, SPLIT, True, classify)
+    selected = build_zero_shot_set(gpt2.bridge, SPLIT, True, classify, **PROTOCOL)
     assert selected.counts["classified correctly, answer in top 10"] == {"positive": N - 1, "negative": 3}
     assert selected.counts["balanced (seeded subsample)"] == {"positive": 3, "negative": 3}
     assert 3 < MIN_PER_CLASS
@@ -93,7 +97,7 @@ def test_shipped_dev_split_comma_counts(gpt2):
         signs = torch.tensor([1.0 if label[s] else -1.0 for s in sentences])
         return torch.stack([signs, -signs], dim=1), torch.zeros(len(sentences), 2, dtype=torch.long)
 
-    selected = build_zero_shot_set(gpt2.bridge, dev, True, classify)
+    selected = build_zero_shot_set(gpt2.bridge, dev, True, classify, **PROTOCOL)
     assert selected.counts["candidates"] == {"positive": 444, "negative": 428}
     assert selected.counts["with a comma token"] == {"positive": 258, "negative": 223} and len(asked[0]) == 481
     assert selected.counts["balanced (seeded subsample)"] == {"positive": 100, "negative": 100}  # the cap
@@ -183,7 +187,7 @@ def test_sst_ablations_metrics_per_class():
     scores = {"clean": torch.tensor([2.0, 4.0, -2.0, -4.0]),  # LD 2, 4, 2, 4
               "ablated": {"half": torch.tensor([1.0, 2.0, -1.0, -2.0]), "flip_neg": torch.tensor([2.0, 4.0, 1.0, 1.0])},
               "first_position": {}}
-    results = SSTAblations.from_scores(scores, labels, "resid_post", [0, 3], {"stage": {"positive": 2, "negative": 2}})
+    results = SSTAblations.from_scores(scores, labels, "resid_post", [0, 3], {"stage": {"positive": 2, "negative": 2}}, 64)
     assert results.ld_orig.tolist() == [2, 4, 2, 4] and results.layers == (0, 3)
     assert results.ld_drop("half") == pytest.approx(50) and results.accuracy("half") == 100
     assert results.ld_drop("flip_neg", 1) == pytest.approx(0) and results.accuracy("flip_neg", 1) == 100
@@ -200,7 +204,7 @@ def _results(ld: dict[str, list[float]], labels=(1, 1, 0, 0, 1, 0)) -> SSTAblati
     signs = labels.float() * 2 - 1
     scores = {"clean": 2.0 * signs, "ablated": {name: torch.tensor(v) * signs for name, v in ld.items()},
               "first_position": {}}
-    return SSTAblations.from_scores(scores, labels, "resid_post", [0], {})
+    return SSTAblations.from_scores(scores, labels, "resid_post", [0], {}, 64)
 
 
 def test_paired_difference_is_paired_over_prompts():
@@ -225,7 +229,7 @@ def test_net_ratio_and_ratio_count_undefined_resamples():
 
 def test_zero_shot_set_reports_its_fallback(gpt2):
     few_negatives = {s for s in SPLIT.sentences if s.startswith("good")} | {f"bad film , take {i} ." for i in (1, 2, 3)}
-    fallback = build_zero_shot_set(gpt2.bridge, SPLIT, True, fake_classifier(top=few_negatives)[0])
-    paper = build_zero_shot_set(gpt2.bridge, SPLIT, True, fake_classifier(top=set(SPLIT.sentences))[0])
+    fallback = build_zero_shot_set(gpt2.bridge, SPLIT, True, fake_classifier(top=few_negatives)[0], **PROTOCOL)
+    paper = build_zero_shot_set(gpt2.bridge, SPLIT, True, fake_classifier(top=set(SPLIT.sentences))[0], **PROTOCOL)
     assert fallback.fallback and "DEVIATION" in fallback.deviation()
     assert not paper.fallback and "DEVIATION" not in paper.deviation()

@@ -1,4 +1,4 @@
-"""harness.sst_patching (paper §2.3, §5.2, §6.2 P3–P5): the SST pair selection and its sweep.
+"""harness.experiments.sst_patching (paper §2.3, §5.2, §6.2 P3–P5): the SST pair selection and its sweep.
 
 - the selection keeps short, correctly classified sentences, pairs them by length, drops pairs whose
   scaffolded prompts differ in length, takes a seeded, balanced set of pairs sharing no sentence, and
@@ -13,13 +13,17 @@ from pathlib import Path
 
 import torch
 
-from harness.interventions import directional_patch, edit_hook
-from harness.forward import residual_stream
-from harness.hook_names import resid
-from harness.metrics import sentiment_score
-from harness.sst import SSTSplit, load_sst
-from harness.sst_patching import N_PAIRS, disjoint_balanced, select_patching_pairs, sst_patching_sweep
-from harness.sst_prompts import CLASSIFICATION, sentence_lengths
+from harness.interventions.edit import directional_patch, edit_hook
+from harness.interventions.forward import residual_stream
+from harness.interventions.hook_names import resid
+from harness.measures.metrics import sentiment_score
+from harness.datasets.sst import SSTSplit, load_sst
+from harness.experiments.sst_patching import disjoint_balanced, select_patching_pairs, sst_patching_sweep
+from harness.datasets.sst_prompts import CLASSIFICATION, sentence_lengths
+from harness.verdicts.declared import declared
+
+PROTOCOL = {key: declared("P3").protocol[key] for key in ("n_pairs", "max_sentence_tokens")}  # P3-P5's
+N_PAIRS = PROTOCOL["n_pairs"]
 
 LONG = "an overlong , meandering and thoroughly tedious film that never once finds a reason to exist , sadly ."
 SPLIT = SSTSplit("dev", Path("stsa.binary.dev"), (
@@ -51,7 +55,7 @@ def test_selection_rules_on_a_hand_worked_split(gpt2):
     scaffolded = sentence_lengths(tokenizer, [CLASSIFICATION.format(s) for s in SPLIT.sentences], True)
     assert scaffolded[3] != scaffolded[2] == scaffolded[8] == scaffolded[9] == scaffolded[0]
     classify, asked = fake_classifier(SPLIT)
-    pairs = select_patching_pairs(bridge, SPLIT, True, classify)
+    pairs = select_patching_pairs(bridge, SPLIT, True, classify, **PROTOCOL)
     assert asked == [[s for s in SPLIT.sentences if s != LONG]]
     # correct: 0 1 4 7 (length 4) and 2 3 8 9 (length 5); clean [0 1 4 7 | 2 3 8 9], corrupted shifted within
     # each group [1 4 7 0 | 3 8 9 2]; (2, 3) and (3, 8) mix scaffolded lengths and are dropped, leaving
@@ -86,7 +90,7 @@ def test_disjoint_balanced_pairs():
 
 def test_pairs_are_drawn_with_the_seed(gpt2):
     classify, _ = fake_classifier(SPLIT)
-    chosen = {seed: _source_pairs(select_patching_pairs(gpt2.bridge, SPLIT, True, classify, seed=seed))
+    chosen = {seed: _source_pairs(select_patching_pairs(gpt2.bridge, SPLIT, True, classify, **PROTOCOL, seed=seed))
               for seed in (0, 2)}
     assert chosen[0] == [(4, 7), (9, 2)] and chosen[2] == [(0, 1), (9, 2)]
 
@@ -101,7 +105,7 @@ def test_shipped_dev_split_counts(gpt2):
     dev = load_sst()["dev"]
     wrong = set(dev.sentences[::3])
     classify, asked = fake_classifier(dev, wrong)
-    pairs = select_patching_pairs(gpt2.bridge, dev, True, classify)
+    pairs = select_patching_pairs(gpt2.bridge, dev, True, classify, **PROTOCOL)
     assert pairs.counts["dev sentences"] == 872 and pairs.counts["of at most 20 tokens"] == 343 == len(asked[0])
     assert pairs.counts["pairs used (seed 0; no sentence in two pairs, classes balanced)"] == N_PAIRS == len(pairs.labels)
     assert pairs.counts["positive clean prompts"] == N_PAIRS // 2 == pairs.counts["negative clean prompts"]
@@ -116,7 +120,7 @@ def test_shipped_dev_split_counts(gpt2):
 def test_sweep_equals_each_pair_run_alone(tiny):
     bridge, n_layers = tiny.bridge, tiny.n_layers
     classify, _ = fake_classifier(PADDED, wrong=set())
-    pairs = select_patching_pairs(bridge, PADDED, True, classify)
+    pairs = select_patching_pairs(bridge, PADDED, True, classify, **PROTOCOL)
     assert len(pairs.labels) == 2 and (pairs.prompts.attention_mask == 0).any(), "the test needs padded pairs"
     answers = CLASSIFICATION.answer_ids(bridge.tokenizer)
     generator = torch.Generator().manual_seed(0)

@@ -1,4 +1,4 @@
-"""harness.sst_prompts (paper §2.3): scaffolds, length-matched pairs, the zero-shot set, left padding.
+"""harness.datasets.sst_prompts (paper §2.3): scaffolds, length-matched pairs, the zero-shot set, left padding.
 
 - the scaffolds are the paper's exact strings and their answers are single tokens for SmolLM2;
 - pairing groups by length, zips positives with negatives in order and shifts cyclically by one
@@ -15,12 +15,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.forward import block_inputs, residual_stream, run_from
-from harness.sst_prompts import (
+from harness.interventions.forward import block_inputs, residual_stream, run_from
+from harness.datasets.sst_prompts import (
     CLASSIFICATION, ZERO_SHOT, Scaffold, answer_logits, comma_ids, length_matched_pairs, scaffold_prompts,
     seeded_subset, select_zero_shot, sentence_lengths, token_mask,
 )
-from harness.tokens import tokenize_padded
+from harness.datasets.tokens import tokenize_padded
 
 SENTENCES = ["a fine film , truly moving .", "dull .", "it 's bad , really bad", "great fun"]
 
@@ -116,10 +116,10 @@ def test_scaffold_prompts_and_answer_logits(gpt2):
 
 def test_patching_sweep_on_padded_pairs_equals_full_forwards(tiny):
     """``directional_patching_sweep`` with an attention mask (left-padded, length-matched pairs)."""
-    from harness.hook_names import resid as resid_hook_name
-    from harness.interventions import directional_patch, edit_hook
-    from harness.metrics import sentiment_score
-    from harness.sweep import directional_patching_sweep
+    from harness.interventions.hook_names import resid as resid_hook_name
+    from harness.interventions.edit import directional_patch, edit_hook
+    from harness.measures.metrics import sentiment_score
+    from harness.interventions.sweep import directional_patching_sweep
 
     bridge, n_layers = tiny.bridge, tiny.n_layers
     clean_texts = [CLASSIFICATION.format(s) for s in ("a truly fine film", "dull")]
@@ -142,7 +142,7 @@ def test_patching_sweep_on_padded_pairs_equals_full_forwards(tiny):
 
 
 def test_centred_accuracy_subtracts_the_bias_over_all_sentences():
-    from harness.sst_prompts import centred_accuracy, competence, CLASSIFICATION
+    from harness.datasets.sst_prompts import centred_accuracy, competence, CLASSIFICATION
 
     # every score leans positive: uncentred, all negatives are wrong; centred, all are right but one
     labels = torch.tensor([1, 1, 1, 0, 0, 0])

@@ -1,4 +1,4 @@
-"""harness.rendering.sst: the SST results render into the report's sections, data and figures
+"""harness.reporting.rendering.sst: the SST results render into the report's sections, data and figures
 (section titles, ``report.data`` keys and figure names as the report has always had them), with the
 competence (P0) section and, where the zero-shot set fell back, a visible deviation section."""
 
@@ -9,12 +9,12 @@ from pathlib import Path
 
 import torch
 
-from harness.report import ReportBuilder
-from harness.sst import SSTFiles, SSTSplit
-from harness.sst_ablations import ABLATIONS, SSTAblations, ZeroShotSet
-from harness.sst_patching import SSTPatching
-from harness.sst_prompts import CLASSIFICATION, ZERO_SHOT, SSTPrompts, competence
-from harness.sweep import PatchingResults
+from harness.reporting.report import ReportBuilder
+from harness.datasets.sst import SSTFiles, SSTSplit
+from harness.experiments.sst_ablations import ABLATIONS, SSTAblations, ZeroShotSet
+from harness.experiments.sst_patching import SSTPatching
+from harness.datasets.sst_prompts import CLASSIFICATION, ZERO_SHOT, SSTPrompts, competence
+from harness.interventions.sweep import PatchingResults
 
 
 def _results() -> list[object]:
@@ -32,10 +32,10 @@ def _results() -> list[object]:
                           "random_rest": 0.1} for layer in (0, 3)}
     scores = {"clean": torch.tensor([2.0, -2.0, 3.0, -1.0]), "first_position": diagnostic,
               "ablated": {name: torch.randn(4, generator=generator) for name in ABLATIONS}}
-    ablations = SSTAblations.from_scores(scores, labels, "resid_post", (0, 3), counts)
+    ablations = SSTAblations.from_scores(scores, labels, "resid_post", (0, 3), counts, 64)
     measured = competence("classification", CLASSIFICATION, "dev", torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
                           torch.tensor([1, 0]))
-    return [SSTFiles({"dev": split}), ZeroShotSet(prompts, counts, 0.75, fallback=True), ablations, patching, measured]
+    return [SSTFiles({"dev": split}), ZeroShotSet(prompts, counts, 0.75, 64, 10, 10, fallback=True), ablations, patching, measured]
 
 
 def test_sst_results_render_their_sections_data_and_figures(tmp_path):

@@ -1,4 +1,4 @@
-"""``harness.statistics``: estimates and CIs that decide the claims (issue "Verdicts")."""
+"""``harness.measures.statistics``: estimates and CIs that decide the claims (issue "Verdicts")."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from harness.statistics import Estimate, bootstrap, cross_fitted, folds, seeded, selected, wilson
+from harness.measures.statistics import Estimate, bootstrap, cross_fitted, folds, seeded, selected, wilson
 
 
 def test_wilson_matches_the_closed_form():

@@ -1,4 +1,4 @@
-"""harness.steering: the §5.5 coefficient grid and the batched, cached sampling loop.
+"""harness.experiments.steering: the §5.5 coefficient grid and the batched, cached sampling loop.
 
 - the grid is the declared protocol's fractions of a scale: the paper's strongest integer (20) on its
   steering model, elsewhere the median residual norm over the prompt's tokens (BOS left out); the
@@ -20,21 +20,21 @@ import torch
 
 from scipy.stats import spearmanr
 
-from harness import hook_names
-from harness.claims_declared import STEERING_PROTOCOL
-from harness.disk_cache import DiskCache
-from harness.generation import sample_continuations, steering_hook
-from harness.lexicon import NEGATIVE, NEUTRAL, POSITIVE, VaderLabeller
-from harness.paper_models import STEERING_MODEL
-from harness.prompts import paper_reference
-from harness.statistics import seeded, wilson
-from harness.steering import (
+from harness.interventions import hook_names
+from harness.verdicts.declared import STEERING_PROTOCOL
+from harness.runtime.disk_cache import DiskCache
+from harness.interventions.generation import sample_continuations, steering_hook
+from harness.datasets.lexicon import NEGATIVE, NEUTRAL, POSITIVE, VaderLabeller
+from harness.models.paper import STEERING_MODEL
+from harness.datasets.prompts import paper_reference
+from harness.measures.statistics import seeded, wilson
+from harness.experiments.steering import (
     MIRROR_PROMPT, SteeringRun, SteeringSettings, median_residual_norm, rank_trend, steering_grid, steering_prompts,
     steering_run,
 )
 
 FRACTIONS = tuple(STEERING_PROTOCOL["coefficient_fractions"])
-from harness.forward import residual_stream
+from harness.interventions.forward import residual_stream
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""harness.summarization (paper §5.7, §6.4) on the tiny GPT-2, NeoX and grouped-query Llama models,
+"""harness.experiments.summarization (paper §5.7, §6.4) on the tiny GPT-2, NeoX and grouped-query Llama models,
 and on synthetic logit differences.
 
 - ``value_resample_effects`` equals the computation the fixture did inline before it moved here (one
@@ -20,19 +20,19 @@ import matplotlib
 import pytest
 import torch
 
-from harness.metrics import sentiment_score
-from harness.statistics import bootstrap
-from harness.rendering import render
-from harness.report import ReportBuilder
-from harness.summarization import (
+from harness.measures.metrics import sentiment_score
+from harness.measures.statistics import bootstrap
+from harness.reporting.rendering import render
+from harness.reporting.report import ReportBuilder
+from harness.experiments.summarization import (
     DISTANCE_CONDITIONS, MOTIF_CONDITIONS, MOVIE_REVIEW_GROUPS, MoodStoryResampling, MovieReviewResampling,
     ResampleEffects, accuracy_by_variant, clean_effects, comma_excess, comma_share, comma_share_trend, effect_ratio,
     mood_story_conditions, movie_review_bands, movie_review_pairs, position_groups, value_resample_effects,
     with_period,
 )
-from harness.prompts import PromptSet
-from harness.toy_mood_story import VARIANTS, build_toy_mood_story
-from harness.value_patching import SummaryBand, ValueResample, align_source_positions, record_run, resample_values
+from harness.datasets.prompts import PromptSet
+from harness.datasets.toy_mood_story import VARIANTS, build_toy_mood_story
+from harness.interventions.value_patching import SummaryBand, ValueResample, align_source_positions, record_run, resample_values
 
 
 def inline_scores(bridge, pairs, distinct, conditions, bands, freeze) -> dict:
@@ -181,12 +181,12 @@ def test_estimate_is_the_statistic_and_its_bootstrap_ci():
 def test_comma_share_trend():
     rising = {n: effects_of([2.0, 4.0], comma_period=[2.0 - k, 4.0 - 2 * k], precomma=[1.0, 2.0])
               for n, k in zip((0, 11, 22, 44), (0.2, 0.4, 0.6, 0.8))}  # comma effect −10..−40%, pre-comma −50%
-    trend = comma_share_trend(rising)
+    trend = comma_share_trend(rising, (0, 11, 22, 44))
     assert trend.rho.value == pytest.approx(1.0)
     assert list(trend.shares) == [0, 11, 22, 44]
     assert trend.shares[0] == pytest.approx(10 / 60) and trend.shares[44] == pytest.approx(40 / 90)
     assert (trend.rho.ci_low, trend.rho.ci_high) == pytest.approx((1.0, 1.0))  # every resample keeps the order
-    falling = comma_share_trend({n: rising[m] for n, m in zip((0, 11, 22, 44), (44, 22, 11, 0))})
+    falling = comma_share_trend({n: rising[m] for n, m in zip((0, 11, 22, 44), (44, 22, 11, 0))}, (0, 11, 22, 44))
     assert falling.rho.value == pytest.approx(-1.0)
 
 

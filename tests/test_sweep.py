@@ -1,4 +1,4 @@
-"""harness.sweep's PatchingResults statistics and the ToyMovieReview sweep figure (synthetic scores).
+"""harness.interventions.sweep's PatchingResults statistics and the ToyMovieReview sweep figure (synthetic scores).
 
 - ``estimate``/``cross_fitted`` rest on the pairs (n = the pairs) and ``cross_fitted`` reports the layer
   each fold was scored at; ``largest_abs_over_layers`` is the maximum over layers of |% LD recovered|,
@@ -12,10 +12,10 @@ from __future__ import annotations
 import matplotlib
 import torch
 
-from harness.metrics import logit_diff_recovered
-from harness.report import ReportBuilder
-from harness.statistics import bootstrap
-from harness.sweep import PatchingResults, ToySweep, largest_abs_over_layers
+from harness.measures.metrics import logit_diff_recovered
+from harness.reporting.report import ReportBuilder
+from harness.measures.statistics import bootstrap
+from harness.interventions.sweep import PatchingResults, ToySweep, largest_abs_over_layers
 
 matplotlib.use("Agg")
 
@@ -65,7 +65,7 @@ def test_largest_abs_over_layers_redoes_the_max_in_each_resample():
 def test_sweep_figure_draws_a_band_per_method():
     from matplotlib.figure import Figure
 
-    from harness.rendering import render
+    from harness.reporting.rendering import render
 
     results = synthetic_results()
     report = ReportBuilder(model_name="synthetic", settings={})
@@ -82,8 +82,8 @@ def test_sweep_figure_draws_a_band_per_method():
 def test_agreement_figure_leaves_a_method_missing_at_a_layer_blank():
     from matplotlib.figure import Figure
 
-    from harness.direction_fitting import DirectionAgreement
-    from harness.rendering import render
+    from harness.directions.fitting import DirectionAgreement
+    from harness.reporting.rendering import render
 
     generator = torch.Generator().manual_seed(0)
     vectors = {"mean_diff": {0: torch.randn(8, generator=generator), 2: torch.randn(8, generator=generator)},

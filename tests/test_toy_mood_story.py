@@ -15,11 +15,11 @@ import re
 import pytest
 import torch
 
-from harness.tokens import single_token_id
-from harness.toy_mood_story import (
+from harness.datasets.tokens import single_token_id
+from harness.datasets.toy_mood_story import (
     FILLER_SENTENCES, TEMPLATE, VARIANTS, build_filler, build_toy_mood_story, mood_story_text,
 )
-from harness.prompts import paper_reference
+from harness.datasets.prompts import paper_reference
 
 FIRST_PROMPT = ("John loves parties, and joins them whenever possible. Anne hates parties, and avoids them whenever "
                 "possible. One day, they were invited to a grand gala. John feels very")

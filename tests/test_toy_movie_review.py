@@ -17,9 +17,9 @@ import re
 import pytest
 import torch
 
-from harness.tokens import single_token_id
-from harness.prompts import paper_reference
-from harness.toy_movie_review import TEMPLATE, pair_order
+from harness.datasets.tokens import single_token_id
+from harness.datasets.prompts import paper_reference
+from harness.datasets.toy_movie_review import TEMPLATE, pair_order
 
 PROMPT = re.compile(r"^I thought this movie was (\w+), I (\w+) it\. \nConclusion: This movie is$")
 SPLITS = ("train", "test")

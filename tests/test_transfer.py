@@ -9,18 +9,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.corpus_projections import null_directions
-from harness.correlation import auroc
-from harness.forward import residual_stream
-from harness.statistics import seeded
-from harness.transfer import (
-    choose_layers, g1_estimate, g1_of_counts, item_residuals, null_signs, orientation, separation_difference,
-    signed_labels,
+from harness.experiments.corpus_projections import null_directions
+from harness.experiments.correlation import auroc
+from harness.interventions.forward import residual_stream
+from harness.measures.statistics import seeded
+from harness.experiments.transfer import (
+    auroc_above_null_estimate, auroc_above_null_of_counts, choose_layers, item_residuals, null_signs, orientation,
+    separation_difference, signed_labels,
 )
-from harness.transfer_ablation import TransferAblations
-from harness.transfer_data import (
+from harness.experiments.transfer_ablation import TransferAblations
+from harness.datasets.transfer import (
     SHIPPED_DIR, TransferDataError, balanced_sample, dataset_paths, is_specificity, load_transfer, read_dataset,
 )
+from harness.verdicts.declared import declared
+
+PROTOCOL = declared("G1").protocol
 
 
 def _write(path: Path, lines: list[str]) -> Path:
@@ -39,8 +42,8 @@ def test_shipped_datasets_load_with_their_sizes():
 
 
 def test_report_names_shipped_files_relative_to_the_project_and_a_users_as_given(tmp_path):
-    from harness.rendering import shown_path
-    from harness.sst import load_sst
+    from harness.reporting.rendering import shown_path
+    from harness.datasets.sst import load_sst
 
     assert shown_path(load_transfer()["mpqa"].path) == "harness/data/transfer/mpqa.all"
     assert shown_path(load_sst()["dev"].path) == "harness/data/sst2/stsa.binary.dev"
@@ -125,11 +128,12 @@ def test_g1_is_auroc_minus_the_null_quantile_and_its_bootstrap_is_paired():
     expected = auroc(projections, signed_labels(labels)) - float(torch.quantile(torch.tensor(
         [auroc(row, signed_labels(labels)) for row in null], dtype=torch.float64), 0.975))
     counts = torch.ones(1, 50, dtype=torch.float64)
-    assert float(g1_of_counts(projections, null, labels)(counts)[0]) == pytest.approx(expected)
+    quantile = PROTOCOL["null_quantile"]
+    assert float(auroc_above_null_of_counts(projections, null, labels, quantile)(counts)[0]) == pytest.approx(expected)
     # the method's projection equal to every null row: 0 in every resample only if both terms share the resample
     same = projections.repeat(40, 1)
     with seeded(0):
-        estimate = g1_estimate(projections, same, labels, resamples=200)
+        estimate = auroc_above_null_estimate(projections, same, labels, quantile, resamples=200)
     assert estimate.value == pytest.approx(0) and estimate.ci_low == pytest.approx(0)
     assert estimate.ci_high == pytest.approx(0) and estimate.n == 50 and estimate.unit == "items"
 
@@ -154,8 +158,9 @@ def test_g2_pairs_the_direction_with_the_random_ablations_on_each_item():
     scores = torch.randn(20) * 5  # items differ a lot: an unpaired CI would be wide
     noise = {f"das:all:random{k}": scores + 0.1 * k for k in range(2)}
     ablated = noise | {"das:all": scores - (labels.float() * 2 - 1) * 0.5 + 0.05}  # margin 0.5 lower than random's mean
-    result = TransferAblations.from_scores("toy", labels, scores, ablated, {"das": 3}, random_count=2)
-    estimate = result.g2("das", "all")
+    result = TransferAblations.from_scores("toy", labels, scores, ablated, {"das": 3}, random_count=2,
+                                           site="resid_pre", positions=("all",))
+    estimate = result.ablation_margin_drop("das", "all")
     assert estimate.value == pytest.approx(0.5, abs=1e-5)
     assert estimate.ci_high - estimate.ci_low < 0.25  # only the ±0.05 sign-dependent part varies
     assert result.mean_drop("das", "all") == pytest.approx(result.mean_drop("das", "all", random=True) + 0.5, abs=1e-5)
@@ -184,15 +189,15 @@ def test_transfer_data_bad_file_stops_the_session(bad_transfer_data_session):
 
 
 def test_ablation_scores_in_length_chunks_equal_each_prompt_alone(gpt2):
-    from harness.ablation import Ablation, real_positions, run_ablations
-    from harness.metrics import sentiment_score
-    from harness.sst_prompts import CLASSIFICATION, scaffold_prompts
-    from harness.transfer_ablation import ablation_scores
+    from harness.interventions.ablation import Ablation, real_positions, run_ablations
+    from harness.measures.metrics import sentiment_score
+    from harness.datasets.sst_prompts import CLASSIFICATION, scaffold_prompts
+    from harness.experiments.transfer_ablation import ablation_scores
 
     sentences = ["good", "a very bad and boring film , sadly", "fine", "not great at all"]
     direction, random = torch.randn(gpt2.bridge.cfg.d_model), null_directions(1, gpt2.bridge.cfg.d_model, seed=0)
     scores = ablation_scores(gpt2.bridge, CLASSIFICATION, sentences, gpt2.prepend_bos, {"m": (1, direction)}, random,
-                             chunk_size=2)
+                             PROTOCOL["ablation_positions"], PROTOCOL["ablation_site"], chunk_size=2)
     assert set(scores) == {"m:all", "m:all:random0", "m:all_but_first", "m:all_but_first:random0"}
     answers = CLASSIFICATION.answer_ids(gpt2.tokenizer)
     for i, sentence in enumerate(sentences):

@@ -1,4 +1,4 @@
-"""harness.value_patching (paper §5.7) on the tiny GPT-2 and NeoX models and a tiny grouped-query
+"""harness.interventions.value_patching (paper §5.7) on the tiny GPT-2 and NeoX models and a tiny grouped-query
 Llama (the embedded model's architecture: fewer key/value heads than query heads).
 
 - the band: the paper's 9-14 of 32 scales to the same fraction of depth, ``--summary-band`` replaces
@@ -17,11 +17,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import hook_names
-from harness.forward import run_from
-from harness.metrics import ld_percent_change
-from harness.prompts import PromptSet
-from harness.value_patching import (
+from harness.interventions import hook_names
+from harness.interventions.forward import run_from
+from harness.measures.metrics import ld_percent_change
+from harness.datasets.prompts import PromptSet
+from harness.interventions.value_patching import (
     SummaryBand, ValueResample, align_source_positions, check_layer_band, gather_positions, n_value_heads,
     paper_layer_band, parse_layer_band, record_run, resample_values, summary_band, value_resample_hooks,
 )

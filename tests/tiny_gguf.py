@@ -1,7 +1,7 @@
 """A tiny random-weight Llama written as a GGUF file, with the embedded model's SmolLM2 tokenizer.
 
 ``write_tiny_gguf(path)`` copies every ``tokenizer.*`` key of the embedded GGUF
-(``harness.models.embedded_gguf_path()``: vocab, merges, token types, special ids, chat template) into a
+(``harness.models.loading.embedded_gguf_path()``: vocab, merges, token types, special ids, chat template) into a
 new file whose ``llama.*`` hyperparameters describe a 2-layer model (d_model 64, 4 query heads sharing
 2 key/value heads, MLP 128, tied embeddings as in SmolLM2) and whose tensors are random F32 arrays
 (seeded: the same file, byte for byte, on every call). transformers' GGUF loader reads it with
@@ -50,7 +50,7 @@ def write_tiny_gguf(path: Path, source: Path | None = None) -> Path:
     """Write the tiny Llama to ``path`` (a ``.gguf`` file); ``source`` defaults to the embedded GGUF."""
     import gguf
 
-    from harness.models import embedded_gguf_path
+    from harness.models.loading import embedded_gguf_path
 
     reader = gguf.GGUFReader(source or embedded_gguf_path())
     path = Path(path)

@@ -1,0 +1,250 @@
+"""Estimates with their 95% confidence intervals: what every claim is decided on (issue "Verdicts").
+
+An ``Estimate`` is a point value, its 95% CI, the number ``n`` of independent units it rests on (the
+prompt pair, the sentence, the generated sample) and how the CI was made. The constructors:
+
+- ``bootstrap``: percentile bootstrap over units (1,000 resamples, seeded). Resamples where the
+  statistic is undefined (a zero denominator) are dropped and *counted* (``undefined``).
+- ``wilson``: the Wilson score interval of a share.
+- ``cross_fitted``: a "best layer" value whose layer is chosen on data that does not score it. Units
+  are split into two folds (seeded, stratified by label); each fold is scored at the layer chosen on
+  the other fold; the value is the units-weighted mean of the two. The bootstrap resamples units within
+  each fold and redoes the choice in every resample.
+- ``selected``: the chosen layer itself (argmax over layers on all units), its CI from redoing the
+  choice in every resample (for "the best layer is intermediate" claims).
+- ``binned_share_bands``: per bin, a share of items and its percentile band over resampled units (the
+  report's label-share figure).
+
+``seeded(seed)`` sets the seed of every bootstrap made inside it (``--seeds``); the default is 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+RESAMPLES = 1000
+SENTENCE_RESAMPLES = 1000  # resamples of a corpus's sentences or a dataset's items (a few seconds per statistic)
+LEVEL = 0.95
+_seed = [0]
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Bootstraps made inside use ``seed``."""
+    previous, _seed[0] = _seed[0], seed
+    try:
+        yield
+    finally:
+        _seed[0] = previous
+
+
+def current_seed() -> int:
+    return _seed[0]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int  # independent units
+    unit: str  # what a unit is: "pairs", "prompts", "sentences", "samples", ...
+    method: str  # how the CI was made
+    undefined: int = 0  # bootstrap resamples where the statistic was undefined (dropped, counted)
+    resamples: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("value", "ci_low", "ci_high"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"Estimate.{name} is {getattr(self, name)}: a claim's value and CI must be finite "
+                                 f"({self.method}, n = {self.n} {self.unit})")
+
+    def scaled(self, factor: float) -> "Estimate":
+        low, high = sorted((self.ci_low * factor, self.ci_high * factor))
+        return Estimate(self.value * factor, low, high, self.n, self.unit, self.method, self.undefined, self.resamples)
+
+    def describe_ci(self) -> str:
+        text = f"{self.method}, n = {self.n} {self.unit}"
+        if self.undefined:
+            text += f", {self.undefined} of {self.resamples} resamples undefined (dropped)"
+        return text
+
+
+def fixed(value: float, unit: str, why: str) -> Estimate:
+    """A value with no resampling unit (a deterministic quantity of one fit): its CI is the point itself,
+    and ``method`` says why; ``--seeds`` shows its variability over refits."""
+    return Estimate(float(value), float(value), float(value), 1, unit, f"no CI: {why}")
+
+
+def percentile_interval(draws: Tensor) -> tuple[float, float] | None:
+    """The 95% percentile interval of the finite ``draws``; None if none is finite."""
+    finite = draws.flatten().double()
+    finite = finite[torch.isfinite(finite)]
+    if finite.numel() == 0:
+        return None
+    tail = (1 - LEVEL) / 2
+    low, high = torch.quantile(finite, torch.tensor([tail, 1 - tail], dtype=torch.float64))
+    return float(low), float(high)
+
+
+def _percentile(values: Tensor, resamples: int, what: str) -> tuple[float, float, int]:
+    interval = percentile_interval(values)
+    if interval is None:
+        raise ValueError(f"{what}: the statistic is undefined in every bootstrap resample")
+    return *interval, resamples - int(torch.isfinite(values.flatten()).sum())
+
+
+def resample_indices(n: int, resamples: int = RESAMPLES, seed: int | None = None) -> Tensor:
+    generator = torch.Generator().manual_seed(current_seed() if seed is None else seed)
+    return torch.randint(0, n, (resamples, n), generator=generator)
+
+
+def bootstrap(statistic: Callable[..., Tensor], *per_unit: Tensor, unit: str = "prompts",
+              resamples: int = RESAMPLES) -> Estimate:
+    """``statistic(*per_unit)`` and its percentile CI over units resampled with replacement.
+
+    Every tensor of ``per_unit`` has the units on its last axis; ``statistic`` must accept a leading
+    resample axis (``[resamples, n]`` inputs give ``[resamples]``)."""
+    n = per_unit[0].shape[-1]
+    value = float(statistic(*per_unit))
+    index = resample_indices(n, resamples)
+    low, high, undefined = _percentile(statistic(*(item[..., index] for item in per_unit)), resamples, unit)
+    if not math.isfinite(value):
+        raise ValueError(f"the statistic is undefined on the data itself (n = {n} {unit})")
+    return Estimate(value, low, high, n, unit, f"percentile bootstrap over {unit} ({resamples} resamples)",
+                    undefined, resamples)
+
+
+def wilson(successes: int, n: int, *, unit: str = "samples", scale: float = 100.0) -> Estimate:
+    """A share (× ``scale``) with its Wilson score interval."""
+    if n <= 0:
+        raise ValueError("wilson: no units")
+    z = 1.959963984540054
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    low, high = max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))  # contains p (rounding)
+    return Estimate(scale * p, scale * low, scale * high, n, unit, "Wilson score interval")
+
+
+def folds(labels: Tensor, seed: int | None = None) -> tuple[Tensor, Tensor]:
+    """Two disjoint halves of the units, stratified by ``labels`` (seeded)."""
+    generator = torch.Generator().manual_seed(current_seed() if seed is None else seed)
+    first, second = [], []
+    for label in labels.unique(sorted=True):
+        members = (labels == label).nonzero().flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        half = (len(members) + 1) // 2 if len(first) <= len(second) else len(members) // 2
+        first.append(members[:half])
+        second.append(members[half:])
+    return torch.cat(first).sort().values, torch.cat(second).sort().values
+
+
+LayerStatistic = Callable[[int, Tensor], Tensor]  # (layer, index [resamples, m]) -> [resamples]
+
+
+@dataclass(frozen=True)
+class CrossFit:
+    """A cross-fitted value (module docstring): the point, its bootstrap draws and the layer each fold
+    was scored at. Two cross-fits over the same units share their folds and resamples (both seeded), so
+    ``a.minus(b)`` is a paired difference."""
+
+    value: float
+    draws: Tensor  # [resamples]
+    layers: tuple[int, int]  # the layer each fold was scored at (chosen on the other fold)
+    n: int
+    unit: str
+
+    def estimate(self) -> Estimate:
+        return draws_estimate(self.value, self.draws, self.n, self.unit,
+                           "2-fold cross-fitted layer choice, redone in each bootstrap resample")
+
+    def minus(self, other: "CrossFit") -> Estimate:
+        if self.n != other.n or self.draws.shape != other.draws.shape:
+            raise ValueError("a paired difference needs two cross-fits over the same units")
+        return draws_estimate(self.value - other.value, self.draws - other.draws, self.n, self.unit,
+                           "paired difference of 2-fold cross-fitted values, layer choices redone in each "
+                           "bootstrap resample")
+
+
+def draws_estimate(value: float, draws: Tensor, n: int, unit: str, method: str) -> Estimate:
+    """An estimate from bootstrap draws made elsewhere (undefined draws counted)."""
+    low, high, undefined = _percentile(draws, len(draws), unit)
+    return Estimate(float(value), low, high, n, unit, f"{method} ({len(draws)} resamples of {unit})", undefined,
+                    len(draws))
+
+
+def cross_fitted(statistic: LayerStatistic, layers: Sequence[int], labels: Tensor, *, unit: str = "pairs",
+                 resamples: int = RESAMPLES, maximise: bool = True) -> CrossFit:
+    """The value at the best layer chosen on the other fold (module docstring). ``statistic(layer,
+    index)`` evaluates the claim's statistic at ``layer`` on the units ``index`` (``[resamples, m]``
+    long tensor) and returns ``[resamples]``; ``labels`` stratify the folds."""
+    halves = folds(labels)
+    if min(len(h) for h in halves) == 0:
+        raise ValueError(f"cross_fitted: too few {unit} to split into two folds (n = {len(labels)})")
+    sign = 1.0 if maximise else -1.0
+
+    def scored(index_by_fold: tuple[Tensor, Tensor]) -> tuple[Tensor, list[Tensor]]:
+        value, chosen = 0.0, []
+        for this, other in ((0, 1), (1, 0)):
+            by_layer = torch.stack([sign * statistic(layer, index_by_fold[other]) for layer in layers]).double()
+            by_layer = torch.where(torch.isfinite(by_layer), by_layer, torch.tensor(-math.inf, dtype=torch.float64))
+            pick = by_layer.argmax(0)
+            at = torch.stack([statistic(layer, index_by_fold[this]) for layer in layers]).double()
+            value = value + at.gather(0, pick[None]).squeeze(0) * len(halves[this])
+            chosen.append(pick)
+        return value / len(labels), chosen
+
+    point, chosen = scored(tuple(h[None] for h in halves))
+    if not math.isfinite(float(point[0])):
+        raise ValueError(f"cross_fitted: the statistic is undefined at the chosen layers")
+    draws, _ = scored(tuple(h[resample_indices(len(h), resamples, seed=current_seed() + fold)]
+                            for fold, h in enumerate(halves)))
+    return CrossFit(float(point[0]), draws, tuple(int(layers[int(c[0])]) for c in chosen), len(labels), unit)
+
+
+def selected(statistic: LayerStatistic, layers: Sequence[int], n: int, *, unit: str = "pairs",
+             resamples: int = RESAMPLES, value_of: Callable[[int], float] = float) -> Estimate:
+    """The layer maximising ``statistic`` on all units (mapped by ``value_of``, e.g. to relative depth),
+    its CI from redoing the choice in each bootstrap resample of the units."""
+    def choose(index: Tensor) -> Tensor:
+        by_layer = torch.stack([statistic(layer, index) for layer in layers])
+        by_layer = torch.where(torch.isfinite(by_layer), by_layer, torch.tensor(-math.inf, dtype=by_layer.dtype))
+        return torch.tensor([value_of(layers[int(i)]) for i in by_layer.argmax(0)], dtype=torch.float64)
+
+    point = float(choose(torch.arange(n)[None])[0])
+    low, high, undefined = _percentile(choose(resample_indices(n, resamples)), resamples, unit)
+    return Estimate(point, low, high, n, unit, f"the choice redone in each of {resamples} bootstrap resamples of {unit}",
+                    undefined, resamples)
+
+
+def binned_share_bands(unit_ids: Int[Tensor, "n"], n_units: int, bins: Int[Tensor, "n"], n_bins: int,
+                       hits: Tensor, seed: int, resamples: int = RESAMPLES) -> tuple[np.ndarray, ...]:
+    """Per bin of ``bins`` (each item's bin, 0..n_bins−1), the share of the items with ``hits`` (0/1 per
+    item) and its 95% percentile band over the units (each item's ``unit_ids``, e.g. its sentence)
+    resampled with replacement under ``seed``: a ratio of per-unit counts, so one matrix product per
+    resample set. A bin empty in a resample has no share there (NaN, left out of its band; a bin empty in
+    every resample has a NaN band)."""
+    in_bin = torch.zeros(n_units, n_bins, dtype=torch.float64).index_put_(
+        (unit_ids, bins), torch.ones(len(unit_ids), dtype=torch.float64), accumulate=True)
+    with_hit = torch.zeros(n_units, n_bins, dtype=torch.float64).index_put_(
+        (unit_ids, bins), hits.double(), accumulate=True)
+    with seeded(seed):
+        index = resample_indices(n_units, resamples)
+    counts = torch.zeros(len(index), n_units, dtype=torch.float64).scatter_add_(
+        1, index, torch.ones_like(index, dtype=torch.float64))
+    share = with_hit.sum(0) / in_bin.sum(0)
+    draws = (counts @ with_hit) / (counts @ in_bin)
+    with warnings.catch_warnings():  # an empty bin has no share in any resample: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanquantile(draws.numpy(), [0.025, 0.975], axis=0)
+    return share.numpy(), low, high

@@ -1,0 +1,473 @@
+"""Every claim of the paper the suite tests, declared once (types: ``harness.verdicts.declaration``).
+
+A claim test names its declaration with ``@pytest.mark.claim("P1")``; the ``claim`` fixture decides
+the verdict with the declared rule, and the report and the expectations read the same declaration.
+Paper values and source tags follow ``docs/PAPER.md`` ([3P] third-party reading, [NB:commit] the authors'
+notebooks, [R] the paper's text or figures, [REV] the reviewers, [REVIEW] an unverified secondary
+review). Where a rule names the paper's model (``paper_rule``), it applies on that model only; other
+models get the generic rule.
+
+A claim's ``protocol`` holds the numbers its experiment runs with (sample sizes, seeds of the data,
+quantiles, floors, counts of random directions, grids), fixed before measuring: the claim's fixture reads
+them here and passes them to the experiment, which defines none (``tests/test_declarations.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+from harness.datasets.transfer import SPECIFICITY_PREFIX
+from harness.verdicts.declaration import Case, Claim, PaperValue, Rule, ThresholdKind
+from harness.models.paper import STEERING_MODEL, SUMMARIZATION_MODEL
+
+PAPER, QUALITATIVE = ThresholdKind.PAPER, ThresholdKind.PAPER_QUALITATIVE
+GENERIC, CONTROL = ThresholdKind.GENERIC, ThresholdKind.SUITE_CONTROL
+
+
+def _same_rule_on_paper_model(rule: Rule, origin: str) -> Rule:
+    return Rule(rule.threshold, rule.passes_when, PAPER, origin, rule.strict, rule.centre)
+
+
+def _around(value: float, tolerance: float, origin: str) -> Rule:
+    return Rule(tolerance, "abs_below", PAPER, origin, centre=value)
+
+
+def _protocol(numbers: dict, **prose: str) -> dict:
+    """A claim's protocol: its numbers (read by the fixtures, which pass them to the experiments) and its
+    prose, every ``{name}`` of which is filled from the numbers (a tuple of names as "a and b"), so that
+    the two cannot disagree."""
+    if set(numbers) & set(prose):
+        raise ValueError(f"a protocol's prose may not replace its numbers: {sorted(set(numbers) & set(prose))}")
+    words = {key: " and ".join(value) if isinstance(value, tuple) and all(isinstance(v, str) for v in value) else value
+             for key, value in numbers.items()}
+    return {**numbers, **{key: text.format(**words) for key, text in prose.items()}}
+
+
+def _comma_ablation(claim_id: str, statement: str, statistic: str, *, accuracy: tuple[float, float, str],
+                    ld_drop: tuple[float, float, str]) -> Claim:
+    """A3/A4: a comma-only ablation, against the paper's pythia-2.8b numbers (value, tolerance, docs/PAPER.md
+    §6.1 row) on that model; elsewhere a paired ratio against the all-positions ablation, net of random."""
+    generic = Rule(0.25, "above", GENERIC, "the comma-only drop beyond the random direction's comma-only drop is "
+                                           ">= 25% of the all-positions DAS drop beyond the random one's (paired ratio)")
+    paper = {metric: PaperValue(f"{value:g}%", "pythia-2.8b", "NB") for metric, (value, _, _) in
+             (("accuracy", accuracy), ("ld_drop", ld_drop))}
+    return Claim(
+        claim_id, "§5.3, §6.1", statement,
+        f"{statistic}; on pythia-2.8b the value itself (the paper's numbers), on other models the paired ratio "
+        "(comma-only drop − random comma-only drop) / (all-positions DAS drop − random drop)",
+        PaperValue(f"accuracy {accuracy[0]:g}%, Δ% LD {ld_drop[0]:g}%", "pythia-2.8b", "NB"), generic,
+        preconditions="the model classifies SST (P0.zero_shot replicates)", protocol=SST_ABLATION_PROTOCOL,
+        cases={"accuracy": Case(paper=paper["accuracy"],
+                                paper_rule=_around(accuracy[0], accuracy[1], f"docs/PAPER.md §6.1 {accuracy[2]} ± {accuracy[1]:g}")),
+               "ld_drop": Case(paper=paper["ld_drop"],
+                               paper_rule=_around(ld_drop[0], ld_drop[1], f"docs/PAPER.md §6.1 {ld_drop[2]} ± {ld_drop[1]:g}"))},
+    )
+
+
+# D: the methods find one direction (§4, §6.3) ------------------------------------------------------
+_D1_RULE = Rule(0.75, "above", GENERIC, "docs/PAPER.md §6.3: gpt2-small's layer-0 pairs are 0.82–1.00")
+_D1_KM = Rule(0.95, "above", GENERIC, "docs/PAPER.md §6.3: K-means vs mean difference 1.00 on gpt2-small")
+_GPT2_L0 = {  # third-party reading of the paper's layer-0 |cos| figure on gpt2-small [3P]
+    "mean_diff-kmeans": 1.00, "mean_diff-probe": 0.99, "mean_diff-pca": 0.94, "mean_diff-das": 0.87,
+    "probe-pca": 0.88, "probe-das": 0.86, "pca-das": 0.82,
+}
+_D1_RANDOM = Rule(0.15, "below", CONTROL, "the paper's random control is <= 0.06 at gpt2-small layer 0 [3P]")
+_P_FLIP = Rule(90.0, "above", GENERIC, "the paper's table: DAS 100% flip on pythia-1.4b [3P]")
+_RANDOM_LD = Rule(5.0, "abs_below", CONTROL, "the paper's random direction ≈ 3% on gpt2-small [3P]")
+
+STEERING_PROTOCOL = {  # fixed before measuring (issue "Verdicts", item 7)
+    "hook": "the early layer's resid_pre (the paper's blocks.0.hook_resid_post on gpt2-small)",
+    "scale": "median residual norm at the hook over the prompt's tokens, BOS left out (on gpt2-small: the "
+             "paper's integer grid 0 to -20)",
+    "coefficient_fractions": (0.0, 0.25, 0.5, 0.75, 1.0),
+    "samples_per_coefficient": 50,
+    "why": "the grid spans edits from none to as large as the residual itself; the strongest edit equals the "
+           "typical residual norm, beyond which the direction would dominate the stream",
+}
+
+TRANSFER_PROTOCOL = _protocol(  # G1-G3, fixed before measuring (fixtures/transfer.py passes the numbers)
+    {"per_class": 150, "sample_seed": 0, "null_directions": 100, "null_quantile": 0.975, "random_ablations": 3,
+     "ablation_methods": ("das", "mean_diff"), "ablation_positions": ("all", "all_but_first"),
+     "ablation_site": "resid_pre"},
+    samples="a seeded (seed {sample_seed}) balanced sample of {per_class} items per class of every dataset and of "
+            "the SST held-out split (all of a smaller class)",
+    layer_choice="per method, the layer (among its layers) of highest AUROC of the oriented last-token projection "
+                 "on the SST sample; the sign of every layer's direction fixed on that sample; never the target data",
+    null="{null_directions} seeded Gaussian directions at the chosen layer, each oriented on the SST sample; "
+         "quantile {null_quantile}",
+    ablation="directional ablation at the chosen layer, at the boundary read ({ablation_site}); {random_ablations} "
+             "random directions (the null's first); methods {ablation_methods}",
+    specificity_datasets=f"names starting with '{SPECIFICITY_PREFIX}'",
+)
+
+NATURAL_TEXT_PROTOCOL = _protocol(  # R1, R1.auroc (§5.4), fixed before measuring (fixtures/correlation.py)
+    {"corpus_sentences": 3000, "corpus_seed": 0, "tail_quantile": 0.001, "null_directions": 100,
+     "null_quantile": 0.975, "auroc_floor": 0.8},
+    corpus="a seeded (seed {corpus_seed}: the same under every --seeds seed) subsample of {corpus_sentences} SST-2 "
+           "train sentences, for the time budget",
+    tails="the tokens at or below the {tail_quantile:.1%} quantile of all projections, and at or above the "
+          "mirror quantile",
+    null="{null_directions} seeded Gaussian directions, unoriented (the paper's random baseline); R1.auroc's "
+         "threshold is the larger of {auroc_floor} and the null AUROCs' {null_quantile} quantile",
+)
+
+SST_PATCHING_PROTOCOL = _protocol(  # P3-P5 (§6.2), fixed before measuring (fixtures/sst_experiments.py)
+    {"n_pairs": 24, "max_sentence_tokens": 20},
+    pairs="{n_pairs} length-matched SST pairs of sentences of at most {max_sentence_tokens} tokens, drawn with the "
+          "session's seed: no sentence in two pairs, clean labels balanced",
+)
+
+SST_ABLATION_PROTOCOL = _protocol(  # A1-A5 (§5.3, §6.1), fixed before measuring (fixtures/sst_experiments.py)
+    {"max_prompt_tokens": 64, "top_k": 10, "max_per_class": 100, "min_per_class": 10},
+    zero_shot_set="comma-holding zero-shot prompts of at most {max_prompt_tokens} tokens, classified correctly "
+                  "with the answer in the top {top_k}, at most {max_per_class} per class (seeded); the top-{top_k} "
+                  "filter is dropped where it leaves fewer than {min_per_class} in a class",
+)
+
+SUMMARIZATION_PROTOCOL = _protocol(  # M3 (§6.4), fixed before measuring (fixtures/toy_mood_story.py)
+    {"filler_lengths": (0, 11, 22, 44), "distance_filler": 22},
+    fillers="neutral filler tokens before \"One day, ...\" (0: the paper's prompts); M3.distance reads the "
+            "filler of the paper's comma-over-phrase number",
+)
+
+CIRCUIT_PROTOCOL = _protocol(  # K1-K3 (§6.4), fixed before measuring (fixtures/circuit.py)
+    {"top_heads": 12, "sparse_fraction": 0.05, "role_threshold": 0.1, "n_receivers": 3, "n_direct": 6,
+     "n_writers": 3, "stage2_pairs": 16, "stage2_keep": 32, "direction_method": "das"},
+    selection="the roles of the top {top_heads} heads (attention >= {role_threshold}), the first {n_receivers} "
+              "summary readers as stage-2 receivers, on a balanced subset of {stage2_pairs} train pairs; the "
+              "circuit: the top {n_direct} stage-1 heads + the top {n_writers} stage-2 writers",
+    stage2_keep_why="senders patched exactly in stage 2, per input, after ranking by attribution patching: "
+                    "{stage2_keep} = a margin of more than 3x over the 9 circuit heads and the report's 8 largest "
+                    "writers. Measured on SmolLM2-135M (243 head senders, 16 pairs): AtP's ranking of |effect| "
+                    "agrees with the exact patch on every sender (Spearman 1.000 for q, k and v; the exact top 10 "
+                    "are AtP's top 10 in order), so the pruned run finds the same writers and circuit as the "
+                    "unpruned one, at a tenth of step (b)'s cost",
+)
+
+D1_PROTOCOL = {"refit_resamples": 200}  # D1: bootstrap refits per layer (4 methods x 200 x 2 layers)
+
+_TAIL, _SPARSE = NATURAL_TEXT_PROTOCOL["tail_quantile"], CIRCUIT_PROTOCOL["sparse_fraction"]
+_DISTANCE, _NULL_Q = SUMMARIZATION_PROTOCOL["distance_filler"], TRANSFER_PROTOCOL["null_quantile"]
+
+CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
+    Claim(
+        "D1", "§6.3", "The five methods find the same direction",
+        "|cos| between two methods' directions (layer 0 and DAS's best patching layer)",
+        PaperValue(">= 0.82 for every pair at layer 0", "gpt2-small", "3P"), _D1_RULE,
+        paper_rule=_same_rule_on_paper_model(_D1_RULE, _D1_RULE.origin), protocol=D1_PROTOCOL,
+        cases={
+            pair: Case(
+                paper=PaperValue(f"{value:.2f} at layer 0", "gpt2-small", "3P"),
+                rule=_D1_KM if pair == "mean_diff-kmeans" else None,
+                paper_rule=_same_rule_on_paper_model(_D1_KM, _D1_KM.origin) if pair == "mean_diff-kmeans" else None,
+            ) for pair, value in _GPT2_L0.items()
+        },
+    ),
+    Claim(
+        "D1.random", "§6.3", "A random direction is orthogonal to every method's",
+        "the largest |cos(random, method)| over the five methods, at layer 0 and DAS's best patching layer",
+        PaperValue("<= 0.06 at layer 0", "gpt2-small", "3P"), _D1_RANDOM, protocol=D1_PROTOCOL,
+    ),
+    Claim(
+        "D2", "§4", "Each direction classifies held-out adjectives by projection",
+        "held-out test-adjective accuracy by projection (threshold halfway between train class means), at the "
+        "layer chosen on the other half of the test prompts (2-fold cross-fitting)",
+        PaperValue("directions classify sentiment"), Rule(0.9, "above", GENERIC, "the suite's floor for 'classifies'"),
+    ),
+    Claim(
+        "D3", "§4", "The suite's DAS agrees with the authors' released gpt2-small directions",
+        "|cos(suite DAS, released DAS)| at mid layers 4-8",
+        PaperValue("released directions (authors' data/gpt2-small)", "gpt2-small", "R"),
+        Rule(0.7, "above", PAPER, "the suite's agreement floor for the authors' own directions"),
+    ),
+    # P: directional patching (§5.2, §6.2) ----------------------------------------------------------
+    Claim(
+        "P1", "§6.2", "Patching the DAS direction flips ToyMovieReview sentiment",
+        "DAS directional patching at the layer chosen on the other half of the ToyMovieReview test pairs (2-fold "
+        "cross-fitting)",
+        PaperValue("100% flip, 109.8% LD", "pythia-1.4b", "3P"), _P_FLIP, unit="%",
+        paper_rule=_same_rule_on_paper_model(_P_FLIP, _P_FLIP.origin),
+        cases={"logit_flip": Case(paper=PaperValue("100%", "pythia-1.4b", "3P")),
+               "ld_recovered": Case(paper=PaperValue("109.8%", "pythia-1.4b", "3P"))},
+    ),
+    Claim(
+        "P2", "§6.2", "The other methods' directions flip it too",
+        "% logit flip at the layer chosen on the other half of the ToyMovieReview test pairs (cross-fitted)",
+        PaperValue(">= 90%", "pythia-1.4b", "3P"), _P_FLIP, unit="%",
+        paper_rule=_same_rule_on_paper_model(_P_FLIP, _P_FLIP.origin),
+    ),
+    Claim(
+        "P2.random", "§6.2", "A random direction recovers nothing",
+        "random direction, largest |% LD recovered| over layers, ToyMovieReview",
+        PaperValue("≈ 0 (random ≈ 3%)", "gpt2-small", "3P"), _RANDOM_LD, unit="%",
+    ),
+    Claim(
+        "P3", "§6.2", "Toy-fitted DAS patched onto SST pairs moves their sentiment",
+        "DAS patched onto SST pairs at the layer chosen on the other half of the pairs (cross-fitted)",
+        PaperValue("47.0% LD, 53.5% flip", "pythia-1.4b", "3P"),
+        Rule(20.0, "above", GENERIC, "at least a fifth (the random direction: P5.random)"), unit="%",
+        preconditions="the model classifies SST (P0.classification replicates)", protocol=SST_PATCHING_PROTOCOL,
+        cases={"ld_recovered": Case(paper=PaperValue("47.0%", "pythia-1.4b", "3P"),
+                                    paper_rule=_around(47.0, 15.0, "the paper's table ± 15 points")),
+               "logit_flip": Case(paper=PaperValue("53.5%", "pythia-1.4b", "3P"),
+                                  paper_rule=_around(53.5, 15.0, "the paper's table ± 15 points"))},
+    ),
+    Claim(
+        "P4", "§6.2 (P7)", "The best SST patching layer is intermediate",
+        "relative depth (layer / n_layers) of the method's best SST patching layer (% LD recovered); CI from "
+        "redoing the choice in every bootstrap resample of the pairs",
+        PaperValue("intermediate layers", "gpt2-small, pythia-160m/410m/1.4b", "R"),
+        Rule(0.35, "abs_below", QUALITATIVE, "strictly inside the first and last 15% of the depth", strict=True,
+             centre=0.5),
+        preconditions="the model classifies SST (P0.classification replicates)", protocol=SST_PATCHING_PROTOCOL,
+    ),
+    Claim(
+        "P5", "§6.2", "DAS recovers at least as much as the other methods on SST",
+        "DAS minus the method, % LD recovered on the same SST pairs, each at its cross-fitted layer among the "
+        "layers DAS was fitted at (paired bootstrap)",
+        PaperValue("> 0: the other methods are weaker than DAS on SST", "pythia-1.4b", "3P"),
+        Rule(0.0, "above", QUALITATIVE, "DAS recovers more (the paper's ordering)", strict=True), unit=" points",
+        preconditions="the model classifies SST (P0.classification replicates)", protocol=SST_PATCHING_PROTOCOL,
+    ),
+    Claim(
+        "P5.random", "§6.2", "A random direction recovers nothing on SST",
+        "random direction on SST, largest |% LD recovered| over layers (the max redone in each resample)",
+        PaperValue("≈ 0 (random ≈ 3%)", "gpt2-small", "3P"), _RANDOM_LD, unit="%",
+        preconditions="the model classifies SST (P0.classification replicates)", protocol=SST_PATCHING_PROTOCOL,
+    ),
+    Claim(
+        "P0", "§2.3, §5.1", "The model classifies SST reviews (the precondition of P3–P5 and A1–A5)",
+        "centred accuracy (§5.1) of the answer logit difference over every sentence of the evaluation split",
+        PaperValue("the paper's models classify SST; its claims filter to correctly classified reviews"),
+        Rule(70.0, "above", GENERIC, "the suite's competence floor, fixed before measuring"), unit="%",
+        cases={"classification": Case(paper=PaperValue("CLASSIFICATION scaffold (P3–P5)")),
+               "zero_shot": Case(paper=PaperValue("zero-shot scaffold (A1–A5)"))},
+    ),
+    # A: ablations on SST (§5.3, §6.1) --------------------------------------------------------------
+    Claim(
+        "A1", "§5.3, §6.1", "Ablating the DAS direction everywhere hurts SST classification",
+        "DAS direction ablated at all positions and layers minus the random direction ablated the same way, on "
+        "the same zero-shot SST prompts (paired): accuracy lost (points) and Δ% LD (points)",
+        PaperValue("accuracy 62%, Δ% LD 71% (random: Δ% LD −0.3 to +0.2)", "pythia-2.8b", "NB"),
+        Rule(None, "above", GENERIC, "see the cases"), unit=" points",
+        cases={"accuracy": Case(paper=PaperValue("62% (38 points below the random ablation's ≈ 100%)", "pythia-2.8b", "NB"),
+                                rule=Rule(15.0, "above", GENERIC, "DAS costs >= 15 accuracy points more than random"),
+                                paper_rule=_around(38.0, 6.0, "docs/PAPER.md §6.1 (100 − 62) ± 6")),
+               "ld_drop": Case(paper=PaperValue("71% (random ≈ 0%)", "pythia-2.8b", "NB"),
+                               rule=Rule(30.0, "above", GENERIC, "DAS lowers Δ% LD >= 30 points more than random"),
+                               paper_rule=_around(71.0, 8.0, "docs/PAPER.md §6.1 ± 8"))},
+        preconditions="the model classifies SST (P0.zero_shot replicates)", protocol=SST_ABLATION_PROTOCOL,
+    ),
+    Claim(
+        "A2", "§5.3, §6.1", "Ablating a random direction the same way does little",
+        "random direction ablated like A1: Δ% LD",
+        PaperValue("−0.3% to +0.2% (balanced sets)", "pythia-2.8b", "NB"),
+        Rule(2.0, "abs_below", CONTROL, "the paper's random ablations stay within ±0.3%", strict=True), unit="%",
+        preconditions="the model classifies SST (P0.zero_shot replicates)", protocol=SST_ABLATION_PROTOCOL,
+    ),
+    _comma_ablation("A3", "Ablating the direction at commas alone hurts SST classification",
+                    "DAS direction ablated at comma positions only",
+                    accuracy=(82.0, 6.0, "C4"), ld_drop=(17.5, 5.0, "C5")),
+    _comma_ablation("A4", "Mean-ablating the residual at commas hurts SST classification",
+                    "whole residual mean-ablated at comma positions, every layer",
+                    accuracy=(81.0, 5.0, "C7"), ld_drop=(17.0, 5.0, "C7")),
+    Claim(
+        "A5", "§5.3, §6.1", "Freezing attention removes most of the comma effect",
+        "comma-only Δ% LD with attention frozen / unfrozen",
+        PaperValue("0.21 (−3.5% frozen vs −17% unfrozen)", "pythia-2.8b", "NB"),
+        Rule(0.40, "below", QUALITATIVE, "at most 40% of the unfrozen effect"),
+        preconditions="P0.zero_shot replicates, and the unfrozen comma-only drop's 95% CI lies above 0",
+        protocol=SST_ABLATION_PROTOCOL,
+    ),
+    # M: the summarization motif (§2.2, §5.7, §6.4) -------------------------------------------------
+    Claim(
+        "M1", "§2.2", "The model solves ToyMoodStory",
+        "ToyMoodStory accuracy (centred, §5.1) over the four variants",
+        PaperValue("solved by pythia-2.8b; smaller models failed", SUMMARIZATION_MODEL, "R"),
+        Rule(90.0, "above", GENERIC, "the suite's floor for 'solves'"), unit="%",
+    ),
+    Claim(
+        "M2", "§5.7", "Resampling pre-comma phrases or commas lowers the logit difference",
+        "% change of the mean LD, values resampled in the summary band, attention frozen",
+        PaperValue("−38.0% pre-comma, −36.0% comma+period", SUMMARIZATION_MODEL, "NB:57e740d"),
+        Rule(-10.0, "below", GENERIC, "a drop of at least 10%"), unit="%",
+        cases={"precomma": Case(paper=PaperValue("−38.0% (layers 9-14)", SUMMARIZATION_MODEL, "NB:57e740d"),
+                                paper_rule=_around(-38.0, 10.0, "the notebook's value ± 10")),
+               "comma_period": Case(paper=PaperValue("−36.0% (layers 9-14)", SUMMARIZATION_MODEL, "NB:57e740d"),
+                                    paper_rule=_around(-36.0, 10.0, "the notebook's value ± 10")),
+               "whole_phrase": Case(paper=PaperValue("−75%", SUMMARIZATION_MODEL, "REVIEW, unverified"),
+                                    paper_rule=_around(-75.0, 15.0, "the review's value ± 15"))},
+        preconditions="the model solves ToyMoodStory (M1 replicates)",
+    ),
+    Claim(
+        "M2.ratio", "§5.7", "The comma effect is comparable to the pre-comma effect",
+        "comma+period effect / pre-comma effect (pre-comma effect < 0 required)",
+        PaperValue("0.95 = −36.0/−38.0", SUMMARIZATION_MODEL, "NB:57e740d"),
+        Rule(0.5, "above", GENERIC, "at least half"),
+        preconditions="M1 replicates and the pre-comma effect's 95% CI lies below 0",
+    ),
+    Claim(
+        "M3", "§6.4", "The comma's share of the effect grows with distance",
+        "Spearman ρ(filler length, comma / (comma + pre-comma) effect)",
+        PaperValue("grows with distance", SUMMARIZATION_MODEL, "REV"),
+        Rule(0.0, "above", QUALITATIVE, "a positive rank correlation", strict=True),
+        preconditions="M1 replicates", protocol=SUMMARIZATION_PROTOCOL,
+    ),
+    Claim(
+        "M3.distance", "§6.4", f"At {_DISTANCE} filler tokens the comma effect exceeds the pre-comma effect",
+        f"comma effect / pre-comma effect − 1, {_DISTANCE} filler tokens (pre-comma effect < 0 required)",
+        PaperValue("+15%", SUMMARIZATION_MODEL, "REVIEW, unverified"),
+        Rule(0.0, "above", QUALITATIVE, "the comma effect larger", strict=True), unit="%",
+        preconditions=f"M1 replicates and the pre-comma effect at {_DISTANCE} filler tokens has its 95% CI below 0",
+        protocol=SUMMARIZATION_PROTOCOL,
+    ),
+    Claim(
+        "M4", "§6.4", "Non-valenced positions carry sentiment on ToyMovieReview",
+        "non-valenced / valenced value-resampling effect in the summary band (valenced effect < 0 required)",
+        PaperValue("comma, period and second ' movie' carry sentiment (circuit)", "gpt2-small", "R"),
+        Rule(0.2, "above", GENERIC, "at least a fifth of the valenced effect"),
+        preconditions="the valenced positions' effect has its 95% CI below 0",
+    ),
+    # K: the circuit (§6.4) -------------------------------------------------------------------------
+    Claim(
+        "K1", "§6.4", "A sparse set of heads carries the ToyMovieReview circuit",
+        f"share of summed |path effect| on the test pairs carried by the top {_SPARSE:.0%} of heads ranked on the "
+        "train pairs",
+        PaperValue("a sparse circuit of ~10 heads", "gpt2-small", "R"),
+        Rule(0.5, "above", GENERIC, f"the top {_SPARSE:.0%} of heads carry at least half"), protocol=CIRCUIT_PROTOCOL,
+    ),
+    Claim(
+        "K1.paper_heads", "§6.4", "The paper's circuit heads are among the top heads",
+        "the paper's 8 circuit heads that read sentiment into the final position (7.1, 7.5, 8.5, 9.2, 9.10, "
+        f"10.1, 10.4, 11.9) found among the top {CIRCUIT_PROTOCOL['top_heads']} by |path effect| on the final "
+        "residual; the direction-"
+        "patching list's 0.4 and 6.4 act through later heads, so a direct-path ranking is not their test",
+        PaperValue("7.1, 7.5, 8.5, 9.2, 9.10, 10.1, 10.4, 11.9 (of the 10-head list 0.4, 6.4, …)", "gpt2-small",
+                   "R:6da9576"),
+        Rule(6.0, "above", PAPER, "at least 6 of the 8"), protocol=CIRCUIT_PROTOCOL,
+    ),
+    Claim(
+        "K2", "§6.4", "Patching the circuit's heads recovers the logit difference",
+        "circuit heads (found on the train pairs) patched clean → corrupted on the test pairs, % LD recovered",
+        PaperValue("75% LD, 97% flip", "gpt2-small", "REVIEW, unverified"),
+        Rule(50.0, "above", GENERIC, "at least half"), unit="%", protocol=CIRCUIT_PROTOCOL,
+    ),
+    Claim(
+        "K2.direction", "§6.4", "Most of the circuit's effect runs along the direction",
+        "direction-only circuit patch / full circuit patch (% LD recovered, test pairs; paired bootstrap), the "
+        "direction from DAS layers that trained",
+        PaperValue("54.8% LD, 58% flip vs 75% / 97% full", "gpt2-small", "REVIEW, unverified"),
+        Rule(0.4, "above", GENERIC, "at least 40% of the full patch"),
+        preconditions="DAS trained (early stopping below its initial loss) at a layer the circuit's heads write into",
+        protocol=CIRCUIT_PROTOCOL,
+    ),
+    Claim(
+        "K3", "§6.4", "The summary token's residual alone carries sentiment",
+        "residual at SBJ2 alone patched clean → corrupted, % LD recovered at the mid layer chosen on the other "
+        "half of the test pairs (cross-fitted)",
+        PaperValue("summary heads read SBJ2; no number", "gpt2-small", "R"),
+        Rule(20.0, "above", GENERIC, "at least a fifth"), unit="%", protocol=CIRCUIT_PROTOCOL,
+    ),
+    # R, S, N: natural text, steering, negation (§5.4–§5.6) ------------------------------------------
+    Claim(
+        "R1", "§5.4", "The direction's tails on natural text hold sentiment tokens",
+        f"tail score: {_TAIL:.1%}/{1 - _TAIL:.1%} tails, share of each tail's majority non-neutral label, averaged",
+        PaperValue("unknown (GPT-4 labels on OWT; no checked number, docs/PAPER.md §6.5)", "gpt2-small", "REVIEW"),
+        Rule(0.7, "above", GENERIC, "the suite's floor"), protocol=NATURAL_TEXT_PROTOCOL,
+    ),
+    Claim(
+        "R1.auroc", "§5.4", "The projection separates positive from negative tokens",
+        "AUROC of the projection, lexicon-positive vs lexicon-negative tokens (CI: sentences resampled)",
+        PaperValue("unknown (docs/PAPER.md §6.5)", "gpt2-small"),
+        Rule(None, "above", GENERIC, f"{NATURAL_TEXT_PROTOCOL['auroc_floor']:g}, or the "
+                                     f"{NATURAL_TEXT_PROTOCOL['null_quantile']:.1%} quantile of "
+                                     f"{NATURAL_TEXT_PROTOCOL['null_directions']} random directions' AUROC (unoriented, "
+                                     "as the paper's random baseline) where that is higher"),
+        protocol=NATURAL_TEXT_PROTOCOL,
+    ),
+    Claim(
+        "S1", "§5.5", "The steered sentiment share rises with the coefficient",
+        "Spearman ρ over samples between |coef| and the sample having the steered-to label (CI: samples "
+        "resampled within each coefficient)",
+        PaperValue("the negative share rises with |coef| (figure; no numbers)", STEERING_MODEL, "R"),
+        Rule(0.0, "above", QUALITATIVE, "rises: ρ > 0", strict=True),
+        cases={"mirror": Case(paper=PaperValue("not in the paper (the suite's mirror of its experiment)"))},
+        protocol=STEERING_PROTOCOL,
+    ),
+    Claim(
+        "S1.strongest", "§5.5", "The strongest coefficient steers most samples",
+        "the steered-to label's share at the strongest coefficient",
+        PaperValue("the negative share rises with |coef| (figure; no numbers)", STEERING_MODEL, "R"),
+        Rule(50.0, "above", QUALITATIVE, "a majority", strict=True), unit="%",
+        cases={"mirror": Case(paper=PaperValue("not in the paper (the suite's mirror of its experiment)"))},
+        protocol=STEERING_PROTOCOL,
+    ),
+    Claim(
+        "S1.unsteered", "§5.5", "Without steering few samples have the steered-to sentiment",
+        "the steered-to label's share at coefficient 0",
+        PaperValue("the negative share rises with |coef| (figure; no numbers)", STEERING_MODEL, "R"),
+        Rule(20.0, "below", CONTROL, "a low baseline"), unit="%",
+        cases={"mirror": Case(paper=PaperValue("not in the paper (the suite's mirror of its experiment)"))},
+        protocol=STEERING_PROTOCOL,
+    ),
+    Claim(
+        "N1", "§5.6", "Negation flips the negated word's projection between early and late layers",
+        "movement of the tracked word's projection toward the opposite sign, negated sentence minus the same "
+        "sentence without the negation (paired mean over sentences; flip_percent in the details)",
+        PaperValue("unknown (layers 1 → 10; docs/PAPER.md §6.5)", "gpt2-small"),
+        Rule(0.0, "above", GENERIC, "negated words move more than the same words without negation", strict=True),
+    ),
+    # G: transfer to other sentiment data, and specificity (suite-added; after §5.2, §6.2) ----------------
+    Claim(
+        "G1", "§6.2 (transfer)", "The ToyMovieReview direction separates sentiment on other datasets",
+        "AUROC (positive vs negative items) of the cosine projection of the last token's residual onto the "
+        f"method's direction, at the layer and sign chosen on a balanced SST held-out sample, minus the "
+        f"{_NULL_Q:.1%} quantile of the AUROCs of {TRANSFER_PROTOCOL['null_directions']} seeded random directions at "
+        "that layer, each oriented on the same SST "
+        "sample (both recomputed in every bootstrap resample of the items: paired)",
+        PaperValue("not in the paper: it tests the toy-fitted directions on SST only (§5.2, §6.2)"),
+        Rule(0.0, "above", GENERIC, f"beats chance: above the oriented random directions' {_NULL_Q:.1%} quantile",
+             strict=True),
+        protocol=TRANSFER_PROTOCOL,
+    ),
+    Claim(
+        "G2", "§5.3 (transfer)", "Ablating the direction hurts the classification of other sentiment data",
+        "per item, the correctness-margin drop (positive − negative answer logit, signed by the label, SST "
+        "CLASSIFICATION scaffold) when the method's direction is projected out at its SST-chosen layer, minus "
+        f"the mean drop when each of {TRANSFER_PROTOCOL['random_ablations']} seeded random directions is projected "
+        "out the same way (paired mean over "
+        "items); at every position, or every position but the first (BOS)",
+        PaperValue("not in the paper: its ablations (§5.3) are on SST, DAS at every layer"),
+        Rule(0.0, "above", GENERIC, "the direction's ablation costs more margin than random ones'", strict=True),
+        preconditions="the model classifies the dataset's sample in the SST CLASSIFICATION scaffold (P0's "
+                      "classification rule on those items)",
+        protocol=TRANSFER_PROTOCOL,
+    ),
+    Claim(
+        "G3", "§6.2 (specificity)", "The direction separates sentiment more than a distinction without sentiment",
+        "separation |AUROC − 0.5| of positive vs negative items of the sentiment dataset minus that of the "
+        "specificity control's two classes (subjective vs objective sentences), last-token projection at the "
+        "method's SST-chosen layer (each dataset's items resampled independently)",
+        PaperValue("not in the paper (a control the suite adds: is the direction about sentiment at all?)"),
+        Rule(0.0, "above", GENERIC, "sentiment is separated more than the control distinction", strict=True),
+        protocol=TRANSFER_PROTOCOL,
+    ),
+)}
+
+
+def declared(claim_id: str) -> Claim:
+    """The declaration of ``claim_id``; an unknown id names the declared ones."""
+    try:
+        return CLAIMS[claim_id]
+    except KeyError:
+        raise KeyError(f"no claim {claim_id!r} is declared in harness/verdicts/declared.py; "
+                       f"declared: {', '.join(CLAIMS)}") from None
+
+
+def declarations_sha256() -> str:
+    """A digest of every declaration (statement, statistic, rules, thresholds, cases, protocol): results
+    decided under the same digest can be compared side by side (``harness.reporting.matrix``)."""
+    text = json.dumps([dataclasses.asdict(claim) for claim in CLAIMS.values()], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
