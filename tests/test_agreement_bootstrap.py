@@ -8,6 +8,8 @@ refits read back from the disk cache (keyed by ``refits_key``) give the same dra
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from harness.experiments.direction_agreement import AgreementBootstrap
@@ -61,10 +63,10 @@ def test_refits_read_back_from_the_disk_cache_give_the_same_draws_and_refit_noth
     index = resample_indices(agreement.n, 20, seed=1)
     cache = DiskCache(tmp_path, refresh=False, code_version="test")
     key = content_key("d1-refits", *agreement.refits_key([0], index))
-    calls = []
+    calls = itertools.count()  # not a list: a computation's plain values are part of its key
 
     def refit():
-        calls.append(1)
+        next(calls)
         return {0: agreement.resampled(0, index)}
 
     stored = cache.get_or_compute("directions", key, refit)
@@ -74,7 +76,7 @@ def test_refits_read_back_from_the_disk_cache_give_the_same_draws_and_refit_noth
     assert content_key("d1-refits", *fresh.refits_key([0], index)) == key
     assert content_key("d1-refits", *fresh.refits_key([0], resample_indices(fresh.n, 20, seed=2))) != key
     read = cache.get_or_compute("directions", key, refit)
-    assert len(calls) == 1, "recomputed"
+    assert next(calls) == 1, "recomputed"
     fresh.remember(0, index, read[0])
     monkeypatch.setattr("harness.experiments.direction_agreement.clone", lambda *a: (_ for _ in ()).throw(AssertionError("refit")))
     assert torch.equal(fresh.abs_cosine("mean_diff", "probe", 0)(index), expected)

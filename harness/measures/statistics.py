@@ -14,6 +14,11 @@ prompt pair, the sentence, the generated sample) and how the CI was made. The co
   choice in every resample (for "the best layer is intermediate" claims).
 - ``binned_share_bands``: per bin, a share of items and its percentile band over resampled units (the
   report's label-share figure).
+- ``TieRule``: an optional declared rule for ``cross_fitted`` and ``selected`` choosing among layers
+  within a tolerance of the best (their default stays the argmax, i.e. the first best layer).
+
+BCa, cluster and paired-difference intervals: ``harness.measures.intervals``; their coverage by
+simulation: ``harness.measures.calibration`` (docs/calibration.md).
 
 ``seeded(seed)`` sets the seed of every bootstrap made inside it (``--seeds``); the default is 0.
 """
@@ -71,6 +76,10 @@ class Estimate:
     def scaled(self, factor: float) -> "Estimate":
         low, high = sorted((self.ci_low * factor, self.ci_high * factor))
         return Estimate(self.value * factor, low, high, self.n, self.unit, self.method, self.undefined, self.resamples)
+
+    def contains_point(self) -> bool:
+        """Whether the CI contains the estimate's own point (a percentile or BCa interval need not)."""
+        return self.ci_low <= self.value <= self.ci_high
 
     def describe_ci(self) -> str:
         text = f"{self.method}, n = {self.n} {self.unit}"
@@ -150,6 +159,44 @@ def folds(labels: Tensor, seed: int | None = None) -> tuple[Tensor, Tensor]:
 
 
 LayerStatistic = Callable[[int, Tensor], Tensor]  # (layer, index [resamples, m]) -> [resamples]
+PREFERENCES = ("deepest", "shallowest", "median")
+
+
+@dataclass(frozen=True)
+class TieRule:
+    """A declared layer choice: among the layers scoring within ``tolerance`` of the best (in the
+    statistic's units, on the selection data), the one ``prefer`` names by depth: "deepest", "shallowest"
+    or "median" (the lower middle of an even count). Without a rule the choice is the argmax, which breaks
+    exact ties toward the first layer listed."""
+
+    tolerance: float = 0.0
+    prefer: str = "median"
+
+    def __post_init__(self) -> None:
+        if self.prefer not in PREFERENCES or not self.tolerance >= 0:
+            raise ValueError(f"TieRule: prefer one of {PREFERENCES} with tolerance >= 0, got {self}")
+
+    def describe(self) -> str:
+        return f"ties within {self.tolerance:g} of the best broken toward the {self.prefer} layer"
+
+
+def choose_layer(by_layer: Tensor, layers: Sequence[int], tie: TieRule | None = None) -> Tensor:
+    """The index (into ``layers``) of the layer chosen from ``by_layer`` ([layer, ...] scores, larger is
+    better, −inf where undefined): the argmax, or ``tie``'s choice among the near-best."""
+    if tie is None:
+        return by_layer.argmax(0)
+    best = by_layer.max(0, keepdim=True).values
+    candidate = (by_layer >= best - tie.tolerance) | (best == -math.inf)
+    order = torch.tensor(list(layers)).argsort(stable=True)  # shallowest first
+    in_depth = candidate[order].long()
+    if tie.prefer == "shallowest":
+        position = in_depth.argmax(0)
+    elif tie.prefer == "deepest":
+        position = len(order) - 1 - in_depth.flip(0).argmax(0)
+    else:  # the ((k - 1) // 2)-th candidate by depth, counting from 0
+        target = (in_depth.sum(0) - 1) // 2 + 1
+        position = ((in_depth.cumsum(0) == target) & (in_depth == 1)).long().argmax(0)
+    return order[position]
 
 
 @dataclass(frozen=True)
@@ -163,10 +210,12 @@ class CrossFit:
     layers: tuple[int, int]  # the layer each fold was scored at (chosen on the other fold)
     n: int
     unit: str
+    tie: TieRule | None = None  # the declared tie rule of the layer choice (None: the argmax)
 
     def estimate(self) -> Estimate:
+        rule = "" if self.tie is None else f" ({self.tie.describe()})"
         return draws_estimate(self.value, self.draws, self.n, self.unit,
-                           "2-fold cross-fitted layer choice, redone in each bootstrap resample")
+                           f"2-fold cross-fitted layer choice{rule}, redone in each bootstrap resample")
 
     def minus(self, other: "CrossFit") -> Estimate:
         if self.n != other.n or self.draws.shape != other.draws.shape:
@@ -184,10 +233,11 @@ def draws_estimate(value: float, draws: Tensor, n: int, unit: str, method: str) 
 
 
 def cross_fitted(statistic: LayerStatistic, layers: Sequence[int], labels: Tensor, *, unit: str = "pairs",
-                 resamples: int = RESAMPLES, maximise: bool = True) -> CrossFit:
+                 resamples: int = RESAMPLES, maximise: bool = True, tie: TieRule | None = None) -> CrossFit:
     """The value at the best layer chosen on the other fold (module docstring). ``statistic(layer,
     index)`` evaluates the claim's statistic at ``layer`` on the units ``index`` (``[resamples, m]``
-    long tensor) and returns ``[resamples]``; ``labels`` stratify the folds."""
+    long tensor) and returns ``[resamples]``; ``labels`` stratify the folds. ``tie``: a declared rule
+    among near-best layers (``TieRule``; default the argmax)."""
     halves = folds(labels)
     if min(len(h) for h in halves) == 0:
         raise ValueError(f"cross_fitted: too few {unit} to split into two folds (n = {len(labels)})")
@@ -198,7 +248,7 @@ def cross_fitted(statistic: LayerStatistic, layers: Sequence[int], labels: Tenso
         for this, other in ((0, 1), (1, 0)):
             by_layer = torch.stack([sign * statistic(layer, index_by_fold[other]) for layer in layers]).double()
             by_layer = torch.where(torch.isfinite(by_layer), by_layer, torch.tensor(-math.inf, dtype=torch.float64))
-            pick = by_layer.argmax(0)
+            pick = choose_layer(by_layer, layers, tie)
             at = torch.stack([statistic(layer, index_by_fold[this]) for layer in layers]).double()
             value = value + at.gather(0, pick[None]).squeeze(0) * len(halves[this])
             chosen.append(pick)
@@ -209,22 +259,27 @@ def cross_fitted(statistic: LayerStatistic, layers: Sequence[int], labels: Tenso
         raise ValueError(f"cross_fitted: the statistic is undefined at the chosen layers")
     draws, _ = scored(tuple(h[resample_indices(len(h), resamples, seed=current_seed() + fold)]
                             for fold, h in enumerate(halves)))
-    return CrossFit(float(point[0]), draws, tuple(int(layers[int(c[0])]) for c in chosen), len(labels), unit)
+    return CrossFit(float(point[0]), draws, tuple(int(layers[int(c[0])]) for c in chosen), len(labels), unit, tie)
 
 
 def selected(statistic: LayerStatistic, layers: Sequence[int], n: int, *, unit: str = "pairs",
-             resamples: int = RESAMPLES, value_of: Callable[[int], float] = float) -> Estimate:
+             resamples: int = RESAMPLES, value_of: Callable[[int], float] = float,
+             tie: TieRule | None = None) -> Estimate:
     """The layer maximising ``statistic`` on all units (mapped by ``value_of``, e.g. to relative depth),
-    its CI from redoing the choice in each bootstrap resample of the units."""
+    its CI from redoing the choice in each bootstrap resample of the units; ``tie``: a declared rule among
+    near-best layers (``TieRule``; default the argmax)."""
     def choose(index: Tensor) -> Tensor:
         by_layer = torch.stack([statistic(layer, index) for layer in layers])
         by_layer = torch.where(torch.isfinite(by_layer), by_layer, torch.tensor(-math.inf, dtype=by_layer.dtype))
-        return torch.tensor([value_of(layers[int(i)]) for i in by_layer.argmax(0)], dtype=torch.float64)
+        return torch.tensor([value_of(layers[int(i)]) for i in choose_layer(by_layer, layers, tie)],
+                            dtype=torch.float64)
 
     point = float(choose(torch.arange(n)[None])[0])
     low, high, undefined = _percentile(choose(resample_indices(n, resamples)), resamples, unit)
-    return Estimate(point, low, high, n, unit, f"the choice redone in each of {resamples} bootstrap resamples of {unit}",
-                    undefined, resamples)
+    method = f"the choice redone in each of {resamples} bootstrap resamples of {unit}"
+    if tie is not None:
+        method += f"; {tie.describe()}"
+    return Estimate(point, low, high, n, unit, method, undefined, resamples)
 
 
 def binned_share_bands(unit_ids: Int[Tensor, "n"], n_units: int, bins: Int[Tensor, "n"], n_bins: int,

@@ -304,10 +304,12 @@ def _note(outcome: ClaimOutcome) -> str:
 
 
 def _git_commit() -> str:
+    """The checkout's commit, ``-dirty`` when a tracked file outside ``reports/`` differs from it (the
+    reports a run writes do not make its own code dirty)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)reports"],
+                               capture_output=True, text=True, check=True).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
