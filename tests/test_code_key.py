@@ -96,3 +96,20 @@ def test_a_protocol_number_the_computation_reads_is_part_of_the_key():
     before = code_fingerprint(compute)
     protocol["n_pairs"] = 136
     assert code_fingerprint(compute) != before
+
+
+def test_the_key_is_the_same_in_every_process():
+    """String hashing changes a set's order between processes; the key must not change with it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = ("from harness.runtime.code_key import code_fingerprint\n"
+              "A, B, C, D = 1, 2, 3, 4\n"
+              "def f(x):\n    return x in {'a', 'b', 'c', 'd'} and {'k': frozenset({'e', 'f'})}\n"
+              "print(code_fingerprint(lambda: f(A) + B + C + D))")
+    keys = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).parents[1], env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
+            for seed in range(4)}
+    assert len(keys) == 1, keys

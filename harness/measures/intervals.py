@@ -1,46 +1,55 @@
-"""BCa, cluster and paired-difference bootstrap intervals (issue "Intervals that mean what they say").
+"""BCa, studentized, cluster and paired-difference bootstrap intervals (issue "Intervals that mean what they say").
 
 The percentile bootstrap (``statistics.bootstrap``) undercovers at the suite's sample sizes for skewed
 statistics and ratios of means, and resampling tokens of word-clustered data ignores the clusters
-(``harness.measures.calibration``, docs/calibration.md). The procedures here:
+(``harness.measures.calibration``, docs/calibration.md). The procedures here, each a ``method`` of
+``interval``:
 
-- ``bca``: the bias-corrected and accelerated percentile interval (Efron & Tibshirani 1993, §14.3, eqs.
+- "bca": the bias-corrected and accelerated percentile interval (Efron & Tibshirani 1993, §14.3, eqs.
   14.9–14.15): the 2.5%/97.5% levels are moved by a bias correction ẑ0 = Φ⁻¹(share of the resample values
   below the point, ties counted half) and an acceleration â from the jackknife over units (the statistic
-  on the ``[n, n − 1]`` leave-one-out index batch). Same interface and seed as ``statistics.bootstrap``,
-  hence the very same resamples; undefined resamples dropped and counted.
+  on the ``[n, n − 1]`` leave-one-out index batch). ``bca``.
+- "studentized": the bootstrap-t interval (Efron & Tibshirani 1993, §12.5; Davison & Hinkley 1997,
+  §5.2.1): [θ̂ − t*₉₇.₅ ŝe, θ̂ − t*₂.₅ ŝe], t*_b = (θ̂*_b − θ̂)/ŝe*_b, every standard error the jackknife's
+  (eq. 11.5) — within each resample, its n drawn units left out in turn (a ``[resamples, n, n − 1]``
+  index batch: n times the evaluations of the other methods). ``studentized``.
+- "percentile": ``statistics.bootstrap``.
+
+All share ``statistics.bootstrap``'s interface and seed, hence its very same resamples; undefined
+resamples are dropped and counted.
+
 - ``cluster_bootstrap``: units carry a cluster id (a word type, a sentence); clusters are resampled with
   replacement and keep all their units (Davison & Hinkley 1997, §3.8, strategy 1: resample clusters,
-  not units within them); n = the number of clusters. Percentile or BCa (the jackknife leaves one
-  cluster out).
+  not units within them); n = the number of clusters; every jackknife leaves one cluster out.
 - ``paired_difference``: one statistic on two measurements of the same units (or clusters), both sides
   recomputed on the same resampled units.
-- ``bca_interval``: the BCa interval of draws and jackknife values made elsewhere.
-- ``held_out_share``: a cross-fitted share of 0/1 outcomes (D2's accuracy) with the Wilson interval of
-  its held-out count: each unit is scored at a layer chosen without it, so given the choice the count is
-  binomial; the percentile bootstrap of a share near 1 at n ≈ 27 is degenerate (all correct: [1, 1]).
+- ``resampled`` and ``estimate_from``: the two halves of every procedure (the statistic on the data, its
+  resamples and jackknives; the interval). A statistic's output has the index's leading axes first; any
+  further (trailing) axes carry through ``resampled`` (``harness.measures.calibration`` runs thousands
+  of simulated data sets at once that way).
 
 ``scipy.stats.bootstrap(method="BCa")`` is not used: it draws its own resamples from numpy's generator,
 so a seed would not give ``bootstrap``'s resamples (the percentile and BCa intervals of one statistic
 could not share them, nor a paired comparison), and it neither drops nor counts undefined resamples.
-tests/test_statistics.py checks this implementation against it.
+tests/test_statistics.py checks the BCa interval against it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from harness.measures.statistics import (
-    LEVEL, RESAMPLES, CrossFit, Estimate, bootstrap, percentile_interval, resample_indices, wilson,
-)
+from harness.measures.statistics import LEVEL, RESAMPLES, Estimate, percentile_interval, resample_indices
 
-METHODS = ("bca", "percentile")
+METHODS = ("percentile", "bca", "studentized")
+NAMES = {"percentile": "percentile", "bca": "BCa", "studentized": "studentized (bootstrap-t)"}
+JACKKNIFE_ENTRIES = 4_000_000  # unit indices per chunk of the per-resample jackknives
 _NORMAL = NormalDist()
 
 
@@ -87,32 +96,73 @@ def bca_interval(value: float, draws: Tensor, jackknife: Tensor, level: float = 
     return float(low), float(high)
 
 
+def jackknife_se(values: Tensor, dim: int = 0) -> Tensor:
+    """The jackknife standard error √((m − 1)/m · Σ (θ̂₍ᵢ₎ − θ̂₍·₎)²) of the m leave-one-out values along
+    ``dim`` (Efron & Tibshirani 1993, eq. 11.5); NaN where one is undefined."""
+    m = values.shape[dim]
+    values = values.double()
+    return ((m - 1) / m * (values - values.mean(dim, keepdim=True)).pow(2).sum(dim)).sqrt()
+
+
+def studentized_interval(value: float, se: float, draws: Tensor, draw_se: Tensor,
+                         level: float = LEVEL) -> tuple[float, float] | None:
+    """The bootstrap-t interval (Efron & Tibshirani 1993, eq. 12.22) from the point, its standard error
+    ``se``, the draws and each draw's standard error: t*_b = (θ̂*_b − θ̂)/ŝe*_b over the resamples where
+    both are finite and ŝe*_b > 0 (None if none is); the point itself where ``se`` is 0."""
+    t = (draws.flatten().double() - value) / draw_se.flatten().double()
+    t = t[torch.isfinite(t) & (draw_se.flatten() > 0)]
+    if t.numel() == 0 or not math.isfinite(se):
+        return None
+    if se == 0:
+        return value, value
+    tail = (1 - level) / 2
+    low_t, high_t = torch.quantile(t, torch.tensor([tail, 1 - tail], dtype=torch.float64))
+    return value - float(high_t) * se, value - float(low_t) * se
+
+
 def _check_method(method: str) -> None:
     if method not in METHODS:
         raise ValueError(f"interval method must be one of {METHODS}, got {method!r}")
 
 
-def _estimate(value: float, draws: Tensor, jackknife: Tensor | None, n: int, unit: str, method: str) -> Estimate:
-    """An ``Estimate`` from the point, the draws and (for BCa) the jackknife values; undefined draws counted."""
+@dataclass(frozen=True)
+class Resampled:
+    """A statistic on the data and resampled (``resampled``); trailing axes ``...`` carried through."""
+
+    value: Tensor  # [...]
+    draws: Tensor  # [resamples, ...]
+    jackknife: Tensor | None  # [n, ...]: each unit (cluster) left out
+    draw_se: Tensor | None  # [resamples, ...]: each resample's jackknife standard error (studentized)
+    n: int  # units or clusters
+
+    def estimate(self, method: str, unit: str, what: str, at: tuple = ()) -> Estimate:
+        """The ``Estimate`` (``estimate_from``) of the data set at trailing index ``at``."""
+        pick = lambda tensor: None if tensor is None else tensor[(slice(None), *at)]
+        return estimate_from(method, float(self.value[at]), pick(self.draws), self.n, unit, what,
+                             jackknife=pick(self.jackknife), draw_se=pick(self.draw_se))
+
+
+def estimate_from(method: str, value: float, draws: Tensor, n: int, unit: str, what: str, *,
+                  jackknife: Tensor | None = None, draw_se: Tensor | None = None) -> Estimate:
+    """An ``Estimate`` by ``method`` from the point, the draws, the jackknife values (BCa, studentized)
+    and the draws' standard errors (studentized); ``what`` names the resampling. Undefined draws (for
+    the studentized interval: draws whose t is undefined) dropped and counted."""
+    _check_method(method)
     if not math.isfinite(value):
         raise ValueError(f"the statistic is undefined on the data itself (n = {n} {unit})")
-    interval = percentile_interval(draws) if jackknife is None else bca_interval(value, draws, jackknife)
+    usable = torch.isfinite(draws.flatten())
+    if method == "percentile":
+        interval = percentile_interval(draws)
+    elif method == "bca":
+        interval = bca_interval(value, draws, jackknife)
+    else:
+        interval = studentized_interval(value, float(jackknife_se(jackknife.flatten())), draws, draw_se)
+        usable &= torch.isfinite(draw_se.flatten()) & (draw_se.flatten() > 0)
     if interval is None:
         raise ValueError(f"{unit}: the statistic is undefined in every bootstrap resample")
     resamples = draws.numel()
-    undefined = resamples - int(torch.isfinite(draws.flatten()).sum())
-    return Estimate(value, *interval, n, unit, f"{method} ({resamples} resamples)", undefined, resamples)
-
-
-def bca(statistic: Callable[..., Tensor], *per_unit: Tensor, unit: str = "prompts",
-        resamples: int = RESAMPLES) -> Estimate:
-    """``statistic(*per_unit)`` with its BCa CI over units (module docstring): ``statistics.bootstrap``'s
-    interface and resamples, plus the jackknife through the same index interface."""
-    n = per_unit[0].shape[-1]
-    value = float(statistic(*per_unit))
-    draws = statistic(*(item[..., resample_indices(n, resamples)] for item in per_unit))
-    jackknife = statistic(*(item[..., leave_one_out(n)] for item in per_unit)) if math.isfinite(value) else None
-    return _estimate(value, draws, jackknife, n, unit, f"BCa bootstrap over {unit}")
+    return Estimate(value, *interval, n, unit, f"{NAMES[method]} {what} ({resamples} resamples)",
+                    resamples - int(usable.sum()), resamples)
 
 
 def cluster_members(clusters: Tensor) -> list[Tensor]:
@@ -124,51 +174,81 @@ def cluster_members(clusters: Tensor) -> list[Tensor]:
 
 def over_clusters(statistic: Callable[..., Tensor], per_unit: Sequence[Tensor], members: list[Tensor],
                   drawn: Tensor) -> Tensor:
-    """``statistic`` of the units of the clusters in each row of ``drawn`` (``[rows, c]`` cluster
-    indices): one call with ``[rows, c × size]`` unit indices where every cluster has the same size,
+    """``statistic`` of the units of the clusters drawn in each row of ``drawn`` (``[..., c]`` cluster
+    indices): one call with ``[..., c × size]`` unit indices where every cluster has the same size,
     otherwise one call per row (``[1, m]`` indices)."""
     if len({len(m) for m in members}) == 1:
         index = torch.stack(members)[drawn].flatten(-2)
         return statistic(*(item[..., index] for item in per_unit))
-    rows = []
-    for row in drawn.tolist():
-        index = torch.cat([members[j] for j in row])[None]
-        rows.append(statistic(*(item[..., index] for item in per_unit)).reshape(-1))
-    return torch.cat(rows)
+    rows = [statistic(*(item[..., torch.cat([members[j] for j in row])[None]] for item in per_unit))
+            for row in drawn.reshape(-1, drawn.shape[-1]).tolist()]
+    out = torch.cat(rows)
+    return out.reshape(*drawn.shape[:-1], *out.shape[1:])
+
+
+def resampled(statistic: Callable[..., Tensor], *per_unit: Tensor, resamples: int = RESAMPLES,
+              clusters: Tensor | None = None, method: str = "bca") -> Resampled:
+    """The statistic on the data, on ``resamples`` resamples of its units (``statistics.bootstrap``'s
+    seeded indices) or, with ``clusters`` (unit i's cluster id), of its clusters with all their units;
+    and what ``method`` needs: the jackknife (BCa, studentized) and each resample's jackknife standard
+    error (studentized, in chunks of resamples)."""
+    _check_method(method)
+    if clusters is None:
+        n = per_unit[0].shape[-1]
+        draw, size = (lambda index: statistic(*(item[..., index] for item in per_unit))), 1
+    else:
+        if clusters.shape != (per_unit[0].shape[-1],):
+            raise ValueError(f"{tuple(clusters.shape)} cluster ids for {per_unit[0].shape[-1]} units")
+        members = cluster_members(clusters)
+        n, size = len(members), max(len(m) for m in members)
+        if n < 2:
+            raise ValueError(f"a cluster bootstrap over {n} cluster: resampling needs at least 2")
+        draw = lambda index: over_clusters(statistic, per_unit, members, index)
+    index = resample_indices(n, resamples)
+    jackknife = draw(leave_one_out(n)) if method != "percentile" else None
+    draw_se = None
+    if method == "studentized":
+        rows = max(1, JACKKNIFE_ENTRIES // (n * (n - 1) * size))
+        draw_se = torch.cat([jackknife_se(draw(chunk[:, leave_one_out(n)]), dim=1) for chunk in index.split(rows)])
+    return Resampled(statistic(*per_unit), draw(index), jackknife, draw_se, n)
+
+
+def bca(statistic: Callable[..., Tensor], *per_unit: Tensor, unit: str = "prompts",
+        resamples: int = RESAMPLES) -> Estimate:
+    """``statistic(*per_unit)`` with its BCa CI over units (module docstring): ``statistics.bootstrap``'s
+    interface and resamples, plus the jackknife through the same index interface."""
+    return resampled(statistic, *per_unit, resamples=resamples, method="bca").estimate(
+        "bca", unit, f"bootstrap over {unit}")
+
+
+def studentized(statistic: Callable[..., Tensor], *per_unit: Tensor, unit: str = "prompts",
+                resamples: int = RESAMPLES) -> Estimate:
+    """``statistic(*per_unit)`` with its studentized (bootstrap-t) CI over units (module docstring):
+    ``statistics.bootstrap``'s interface and resamples, each resample's standard error from its own
+    jackknife."""
+    return resampled(statistic, *per_unit, resamples=resamples, method="studentized").estimate(
+        "studentized", unit, f"bootstrap over {unit}")
 
 
 def cluster_bootstrap(statistic: Callable[..., Tensor], *per_unit: Tensor, clusters: Tensor,
                       unit: str = "clusters", resamples: int = RESAMPLES, method: str = "bca") -> Estimate:
     """``statistic(*per_unit)`` with its CI over clusters resampled with replacement, each drawn
     cluster keeping all its units (Davison & Hinkley 1997, §3.8); ``clusters[i]`` is unit i's cluster
-    id; n = the number of clusters. ``method``: "bca" (the jackknife leaves one cluster out) or
-    "percentile". Seeded like ``statistics.bootstrap``."""
-    _check_method(method)
-    n_units = per_unit[0].shape[-1]
-    if clusters.shape != (n_units,):
-        raise ValueError(f"cluster_bootstrap: {tuple(clusters.shape)} cluster ids for {n_units} units")
-    members = cluster_members(clusters)
-    k = len(members)
-    if k < 2:
-        raise ValueError(f"cluster_bootstrap: {k} cluster of {unit}; resampling needs at least 2")
-    value = float(statistic(*per_unit))
-    draws = over_clusters(statistic, per_unit, members, resample_indices(k, resamples))
-    jackknife = None
-    if method == "bca" and math.isfinite(value):
-        jackknife = over_clusters(statistic, per_unit, members, leave_one_out(k))
-    name = "BCa" if method == "bca" else "percentile"
-    return _estimate(value, draws, jackknife, k, unit, f"{name} cluster bootstrap over {unit}")
+    id; n = the number of clusters; ``method`` as ``interval``'s (every jackknife leaves one cluster
+    out). Seeded like ``statistics.bootstrap``."""
+    return resampled(statistic, *per_unit, resamples=resamples, clusters=clusters, method=method).estimate(
+        method, unit, f"cluster bootstrap over {unit}")
 
 
 def interval(statistic: Callable[..., Tensor], *per_unit: Tensor, unit: str = "prompts",
              resamples: int = RESAMPLES, method: str = "bca", clusters: Tensor | None = None) -> Estimate:
-    """One entry to the bootstrap CIs: over units (``bca`` or ``statistics.bootstrap``) or, with
-    ``clusters``, over clusters (``cluster_bootstrap``)."""
-    _check_method(method)
+    """``statistic(*per_unit)`` with its 95% CI by ``method`` ("percentile", "bca" or "studentized",
+    module docstring) over units or, with ``clusters``, over clusters (``cluster_bootstrap``)."""
     if clusters is not None:
         return cluster_bootstrap(statistic, *per_unit, clusters=clusters, unit=unit, resamples=resamples,
                                  method=method)
-    return (bca if method == "bca" else bootstrap)(statistic, *per_unit, unit=unit, resamples=resamples)
+    return resampled(statistic, *per_unit, resamples=resamples, method=method).estimate(
+        method, unit, f"bootstrap over {unit}")
 
 
 def paired_difference(statistic: Callable[..., Tensor], first: Sequence[Tensor], second: Sequence[Tensor], *,
@@ -183,14 +263,3 @@ def paired_difference(statistic: Callable[..., Tensor], first: Sequence[Tensor],
     estimate = interval(lambda *items: statistic(*items[:k]) - statistic(*items[k:]), *first, *second, unit=unit,
                         resamples=resamples, method=method, clusters=clusters)
     return dataclasses.replace(estimate, method=f"paired difference, {estimate.method}")
-
-
-def held_out_share(fit: CrossFit, scale: float = 1.0) -> Estimate:
-    """A cross-fit of a share of 0/1 outcomes (each fold's mean of 0/1 values at its chosen layer) with
-    the Wilson interval of the held-out count ``fit.value × fit.n`` (module docstring); × ``scale``."""
-    count = fit.value * fit.n
-    if abs(count - round(count)) > 1e-6 * fit.n or not 0 <= round(count) <= fit.n:
-        raise ValueError(f"held_out_share: {fit.value} × {fit.n} is not a count of 0/1 outcomes")
-    rule = "" if fit.tie is None else f", {fit.tie.describe()}"
-    return dataclasses.replace(wilson(round(count), fit.n, unit=fit.unit, scale=scale),
-                               method=f"Wilson score interval of the 2-fold cross-fitted held-out count{rule}")

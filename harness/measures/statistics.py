@@ -241,7 +241,20 @@ def cross_fitted(statistic: LayerStatistic, layers: Sequence[int], labels: Tenso
     halves = folds(labels)
     if min(len(h) for h in halves) == 0:
         raise ValueError(f"cross_fitted: too few {unit} to split into two folds (n = {len(labels)})")
-    sign = 1.0 if maximise else -1.0
+    point, draws, chosen = cross_fit_draws(statistic, layers, halves, resamples=resamples, maximise=maximise, tie=tie)
+    if not math.isfinite(float(point[0])):
+        raise ValueError(f"cross_fitted: the statistic is undefined at the chosen layers")
+    return CrossFit(float(point[0]), draws, tuple(int(layers[int(c[0])]) for c in chosen), len(labels), unit, tie)
+
+
+def cross_fit_draws(statistic: LayerStatistic, layers: Sequence[int], halves: tuple[Tensor, Tensor], *,
+                    resamples: int = RESAMPLES, maximise: bool = True,
+                    tie: TieRule | None = None) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """``cross_fitted``'s computation on the folds ``halves``: the point ``[1]``, the draws
+    ``[resamples]`` (each fold's units resampled, seeded by the session's seed + the fold) and each
+    fold's chosen layer index ``[1]``. A statistic returning trailing batch axes (``[resamples, ...]``,
+    e.g. simulated data sets: ``harness.measures.calibration``) gets them on every output."""
+    n, sign = sum(len(h) for h in halves), 1.0 if maximise else -1.0
 
     def scored(index_by_fold: tuple[Tensor, Tensor]) -> tuple[Tensor, list[Tensor]]:
         value, chosen = 0.0, []
@@ -252,14 +265,12 @@ def cross_fitted(statistic: LayerStatistic, layers: Sequence[int], labels: Tenso
             at = torch.stack([statistic(layer, index_by_fold[this]) for layer in layers]).double()
             value = value + at.gather(0, pick[None]).squeeze(0) * len(halves[this])
             chosen.append(pick)
-        return value / len(labels), chosen
+        return value / n, chosen
 
     point, chosen = scored(tuple(h[None] for h in halves))
-    if not math.isfinite(float(point[0])):
-        raise ValueError(f"cross_fitted: the statistic is undefined at the chosen layers")
     draws, _ = scored(tuple(h[resample_indices(len(h), resamples, seed=current_seed() + fold)]
                             for fold, h in enumerate(halves)))
-    return CrossFit(float(point[0]), draws, tuple(int(layers[int(c[0])]) for c in chosen), len(labels), unit, tie)
+    return point, draws, chosen
 
 
 def selected(statistic: LayerStatistic, layers: Sequence[int], n: int, *, unit: str = "pairs",

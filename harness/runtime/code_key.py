@@ -105,7 +105,7 @@ def _reached_code(function: Any, modules: set[str]):
                 modules.add(obj.__name__)
             continue
         if _is_plain(obj):
-            yield repr(obj).encode()
+            yield _stable_repr(obj).encode()
             continue
         module = getattr(obj, "__module__", None) if isinstance(obj, (type, types.FunctionType)) \
             else getattr(type(obj), "__module__", None)
@@ -119,7 +119,7 @@ def _reached_code(function: Any, modules: set[str]):
             continue
         yield _code_bytes(obj.__code__)
         todo += [cell.cell_contents for cell in obj.__closure__ or () if _has_contents(cell)]
-        for name in _global_names(obj.__code__):
+        for name in sorted(_global_names(obj.__code__)):
             if name in obj.__globals__:
                 todo.append(obj.__globals__[name])
 
@@ -157,8 +157,21 @@ def _code_bytes(code: types.CodeType) -> bytes:
     """Bytecode, names and constants (nested code included); not line numbers or file names."""
     parts = [code.co_code, repr(code.co_names).encode(), repr(code.co_varnames).encode()]
     for const in code.co_consts:
-        parts.append(_code_bytes(const) if isinstance(const, types.CodeType) else repr(const).encode())
+        parts.append(_code_bytes(const) if isinstance(const, types.CodeType) else _stable_repr(const).encode())
     return b"\0".join(parts)
+
+
+def _stable_repr(value: Any) -> str:
+    """``repr`` with sets sorted: a set's iteration order (and so its ``repr``) changes between processes
+    with string hashing."""
+    if isinstance(value, (set, frozenset)):
+        return f"{type(value).__name__}({sorted(_stable_repr(item) for item in value)})"
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(_stable_repr(item) for item in value)
+        return f"({inner},)" if isinstance(value, tuple) else f"[{inner}]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_stable_repr(k)}: {_stable_repr(v)}" for k, v in value.items()) + "}"
+    return repr(value)
 
 
 @functools.lru_cache(maxsize=None)
