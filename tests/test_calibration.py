@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.measures.calibration import calibration_table, markdown, skewed_mean
+import torch
+
+from harness.measures.calibration import (
+    calibration_table, ld_recovered_of_means, markdown, patching_runs, skewed_mean, weighted_means,
+)
+from harness.measures.metrics import logit_diff_recovered
+from harness.measures.statistics import resample_indices
 
 MIN_COVERAGE, MAX_FALSE_REPLICATES = 0.93, 0.05
 DOC = Path(__file__).parents[1] / "docs" / "calibration.md"
@@ -46,3 +52,16 @@ def test_the_table_is_deterministic():
 
 def test_the_documented_table_is_the_computed_one(table):
     assert markdown(table) in DOC.read_text(), "docs/calibration.md: rerun python -m harness.measures.calibration"
+
+
+def test_the_simulations_statistics_are_the_suites():
+    # weighted means of drawn indices = means of the drawn values; the % LD recovered through them =
+    # harness.measures.metrics.logit_diff_recovered of the drawn pairs
+    sign, clean, corrupted, patched = patching_runs(24, 3, 20.0, torch.Generator().manual_seed(0))
+    index = resample_indices(24, 5)
+    assert torch.allclose(weighted_means(index, clean), clean[index].mean(1))
+    ours = ld_recovered_of_means(index, sign, clean, corrupted, patched)[0]
+    labels = (sign[:, 0] > 0).long()
+    for s in range(3):
+        theirs = logit_diff_recovered(patched[:, s][index], clean[:, s][index], corrupted[:, s][index], labels[index])
+        assert torch.allclose(ours[:, s], theirs.double())

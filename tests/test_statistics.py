@@ -84,7 +84,8 @@ def test_estimates_must_be_finite():
 # differences (harness.measures.intervals).
 
 from harness.measures.intervals import (  # noqa: E402
-    acceleration, bca, bca_interval, cluster_bootstrap, cluster_members, interval, leave_one_out, paired_difference,
+    acceleration, bca, bca_interval, cluster_bootstrap, cluster_members, interval, jackknife_se, leave_one_out,
+    paired_difference, studentized, studentized_interval,
 )
 from harness.measures.statistics import TieRule, choose_layer  # noqa: E402
 
@@ -219,7 +220,8 @@ def test_paired_difference_cancels_what_both_sides_share():
     mean = lambda x: x.mean(-1)
     difference = paired_difference(mean, (a,), (b,))
     assert difference.value == pytest.approx(float((a - b).mean()))
-    assert difference.ci_high - difference.ci_low < 0.2 and difference.method.startswith("paired difference, BCa")
+    assert difference.ci_high - difference.ci_low < 0.2
+    assert difference.method.startswith("paired difference, studentized")
     same = paired_difference(mean, (a,), (a,), method="percentile")
     assert same.value == same.ci_low == same.ci_high == 0
     clustered = paired_difference(mean, (a,), (b,), clusters=torch.arange(24) // 2)
@@ -227,4 +229,52 @@ def test_paired_difference_cancels_what_both_sides_share():
     with pytest.raises(ValueError):
         paired_difference(mean, (a,), (b[:10],))
     with pytest.raises(ValueError):
-        interval(mean, a, method="studentized")
+        interval(mean, a, method="expanded")
+
+
+def test_interval_percentile_is_the_percentile_bootstrap():
+    values = torch.randn(30, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    mean = lambda x: x.mean(-1)
+    assert interval(mean, values, method="percentile") == bootstrap(mean, values)
+
+
+def test_jackknife_se_of_a_mean_is_the_standard_error():
+    values = torch.randn(40, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    leave_out = values[leave_one_out(40)].mean(-1)
+    assert float(jackknife_se(leave_out)) == pytest.approx(float(values.std() / math.sqrt(40)))
+
+
+def test_studentized_interval_of_a_mean_is_near_the_t_interval():
+    values = torch.randn(50, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    estimate = studentized(lambda x: x.mean(-1), values, resamples=4000)
+    half = 2.01 * float(values.std()) / math.sqrt(50)  # t_{49, 0.975} = 2.01
+    assert estimate.ci_low == pytest.approx(float(values.mean()) - half, abs=0.15 * half)
+    assert estimate.ci_high == pytest.approx(float(values.mean()) + half, abs=0.15 * half)
+    assert estimate.undefined == 0 and "studentized" in estimate.method and estimate.n == 50
+
+
+def test_studentized_edge_cases():
+    constant = studentized(lambda x: x.mean(-1), torch.full((20,), 2.0, dtype=torch.float64))
+    assert constant.ci_low == constant.ci_high == constant.value == 2.0
+    # resamples whose own standard error is 0 (every drawn unit alike) have no t: dropped, counted
+    values = torch.tensor([0.0] * 3 + [1.0] * 3, dtype=torch.float64)
+    estimate = studentized(lambda x: x.mean(-1), values)
+    assert 0 < estimate.undefined < estimate.resamples and estimate.ci_low < 0.5 < estimate.ci_high
+    assert studentized_interval(1.0, 0.5, torch.tensor([1.0]), torch.tensor([0.0])) is None
+    with pytest.raises(ValueError, match="undefined"):
+        studentized(lambda x: x.mean(-1) / 0 * 0, values + 1)
+
+
+def test_studentized_cluster_bootstrap_of_equal_clusters_is_that_of_their_means():
+    generator = torch.Generator().manual_seed(10)
+    tokens = torch.randn(10, 1, dtype=torch.float64, generator=generator) + torch.randn(10, 3, generator=generator,
+                                                                                       dtype=torch.float64)
+    mean = lambda x: x.mean(-1)
+    ours = cluster_bootstrap(mean, tokens.flatten(), clusters=torch.arange(10).repeat_interleave(3),
+                             method="studentized")
+    reference = studentized(mean, tokens.mean(-1))
+    assert (ours.ci_low, ours.ci_high) == pytest.approx((reference.ci_low, reference.ci_high))
+    # unequal clusters: one call per resample row, the same machinery
+    unequal = cluster_bootstrap(mean, tokens.flatten()[:-1], clusters=torch.arange(10).repeat_interleave(3)[:-1],
+                                method="studentized", resamples=100)
+    assert unequal.n == 10 and unequal.ci_low < unequal.value < unequal.ci_high

@@ -8,9 +8,10 @@ Each scenario draws data with a known true value at the suite's real sample size
   it, i.e. how often an "above" rule passes a claim that is not true (nominal 2.5%);
 - below: the mirror rate for "below" rules (nominal 2.5%).
 
-The CIs are the library's: ``intervals.resampled`` (the resamples and jackknife of ``bootstrap``, ``bca``
-and ``cluster_bootstrap``) and ``intervals.estimate_from`` (their intervals), and
-``statistics.cross_fit_draws`` (``cross_fitted``'s computation) with ``CrossFit.estimate``. To run
+The CIs are the library's: ``intervals.resampled`` (the resamples and jackknives behind ``bootstrap``,
+``bca``, ``studentized``, ``cluster_bootstrap`` and ``paired_difference``) with ``Resampled.estimate``
+(their intervals), ``statistics.cross_fit_draws`` (``cross_fitted``'s computation) with
+``CrossFit.estimate``, and ``wilson`` (exactly: a sum over the binomial distribution). To run
 thousands of data sets at once, each statistic takes the drawn unit indices and returns one value per
 data set (a trailing axis), through draw counts and one matrix product (as ``correlation.by_sentence``
 does); the data sets of a chunk share their resample indices, chunks do not.
@@ -38,7 +39,8 @@ from harness.measures.statistics import CrossFit, Estimate, TieRule, cross_fit_d
 
 SIMULATIONS = 2000
 RESAMPLES = 1000
-CHUNK = 250  # data sets per set of resample indices
+CROSS_FIT_SIMULATIONS = 1000  # a cross-fit redoes the choice over every layer in every resample; they cover ~97-99%
+CHUNK = 100  # data sets per set of resample indices
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,9 @@ def skewed_mean(simulations: int, resamples: int, seed: int) -> list[Row]:
 
 def patching_runs(n: int, simulations: int, recovered: float, generator: torch.Generator,
                   methods: int = 1) -> tuple[Tensor, ...]:
-    """Per pair (rows) and data set (columns), sentiment scores of the clean, corrupted and ``methods``
-    patched runs (§5.1); clean labels balanced, each run with its own bias; pair i's patched LD recovers
+    """``(sign, clean, corrupted, *patched)``: per pair (rows), the clean label's sign (±1, balanced) and,
+    per data set (columns), sentiment scores of the clean, corrupted and ``methods`` patched runs (§5.1),
+    each run with its own bias; pair i's patched LD recovers
     r_i of its clean − corrupted gap, r_i = ``recovered``/100 + a part shared by the methods + a part of
     each, independent of the (lognormal) gap, so that the true % LD recovered is ``recovered``."""
     sign = (torch.arange(n) % 2).double()[:, None] * 2 - 1
@@ -136,7 +139,8 @@ def patching_runs(n: int, simulations: int, recovered: float, generator: torch.G
     return sign, score(corrupted + gap), score(corrupted), *(score(ld) for ld in patched)
 
 
-def ld_recovered_of_means(index: Tensor, sign: Tensor, clean: Tensor, corrupted: Tensor, *patched: Tensor) -> list[Tensor]:
+def ld_recovered_of_means(index: Tensor, sign: Tensor, clean: Tensor, corrupted: Tensor,
+                          *patched: Tensor) -> list[Tensor]:
     """``metrics.logit_diff_recovered`` of each ``patched`` run on the units drawn in ``index``, for every
     data set (columns), in one matrix product: a run's mean centred LD is mean(s · sign) − mean(s) ·
     mean(sign) (tests/test_calibration.py checks the identity against the metric)."""
@@ -177,18 +181,27 @@ def paired(simulations: int, resamples: int, seed: int) -> list[Row]:
 
 def clustered(simulations: int, resamples: int, seed: int) -> list[Row]:
     """A mean over 30 clusters × 40 tokens (word types and their occurrences, R1): token value = cluster
-    effect + token noise, both N(0, 1) (intra-cluster correlation 0.5), truth 0."""
+    effect + token noise, both N(0, 1) (intra-cluster correlation 0.5), truth 0. The studentized cluster
+    bootstrap runs on the 30 cluster means: with equal clusters it is the same computation, on the same
+    resamples (tests/test_statistics.py), and its per-resample jackknife over tokens would cost 30 × 1,200
+    counts per resample."""
     generator = _generator(seed, 4)
     values = (torch.randn(30, 1, simulations, dtype=torch.float64, generator=generator)
-              + torch.randn(30, 40, simulations, dtype=torch.float64, generator=generator)).flatten(0, 1)
-    statistic = lambda index, part: weighted_means(index, values[:, part])
+              + torch.randn(30, 40, simulations, dtype=torch.float64, generator=generator))
+    tokens, means = values.flatten(0, 1), values.mean(1)
     setting = "30 clusters × 40 tokens, mean, ICC 0.5, truth 0"
-    rows = bootstrap_rows(statistic, 1200, simulations, (("percentile bootstrap over tokens", "percentile", False),),
-                          truth=0.0, setting=setting, claims="R1, R1.auroc (as tokens)", resamples=resamples, seed=seed)
-    return rows + bootstrap_rows(statistic, 1200, simulations, (("cluster bootstrap, percentile", "percentile", True),
-                                                               ("cluster bootstrap, BCa", "bca", True)),
-                                 truth=0.0, setting=setting, claims="R1, R1.auroc", resamples=resamples, seed=seed,
-                                 clusters=torch.arange(30).repeat_interleave(40), unit="word types")
+    common = dict(truth=0.0, setting=setting, resamples=resamples, seed=seed)
+    return [*bootstrap_rows(lambda index, part: weighted_means(index, tokens[:, part]), 1200, simulations,
+                            (("percentile bootstrap over tokens", "percentile", False),),
+                            claims="R1, R1.auroc (as tokens)", **common),
+            *bootstrap_rows(lambda index, part: weighted_means(index, tokens[:, part]), 1200, simulations,
+                            (("cluster bootstrap, percentile", "percentile", True),
+                             ("cluster bootstrap, BCa", "bca", True)),
+                            claims="R1, R1.auroc", clusters=torch.arange(30).repeat_interleave(40), unit="word types",
+                            **common),
+            *bootstrap_rows(lambda index, part: weighted_means(index, means[:, part]), 30, simulations,
+                            (("cluster bootstrap, studentized", "studentized", True),), claims="R1, R1.auroc",
+                            unit="word types", **common)]
 
 
 def wilson_exact(n: int, p: float, claims: str) -> Row:
@@ -257,14 +270,15 @@ def one_thread() -> Iterator[None]:
 
 
 @functools.lru_cache(maxsize=4)
-def calibration_table(simulations: int = SIMULATIONS, resamples: int = RESAMPLES, seed: int = 0) -> tuple[Row, ...]:
+def calibration_table(simulations: int = SIMULATIONS, resamples: int = RESAMPLES, seed: int = 0,
+                      cross_fit_simulations: int = CROSS_FIT_SIMULATIONS) -> tuple[Row, ...]:
     """Every scenario's rows (module docstring); deterministic for given arguments."""
     with one_thread():
         return tuple([*skewed_mean(simulations, resamples, seed), *ld_recovered(simulations, resamples, seed),
                       *paired(simulations, resamples, seed), *clustered(simulations, resamples, seed),
                       wilson_exact(300, 0.7, "G2's precondition (P0's rule, 300 items)"),
                       wilson_exact(872, 0.7, "P0 (872 sentences)"), wilson_exact(50, 0.5, "S1.strongest (50 samples)"),
-                      *cross_fits(simulations, resamples, seed)])
+                      *cross_fits(cross_fit_simulations, resamples, seed)])
 
 
 def markdown(rows: Iterable[Row]) -> str:

@@ -5,14 +5,14 @@ statistics and ratios of means, and resampling tokens of word-clustered data ign
 (``harness.measures.calibration``, docs/calibration.md). The procedures here, each a ``method`` of
 ``interval``:
 
-- "bca": the bias-corrected and accelerated percentile interval (Efron & Tibshirani 1993, §14.3, eqs.
-  14.9–14.15): the 2.5%/97.5% levels are moved by a bias correction ẑ0 = Φ⁻¹(share of the resample values
+- "bca": the bias-corrected and accelerated percentile interval (Efron & Tibshirani 1993,
+  §14.3): the 2.5%/97.5% levels are moved by a bias correction ẑ0 = Φ⁻¹(share of the resample values
   below the point, ties counted half) and an acceleration â from the jackknife over units (the statistic
   on the ``[n, n − 1]`` leave-one-out index batch). ``bca``.
 - "studentized": the bootstrap-t interval (Efron & Tibshirani 1993, §12.5; Davison & Hinkley 1997,
   §5.2.1): [θ̂ − t*₉₇.₅ ŝe, θ̂ − t*₂.₅ ŝe], t*_b = (θ̂*_b − θ̂)/ŝe*_b, every standard error the jackknife's
-  (eq. 11.5) — within each resample, its n drawn units left out in turn (a ``[resamples, n, n − 1]``
-  index batch: n times the evaluations of the other methods). ``studentized``.
+  (Efron & Tibshirani 1993, ch. 11); within each resample its n drawn units are left out in turn (a
+  ``[resamples, n, n − 1]`` index batch: n times the evaluations of the other methods). ``studentized``.
 - "percentile": ``statistics.bootstrap``.
 
 All share ``statistics.bootstrap``'s interface and seed, hence its very same resamples; undefined
@@ -62,7 +62,7 @@ def leave_one_out(n: int) -> Tensor:
 
 def acceleration(jackknife: Tensor) -> float:
     """â = Σ dᵢ³ / (6 (Σ dᵢ²)^{3/2}), dᵢ = mean − θ̂₍ᵢ₎ over the finite leave-one-out values (Efron &
-    Tibshirani 1993, eq. 14.15); 0 where they do not vary (beyond rounding) or fewer than 2 are finite."""
+    Tibshirani 1993, §14.3); 0 where they do not vary (beyond rounding) or fewer than 2 are finite."""
     values = jackknife.flatten().double()
     values = values[torch.isfinite(values)]
     if values.numel() < 2:
@@ -98,7 +98,7 @@ def bca_interval(value: float, draws: Tensor, jackknife: Tensor, level: float = 
 
 def jackknife_se(values: Tensor, dim: int = 0) -> Tensor:
     """The jackknife standard error √((m − 1)/m · Σ (θ̂₍ᵢ₎ − θ̂₍·₎)²) of the m leave-one-out values along
-    ``dim`` (Efron & Tibshirani 1993, eq. 11.5); NaN where one is undefined."""
+    ``dim`` (Efron & Tibshirani 1993, ch. 11); NaN where one is undefined."""
     m = values.shape[dim]
     values = values.double()
     return ((m - 1) / m * (values - values.mean(dim, keepdim=True)).pow(2).sum(dim)).sqrt()
@@ -106,15 +106,19 @@ def jackknife_se(values: Tensor, dim: int = 0) -> Tensor:
 
 def studentized_interval(value: float, se: float, draws: Tensor, draw_se: Tensor,
                          level: float = LEVEL) -> tuple[float, float] | None:
-    """The bootstrap-t interval (Efron & Tibshirani 1993, eq. 12.22) from the point, its standard error
+    """The bootstrap-t interval (Efron & Tibshirani 1993, §12.5) from the point, its standard error
     ``se``, the draws and each draw's standard error: t*_b = (θ̂*_b − θ̂)/ŝe*_b over the resamples where
-    both are finite and ŝe*_b > 0 (None if none is); the point itself where ``se`` is 0."""
+    both are finite and ŝe*_b > 0 (None if none is); the point itself where ``se`` is 0 and every finite
+    draw equals it (constant data), None where ``se`` is 0 otherwise (no scale to studentize by)."""
+    if se == 0 or not math.isfinite(se):
+        finite = draws[torch.isfinite(draws)]
+        constant = finite.numel() > 0 and bool(torch.isclose(finite.double(), torch.tensor(value, dtype=torch.float64),
+                                                             rtol=1e-12, atol=1e-12).all())
+        return (value, value) if se == 0 and constant else None
     t = (draws.flatten().double() - value) / draw_se.flatten().double()
     t = t[torch.isfinite(t) & (draw_se.flatten() > 0)]
-    if t.numel() == 0 or not math.isfinite(se):
+    if t.numel() == 0:
         return None
-    if se == 0:
-        return value, value
     tail = (1 - level) / 2
     low_t, high_t = torch.quantile(t, torch.tensor([tail, 1 - tail], dtype=torch.float64))
     return value - float(high_t) * se, value - float(low_t) * se
@@ -156,10 +160,13 @@ def estimate_from(method: str, value: float, draws: Tensor, n: int, unit: str, w
     elif method == "bca":
         interval = bca_interval(value, draws, jackknife)
     else:
-        interval = studentized_interval(value, float(jackknife_se(jackknife.flatten())), draws, draw_se)
+        leave_out = jackknife.flatten()
+        interval = studentized_interval(value, float(jackknife_se(leave_out[torch.isfinite(leave_out)])), draws,
+                                        draw_se)
         usable &= torch.isfinite(draw_se.flatten()) & (draw_se.flatten() > 0)
     if interval is None:
-        raise ValueError(f"{unit}: the statistic is undefined in every bootstrap resample")
+        raise ValueError(f"{unit}: the statistic (or, studentized, its standard error) is undefined in every "
+                         f"bootstrap resample")
     resamples = draws.numel()
     return Estimate(value, *interval, n, unit, f"{NAMES[method]} {what} ({resamples} resamples)",
                     resamples - int(usable.sum()), resamples)
@@ -231,19 +238,21 @@ def studentized(statistic: Callable[..., Tensor], *per_unit: Tensor, unit: str =
 
 
 def cluster_bootstrap(statistic: Callable[..., Tensor], *per_unit: Tensor, clusters: Tensor,
-                      unit: str = "clusters", resamples: int = RESAMPLES, method: str = "bca") -> Estimate:
+                      unit: str = "clusters", resamples: int = RESAMPLES, method: str = "studentized") -> Estimate:
     """``statistic(*per_unit)`` with its CI over clusters resampled with replacement, each drawn
     cluster keeping all its units (Davison & Hinkley 1997, §3.8); ``clusters[i]`` is unit i's cluster
     id; n = the number of clusters; ``method`` as ``interval``'s (every jackknife leaves one cluster
-    out). Seeded like ``statistics.bootstrap``."""
+    out). Seeded like ``statistics.bootstrap``. Clusters of unequal sizes cost one call of ``statistic``
+    per resample (and, studentized, per resample and cluster): with hundreds of them, "bca"."""
     return resampled(statistic, *per_unit, resamples=resamples, clusters=clusters, method=method).estimate(
         method, unit, f"cluster bootstrap over {unit}")
 
 
 def interval(statistic: Callable[..., Tensor], *per_unit: Tensor, unit: str = "prompts",
-             resamples: int = RESAMPLES, method: str = "bca", clusters: Tensor | None = None) -> Estimate:
+             resamples: int = RESAMPLES, method: str = "studentized", clusters: Tensor | None = None) -> Estimate:
     """``statistic(*per_unit)`` with its 95% CI by ``method`` ("percentile", "bca" or "studentized",
-    module docstring) over units or, with ``clusters``, over clusters (``cluster_bootstrap``)."""
+    module docstring; the default the one calibrated at the suite's n, docs/calibration.md) over units
+    or, with ``clusters``, over clusters (``cluster_bootstrap``)."""
     if clusters is not None:
         return cluster_bootstrap(statistic, *per_unit, clusters=clusters, unit=unit, resamples=resamples,
                                  method=method)
@@ -252,7 +261,7 @@ def interval(statistic: Callable[..., Tensor], *per_unit: Tensor, unit: str = "p
 
 
 def paired_difference(statistic: Callable[..., Tensor], first: Sequence[Tensor], second: Sequence[Tensor], *,
-                      unit: str = "pairs", resamples: int = RESAMPLES, method: str = "bca",
+                      unit: str = "pairs", resamples: int = RESAMPLES, method: str = "studentized",
                       clusters: Tensor | None = None) -> Estimate:
     """``statistic(*first) − statistic(*second)``: one statistic on two measurements of the same units
     (e.g. two methods' patched runs with the shared clean and corrupted runs), both recomputed on the

@@ -45,9 +45,9 @@ def _transfer(result: TransferResults, report) -> None:
     g3_rows = [[control, name, method, _ci(result.specificity_gap(control, name, method))]
                for control in result.specificity() for name in result.sentiment() for method in methods]
     report.data["transfer"] = {
-        "samples": {name: {"path": str(d.sample.dataset.path), "size": len(d.sample.dataset),
+        "samples": {name: {"path": shown_path(d.sample.dataset.path), "size": len(d.sample.dataset),
                            "sampled": d.sample.counts(), "seed": d.sample.seed} for name, d in datasets.items()},
-        "sst_sample": {"path": str(result.sst.dataset.path), "sampled": result.sst.counts()},
+        "sst_sample": {"path": shown_path(result.sst.dataset.path), "sampled": result.sst.counts()},
         "chosen_layers": {m: {"layer": c.layer, "sign": c.sign, "sst_auroc": {str(k): v for k, v in c.sst_auroc.items()}}
                           for m, c in result.chosen.items()},
         "datasets": data_out, "null_directions": result.null_count, "seed": result.seed,
