@@ -51,7 +51,24 @@ def test_the_table_is_deterministic():
 
 
 def test_the_documented_table_is_the_computed_one(table):
-    assert markdown(table) in DOC.read_text(), "docs/calibration.md: rerun python -m harness.measures.calibration"
+    """Same rows and settings; each rate within half a point (another CPU's float rounding may move a
+    simulation across a CI's edge, nothing more)."""
+    computed = [_cells(line) for line in markdown(table).splitlines()]
+    lines = DOC.read_text().splitlines()
+    start = lines.index(markdown(table).splitlines()[0])
+    documented = [_cells(line) for line in lines[start:start + len(computed)]]
+    rerun = "docs/calibration.md: rerun python -m harness.measures.calibration"
+    for ours, theirs in zip(computed, documented, strict=True):
+        assert len(ours) == len(theirs), rerun
+        for a, b in zip(ours, theirs):
+            if a.endswith("%") and b.endswith("%") and a[:-1].replace(".", "").isdigit():
+                assert abs(float(a[:-1]) - float(b[:-1])) <= 0.5, f"{rerun} ({a} computed, {b} documented)"
+            else:
+                assert a == b, f"{rerun} ({a!r} computed, {b!r} documented)"
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
 
 def test_the_simulations_statistics_are_the_suites():
