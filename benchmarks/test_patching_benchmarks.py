@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 
 import pandas as pd
-import pytest
 import torch
 from transformer_lens.patching import generic_activation_patch
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from jaxtyping import Int
 from torch import Tensor
 
 from harness.datasets.prompts import PromptPairs, PromptSet, paper_reference

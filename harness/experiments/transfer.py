@@ -36,7 +36,6 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from harness.interventions import hook_names
-from harness.experiments.corpus_projections import null_directions
 from harness.experiments.correlation import auroc, auroc_of_counts, by_sentence, cosine_projections, of_drawn_units
 from harness.interventions.forward import activations
 from harness.datasets.lexicon import NEGATIVE, POSITIVE

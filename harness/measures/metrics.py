@@ -17,7 +17,6 @@ statistic accepts a leading resample axis, so ``harness.measures.statistics`` bo
 
 from __future__ import annotations
 
-import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
