@@ -3,32 +3,40 @@
 Zero-shot set (§2.3, ``harness.experiments.sst_ablations``): prompt ``{TEXT} Review Sentiment:`` (answers
 ` Positive`/` Negative`) over sentences of the held-out split (dev) holding a comma, classified correctly
 (uncentred LD > 0) with the answer in the top 10, classes balanced by a subsample seeded with
-``suite_seed``. Where that leaves < 10 per class the top-10 filter is dropped: a recorded DEVIATION
-(every row's details and the report say so); it cannot make a claim replicate on its own, since every
-claim here is gated on P0.zero_shot (the model classifies the whole split with this prompt): when P0.zero_shot
-does not replicate, every row reads "not applicable" and the ablations are not run (``claim.applies``). Each
+``suite_seed`` (the larger class to the smaller's size, at most the protocol's cap per class). Where that
+leaves < 10 per class the top-10 filter is dropped: a recorded DEVIATION (every row's details and the
+report say so); it cannot make a claim replicate on its own, since every claim here is gated on
+P0.zero_shot (the model classifies the whole split with this prompt): when P0.zero_shot does not
+replicate, every row reads "not applicable" and the ablations are not run (``claim.applies``). Each
 ablation acts at every layer where DAS has a trained direction, all at once, each layer with its own
-ToyMovieReview DAS direction d_ℓ: x' = x − (x·d_ℓ) d_ℓ at the selected positions; the random control
-uses the suite's random direction at the same layers. Metrics are the paper's, uncentred: Δ% LD =
-(mean LD_orig − mean LD_abl)/mean LD_orig × 100 (positive = LD fell) and accuracy = % of prompts with
-LD > 0 (100% before, by construction); "drop" is Δ% LD or accuracy points lost. Unit: the prompt;
-every CI is a percentile bootstrap over prompts (1,000 resamples, seeded), paired (the same resampled
-prompts for every ablation in a statistic), undefined resamples counted.
+ToyMovieReview DAS direction d_ℓ: x' = x − (x·d_ℓ) d_ℓ at the selected positions. The null: the
+protocol's ``random_ablations`` (50) seeded random directions (one Gaussian vector per ablated layer),
+each ablated exactly like DAS (same layers, positions and prompts). Metrics are the paper's, uncentred:
+Δ% LD = (mean LD_orig − mean LD_abl)/mean LD_orig × 100 (positive = LD fell) and accuracy = % of
+prompts with LD > 0 (100% before, by construction); "drop" is Δ% LD or accuracy points lost. Unit: the
+prompt; every CI is a studentized (bootstrap-t) bootstrap over prompts (1,000 resamples, seeded;
+docs/calibration.md: the procedure calibrated at n ≈ 24–27), paired (every ablation and every null
+direction of a statistic recomputed on the same resampled prompts), undefined resamples counted.
 
-- A1 (metric × positions "all" / "all_but_first"): DAS drop minus the random direction's drop, ablated
-  the same way on the same prompts (points). Rules: accuracy >= 15 points, Δ% LD >= 30 points
-  (pythia-2.8b: 38 ± 6 and 71 ± 8). "all" is the paper's setup (BOS included); "all_but_first" leaves
-  each prompt's first position alone (on SmolLM2 BOS is an attention sink with a residual norm ~100×
-  the others, so even a random direction removed there moves the output; the report tabulates it).
-- A2 (positions): the random direction's Δ% LD. Rule: |Δ% LD| < 2.
+- A1 (metric × positions "all" / "all_but_first"): DAS drop minus the null's 97.5% quantile (the
+  protocol's ``null_quantile``) of the random directions' drops, ablated the same way on the same
+  prompts (points): DAS beats random when this clears the threshold. Rules: accuracy >= 15 points,
+  Δ% LD >= 30 points (pythia-2.8b: 38 ± 6 and 71 ± 8). "all" is the paper's setup (BOS included);
+  "all_but_first" leaves each prompt's first position alone (on SmolLM2 BOS is an attention sink with a
+  residual norm ~100× the others, so even a random direction removed there moves the output; the
+  report tabulates it).
+- A2 (positions): the null's 97.5% quantile of the random directions' |Δ% LD| (how far nearly every
+  random direction moves LD). Rule: < 2.
 - A3 (DAS at commas only) and A4 (whole residual mean-ablated at commas, every layer, the layer's mean
   comma activation over the set), per metric: on pythia-2.8b the value itself against the paper (A3
   accuracy 82 ± 6, Δ% LD 17.5 ± 5; A4 81 ± 5, 17 ± 5); elsewhere the paired ratio (comma-only drop −
-  random comma-only drop) / (all-positions DAS drop − random all-positions drop), undefined in a
-  resample whose denominator is <= 0. Rule: >= 0.25. Also gated on that denominator being > 0 on the data.
-- A5: comma-only Δ% LD with every layer's attention frozen to the clean run / unfrozen (ratio, paired
-  bootstrap, undefined where the unfrozen drop is <= 0). Rule: <= 0.40. Gated also on the unfrozen
-  comma-only drop's 95% CI lying above 0 (there must be a comma effect to shrink).
+  the null's mean comma-only drop) / (all-positions DAS drop − the null's mean all-positions drop),
+  undefined in a resample whose denominator is <= 0 (a ratio of effects nets out the expected random
+  effect; an upper quantile in its denominator would inflate it). Rule: >= 0.25. Also gated on that
+  denominator being > 0 on the data.
+- A5: comma-only Δ% LD with every layer's attention frozen to the clean run / unfrozen (ratio, paired,
+  undefined where the unfrozen drop is <= 0). Rule: <= 0.40. Gated also on the unfrozen comma-only
+  drop's 95% CI lying above 0 (there must be a comma effect to shrink).
 
 ``--ablation-hook`` picks the site: ``resid_post`` (default) reproduces the authors' off-by-one (fitted
 at resid_pre ℓ, applied at resid_post ℓ); ``resid_pre`` applies each direction where it was fitted. The
@@ -57,20 +65,27 @@ def _ablations(request: pytest.FixtureRequest):
     return request.getfixturevalue("sst_ablations"), request.getfixturevalue("zero_shot_set")
 
 
+def _null(results, metric: str, positions: str) -> str:
+    drops = results.null_drops(metric, positions)
+    return (f"null ({results.null_count} random directions at {positions.replace('_', ' ')}): mean drop "
+            f"{float(drops.mean()):.1f}, {results.null_quantile:.1%} quantile "
+            f"{results.null_quantile_drop(metric, positions):.1f}, range [{float(drops.min()):.1f}, {float(drops.max()):.1f}]")
+
+
 @pytest.mark.claim("A1")
 @pytest.mark.parametrize("positions", POSITIONS)
 @pytest.mark.parametrize("metric", ["accuracy", "ld_drop"])
 def test_a1_direction_ablation_everywhere(metric, positions, request, sst_gate, claim):
-    description = (f"DAS minus random direction ablated at {positions.replace('_', ' ')} positions, every layer: "
-                   f"{metric} drop (points)")
+    description = (f"DAS ablated at {positions.replace('_', ' ')} positions, every layer, minus the random null's "
+                   f"upper quantile: {metric} drop (points)")
     if not claim.applies(sst_gate[GATE], case=metric, description=description):
         return
     sst_ablations, zero_shot_set = _ablations(request)
-    das, random = f"das_{positions}", f"random_{positions}"
+    das = f"das_{positions}"
     claim.check(
-        sst_ablations.paired_difference(metric, das, random), case=metric, preconditions=sst_gate[GATE],
+        sst_ablations.above_null(metric, das, positions), case=metric, preconditions=sst_gate[GATE],
         description=description,
-        details=f"DAS drop {sst_ablations.drop(metric, das):.1f}, random drop {sst_ablations.drop(metric, random):.1f}; "
+        details=f"DAS drop {sst_ablations.drop(metric, das):.1f}; {_null(sst_ablations, metric, positions)}; "
                 + _details(sst_ablations, zero_shot_set, das),
     )
 
@@ -79,15 +94,16 @@ def test_a1_direction_ablation_everywhere(metric, positions, request, sst_gate, 
 @pytest.mark.parametrize("positions", POSITIONS)
 def test_a2_random_direction_ablation_does_little(positions, request, sst_gate, claim):
     setup = "the paper's setup (BOS included)" if positions == "all" else "first position (BOS) left alone"
-    description = f"random direction ablated like A1, {setup}: Δ% LD"
+    description = f"random directions ablated like A1, {setup}: the null's upper quantile of |Δ% LD|"
     if not claim.applies(sst_gate[GATE], description=description):
         return
     sst_ablations, zero_shot_set = _ablations(request)
-    name = f"random_{positions}"
+    accuracy = sst_ablations.null_drops("accuracy", positions)
     claim.check(
-        sst_ablations.estimate("ld_drop", name), preconditions=sst_gate[GATE], description=description,
-        details=f"accuracy {sst_ablations.accuracy(name):.1f}%; DAS the same way: "
-                f"Δ% LD {sst_ablations.ld_drop(f'das_{positions}'):.1f}; " + _details(sst_ablations, zero_shot_set, name),
+        sst_ablations.null_spread(positions), preconditions=sst_gate[GATE], description=description,
+        details=f"{_null(sst_ablations, 'ld_drop', positions)}; accuracy lost: mean {float(accuracy.mean()):.1f} "
+                f"points; DAS the same way: Δ% LD {sst_ablations.ld_drop(f'das_{positions}'):.1f}; "
+                + _details(sst_ablations, zero_shot_set, f"das_{positions}"),
     )
 
 
@@ -100,18 +116,18 @@ def _check_comma_ablation(claim, name: str, metric: str, request, gate: dict[str
         estimate, preconditions = results.estimate(metric, name), gate
         what = f"{metric} (the paper's number)"
     else:
-        net_all = results.drop(metric, "das_all") - results.drop(metric, "random_all")
-        preconditions = gate | {"the all-positions DAS drop exceeds the random one's (the ratio's denominator > 0)":
+        net_all = results.drop(metric, "das_all") - float(results.null_drops(metric, "all").mean())
+        preconditions = gate | {"the all-positions DAS drop exceeds the null's mean (the ratio's denominator > 0)":
                                 net_all > 0}
-        estimate = (results.net_ratio(metric, name, "random_comma", "das_all", "random_all") if net_all > 0
-                    else results.paired_difference(metric, name, "random_comma"))
-        what = (f"({metric} drop − random comma-only drop) / (all-positions DAS drop − random drop)" if net_all > 0
-                else f"ratio undefined (denominator {net_all:.2f} <= 0): the numerator, {metric} drop − random "
-                     "comma-only drop, is shown")
+        estimate = (results.net_ratio(metric, name, "comma", "das_all", "all") if net_all > 0
+                    else results.net_drop(metric, name, "comma"))
+        what = (f"({metric} drop − the null's mean comma-only drop) / (all-positions DAS drop − the null's mean)"
+                if net_all > 0 else f"ratio undefined (denominator {net_all:.2f} <= 0): the numerator, {metric} drop "
+                                    "− the null's mean comma-only drop, is shown")
     claim.check(
         estimate, case=metric, preconditions=preconditions, description=f"{name.replace('_', ' ')} ablation: {what}",
-        details=f"{name} drop {results.drop(metric, name):.1f}, random comma-only {results.drop(metric, 'random_comma'):.1f}, "
-                f"DAS all {results.drop(metric, 'das_all'):.1f}, random all {results.drop(metric, 'random_all'):.1f}; "
+        details=f"{name} drop {results.drop(metric, name):.1f}, DAS all {results.drop(metric, 'das_all'):.1f}; "
+                f"{_null(results, metric, 'comma')}; {_null(results, metric, 'all')}; "
                 + _details(results, zero_shot_set, name),
     )
 

@@ -6,8 +6,8 @@ path-patched into the final residual stream at the last position, everything els
 effect = (LD_patched − LD_clean)/(LD_clean − LD_corrupted) × 100. The circuit is *chosen on the train
 pairs* (stage-1 ranking, head roles from their clean attention patterns, stage 2 into the summary
 readers' query/key/value inputs on a balanced subset of 16 train pairs) and *scored on the test
-pairs*, the unit of every CI below (n = the distinct test prompts); bootstraps are percentile, 1,000
-resamples.
+pairs*, the unit of every CI below (n = the distinct test prompts); 1,000 resamples, studentized
+(bootstrap-t) for K2 and K2.direction (docs/calibration.md), percentile for the shares of K1.
 
 - K1, every model but gpt2-small: the share of the summed |stage-1 effect| over all heads, on the test
   pairs, carried by the top 5% of heads ranked on the train pairs (a sparse circuit). CI: bootstrap over
@@ -17,16 +17,17 @@ resamples.
   ranking redone in each resample.
 - K2: the circuit (top 6 stage-1 heads + top 3 stage-2 writers, "about 9") patched clean → corrupted
   on the test pairs: % of the logit difference its full head outputs recover (the paper's 75% LD and
-  97% flip are [REVIEW] numbers, unverifiable, shown only). CI: bootstrap over test pairs.
+  97% flip are [REVIEW] numbers, unverifiable, shown only). CI: studentized bootstrap over test pairs.
 - K2.direction: direction-only patch / full patch (% LD recovered each, same test pairs), CI: paired
-  bootstrap of the ratio over test pairs (paper [REVIEW]: 54.8% LD, 58% flip). The direction is DAS's
+  studentized bootstrap of the ratio over test pairs (paper [REVIEW]: 54.8% LD, 58% flip). The direction is DAS's
   at the layers where DAS trained only; a head maps to the trained layer nearest to the boundary it
   writes into (head layer + 1), stated in the details; with no trained DAS layer the claim is not
   applicable (its declared precondition).
 - K3: the residual stream at the summary token (second " movie") alone, patched clean → corrupted on
   the test pairs at a mid layer (n/3 .. 2n/3): % of the logit difference recovered, at the mid layer
   chosen by 2-fold cross-fitting over the test pairs (each half scored at the layer best on the other
-  half, the choice redone in each resample; ``harness.measures.statistics.cross_fitted``).
+  half, the choice redone in each resample, exact ties to the median layer: ``LAYER_CHOICE_PROTOCOL``;
+  ``harness.measures.statistics.cross_fitted``).
 Thresholds and paper values: ``harness/verdicts/declared.py``.
 
 Choices where the paper is ambiguous:
@@ -53,7 +54,8 @@ import torch
 from harness.experiments.circuit import ld_ratio, named_heads_among_top, share_of
 from harness.measures.metrics import logit_diff_recovered, logit_flip
 from harness.models.paper import GPT2_CIRCUIT_HEADS
-from harness.measures.statistics import bootstrap, cross_fitted, fixed
+from harness.measures.intervals import interval
+from harness.measures.statistics import TieRule, bootstrap, cross_fitted, fixed
 from harness.verdicts.declared import declared
 
 TOP_K = declared("K1.paper_heads").protocol["top_heads"]  # K1.paper_heads: the paper's heads among the top 12
@@ -103,7 +105,7 @@ def _per_pair(results, key: str) -> tuple:
 
 @pytest.mark.claim("K2")
 def test_k2_circuit_patch_recovers_logit_difference(toy_circuit, claim):
-    estimate = bootstrap(logit_diff_recovered, *_per_pair(toy_circuit, "full/all"), unit=TEST)
+    estimate = interval(logit_diff_recovered, *_per_pair(toy_circuit, "full/all"), unit=TEST, method="studentized")
     flip = float(logit_flip(*_per_pair(toy_circuit, "full/all")))
     at_words = float(logit_diff_recovered(*_per_pair(toy_circuit, "full/ADJ+VRB")))
     claim.check(estimate, description="circuit heads (chosen on train pairs) patched clean → corrupted on the test "
@@ -128,7 +130,7 @@ def test_k2_direction_only_patch_carries_most_of_it(toy_circuit, claim):
                     details="DAS trained at no layer: no direction to patch along")
         return
     direction, full = _per_pair(toy_circuit, "direction/all"), _per_pair(toy_circuit, "full/all")
-    estimate = bootstrap(ld_ratio, direction[0], *full, unit=TEST)
+    estimate = interval(ld_ratio, direction[0], *full, unit=TEST, method="studentized")
     flip = float(logit_flip(*direction))
     claim.check(estimate, preconditions={precondition: True},
                 description="direction-only circuit patch / full circuit patch (% LD recovered, paired bootstrap)",
@@ -144,7 +146,7 @@ def test_k3_summary_position_matters(toy_circuit, claim):
     def at_layer(layer: int, index: torch.Tensor) -> torch.Tensor:
         return logit_diff_recovered(r.summary_patch[layer][index], r.clean[index], r.corrupted[index], r.labels[index])
 
-    fit = cross_fitted(at_layer, layers, r.labels, unit=TEST)
+    fit = cross_fitted(at_layer, layers, r.labels, unit=TEST, tie=TieRule.from_protocol(declared("K3").protocol))
     by_layer = {layer: float(logit_diff_recovered(r.summary_patch[layer], r.clean, r.corrupted, r.labels))
                 for layer in layers}
     claim.check(fit.estimate(), description="residual stream at the summary token (SBJ2) alone, cross-fitted mid layer, "

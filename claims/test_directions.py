@@ -9,19 +9,26 @@ DAS layer whose training did not go below its initial loss is "not trained" and 
 - D1 (one row per method pair and layer): |cos(a, b)| of the directions fitted on all train prompts, at
   layer 0 (the paper's cosine figure) and at DAS's best ToyMovieReview patching layer (the layer of
   largest % LD recovered on the test pairs: chosen on the patching sweep, which does not score D1). CI:
-  percentile bootstrap over the train prompts (n = the distinct train prompts), 200 resamples (the
-  refits kept in the disk cache), in each of which mean difference, probe, PCA and K-means are refitted
-  (``harness/experiments/direction_agreement.py``); DAS is held at its fit on all train prompts (refitting it is a
-  training run per resample), so a pair with DAS carries only the other method's sampling variability.
-  A DAS row at a layer where DAS did not train is "not applicable".
+  bootstrap over the train prompts (n = the distinct train prompts) in which *both* methods of the pair are
+  refitted (``harness/experiments/direction_agreement.py``): mean difference, probe, PCA and K-means on
+  each of the protocol's 200 shared draws; DAS, a training run per fit, warm-started from its full fit and
+  trained on each resample's pairs for the protocol's epochs, on the first 30 of the same draws (a pair
+  with DAS is drawn on those). The interval is the percentile interval of the draws re-centred at the
+  point (the refits' median bias removed: a refit is noisier than the full fit, which lowers |cos|), for
+  the estimand the paper measures, the |cos| of directions fitted on this many prompts (``D1_PROTOCOL``).
+  Every refit is kept in the disk cache (``fixtures/directions.py``). A DAS row at a layer where DAS did
+  not train is "not applicable".
 - D1.random (one row): the largest |cos(random, method)| over the five methods and both layers (DAS
-  only where it trained), with the same bootstrap (the random direction does not depend on data).
+  only where it trained), with the same bootstrap on the draws DAS was refitted on (the random direction
+  does not depend on the data: held at its draw).
 - D2: each fitted estimator classifies the held-out test adjectives with its own ``predict``
   (projection, thresholded halfway between its training class means). Statistic: accuracy over the
   distinct test prompts (n = test prompts); the layer is chosen by 2-fold cross-fitting
   (``harness.measures.statistics.cross_fitted``, folds stratified by label): each half is scored at the layer of
-  highest accuracy on the other half, the choice redone in every bootstrap resample (1,000). DAS's
-  layers are its trained ones.
+  largest mean label-signed margin (decision value over its std) on the other half — a continuous
+  criterion, since accuracies tie across layers —, exact ties going to the median layer
+  (``LAYER_CHOICE_PROTOCOL``); the choice redone in every bootstrap resample (1,000). DAS's layers are its
+  trained ones.
 - D3 (gpt2-small only): the suite's DAS direction agrees with the authors' released directions at the
   mid layers 4-8 (a deterministic comparison of two vectors: no resampling unit).
 Thresholds, paper values and their sources: ``harness/verdicts/declared.py``.
@@ -32,19 +39,17 @@ from __future__ import annotations
 import json
 from importlib import resources
 
+import numpy as np
 import pytest
 import torch
 
-from harness.experiments.direction_agreement import AgreementBootstrap
 from harness.verdicts.declared import declared
 from harness.directions.registry import REGISTRY, method_pairs, methods
 from harness.directions.finders import cosine
-from harness.runtime.disk_cache import content_key
-from harness.measures.statistics import bootstrap, cross_fitted, fixed, resample_indices, seeded
+from harness.measures.statistics import TieRule, cross_fitted, fixed
 
 METHOD_PAIRS = method_pairs()
 D3_MODEL, D3_LAYERS = declared("D3").paper.model, [4, 5, 6, 7, 8]  # the authors released gpt2-small's
-D1_RESAMPLES = declared("D1").protocol["refit_resamples"]  # D1's declared refits per layer: 4 methods x 200 x 2 layers
 CONTROL = "random"
 
 
@@ -53,29 +58,6 @@ def trained_layers(fitted_directions, method: str) -> set[int]:
     if REGISTRY[method].layers == "every" or not hasattr(fitted_directions, "trained_layers"):
         return set(fitted_directions.estimators[method])
     return set(fitted_directions.trained_layers(method))
-
-
-@pytest.fixture(scope="module")
-def agreement_bootstrap(fitted_directions, toy_activations, agreement_layers, suite_seed, disk_cache,
-                        report) -> AgreementBootstrap:
-    """The cheap methods refitted on ``D1_RESAMPLES`` resamples of the train prompts, at D1's layers
-    (kept in the disk cache, keyed by everything the refits read)."""
-    train = toy_activations["train"]
-    layers = sorted(set(agreement_layers.values()))
-    refit = [m for m in methods(controls=False)  # the cheap ones: fitted on data alone, at every layer
-             if not REGISTRY[m].needs_model and REGISTRY[m].layers == "every"]
-    vectors = {method: {layer: e.direction_ for layer, e in by_layer.items()}
-               for method, by_layer in fitted_directions.estimators.items()}
-    adjectives = train.at("ADJ")
-    agreement = AgreementBootstrap(fitted_directions.estimators, {layer: adjectives[layer] for layer in layers},
-                                   train.prompts.labels, vectors, refit)
-    with report.timed(f"D1 bootstrap refits ({D1_RESAMPLES} resamples x {len(layers)} layers)"), seeded(suite_seed):
-        index = resample_indices(agreement.n, D1_RESAMPLES)  # the draws every D1 test makes (same seed)
-        refits = disk_cache.get_or_compute("directions", content_key("d1-refits", *agreement.refits_key(layers, index)),
-                                           lambda: {layer: agreement.resampled(layer, index) for layer in layers})
-    for layer in layers:
-        agreement.remember(layer, index, refits[layer])
-    return agreement
 
 
 @pytest.mark.claim("D1")
@@ -87,15 +69,15 @@ def test_d1_methods_agree(pair, where, agreement_layers, agreement_bootstrap, fi
     unfitted = [m for m in pair if layer not in fitted_directions.estimators[m]]
     if unfitted:
         pytest.skip(f"{', '.join(unfitted)} not fitted at layer {layer} (--das-layers)")
-    untrained = [m for m in pair if layer not in trained_layers(fitted_directions, m)]
-    estimate = bootstrap(agreement_bootstrap.abs_cosine(a, b, layer), torch.arange(agreement_bootstrap.n),
-                         unit="train prompts", resamples=D1_RESAMPLES)
-    held = [m for m in pair if m not in agreement_bootstrap.refit]
-    claim.check(estimate, case=f"{a}-{b}", description=f"|cos({a}, {b})| at layer {layer}",
-                preconditions={f"{m} trained at layer {layer}": False for m in untrained} or None,
-                details=f"layer {layer} ({where}); refitted in each resample: "
-                        f"{', '.join(m for m in pair if m not in held) or 'none'}"
-                        + (f"; held at its full fit: {', '.join(held)}" if held else ""))
+    untrained = {f"{m} trained at layer {layer}": False for m in pair if layer not in trained_layers(fitted_directions, m)}
+    description = f"|cos({a}, {b})| at layer {layer}"
+    if not claim.applies(untrained, case=f"{a}-{b}", description=description):
+        return
+    uses = [(a, layer), (b, layer)]
+    estimate = agreement_bootstrap.estimate(agreement_bootstrap.abs_cosine(a, b, layer), uses, "train prompts")
+    claim.check(estimate, case=f"{a}-{b}", description=description,
+                details=f"layer {layer} ({where}); both refitted in each of {estimate.resamples} resamples "
+                        f"({', '.join(agreement_bootstrap.how(m) for m in pair)})")
 
 
 @pytest.mark.claim("D1.random")
@@ -103,13 +85,14 @@ def test_d1_random_is_orthogonal(agreement_layers, agreement_bootstrap, fitted_d
     against = [(method, layer) for layer in sorted(set(agreement_layers.values()))
                for method in methods(controls=False) if layer in trained_layers(fitted_directions, method)]
     statistic = agreement_bootstrap.largest_abs_cosine(CONTROL, against)
-    estimate = bootstrap(statistic, torch.arange(agreement_bootstrap.n), unit="train prompts", resamples=D1_RESAMPLES)
+    estimate = agreement_bootstrap.estimate(statistic, against, "train prompts")
     by_row = {f"{m}@L{layer}": float(agreement_bootstrap.abs_cosine(CONTROL, m, layer)(torch.arange(agreement_bootstrap.n)))
               for m, layer in against}
     worst = max(by_row, key=by_row.get)
     claim.check(estimate, description="largest |cos(random, method)| over the five methods at layer 0 and DAS's best "
                                       "patching layer",
-                details=f"largest at {worst}; every value: " + ", ".join(f"{k} {v:.3f}" for k, v in by_row.items()))
+                details=f"largest at {worst}; every value: " + ", ".join(f"{k} {v:.3f}" for k, v in by_row.items())
+                        + f"; every method refitted in each of {estimate.resamples} resamples")
 
 
 @pytest.mark.claim("D2")
@@ -120,11 +103,23 @@ def test_d2_direction_separates_test_adjectives(method, fitted_directions, toy_a
     layers = sorted(trained_layers(fitted_directions, method))
     if not layers:
         pytest.skip(f"{method} trained at no layer")
-    correct = {layer: torch.from_numpy(fitted_directions.estimators[method][layer].predict(adjectives[layer])).eq(labels)
-               .double() for layer in layers}
-    fit = cross_fitted(lambda layer, index: correct[layer][index].mean(-1), layers, labels, unit="test prompts")
+    estimators = fitted_directions.estimators[method]
+    correct = {layer: torch.from_numpy(estimators[layer].predict(adjectives[layer])).eq(labels).double()
+               for layer in layers}
+    margin = {layer: _signed_margin(estimators[layer].decision_function(adjectives[layer]), labels) for layer in layers}
+    fit = cross_fitted(lambda layer, index: correct[layer][index].mean(-1), layers, labels, unit="test prompts",
+                       select=lambda layer, index: margin[layer][index].mean(-1),
+                       tie=TieRule.from_protocol(declared("D2").protocol))
     claim.check(fit.estimate(), description=f"{method}: held-out adjective accuracy by projection, cross-fitted layer",
-                details=f"layers chosen per fold {fit.layers} (of {len(layers)}); {len(labels)} test prompts")
+                details=f"layers chosen per fold (by mean signed margin) {fit.layers} (of {len(layers)}); "
+                        f"{len(labels)} test prompts")
+
+
+def _signed_margin(decision: np.ndarray, labels: torch.Tensor) -> torch.Tensor:
+    """Each prompt's decision value (projection − threshold) signed by its label, over the layer's std of
+    decision values (label-free, so that layers of different norms compare): D2's layer-choice criterion."""
+    decision = torch.from_numpy(np.asarray(decision, dtype=np.float64))
+    return decision * (labels.double() * 2 - 1) / decision.std().clamp_min(1e-12)
 
 
 @pytest.mark.claim("D3")

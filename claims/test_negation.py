@@ -12,11 +12,14 @@ Each sentence is paired with a control written for the suite (``harness/experime
 in the same frame with the negation removed. A word's movement toward the opposite sign is
 toward_opposite = (late − early) · sign(corpus mean − early), in cosine units.
 
-- N1 (one row per method): the mean over the 27 sentence pairs of toward_opposite(negated) −
-  toward_opposite(control), so that a drift every word undergoes between the two layers (the controls
-  "flip" as often as the negated words on SmolLM2) is not counted as an effect of negation. CI:
-  percentile bootstrap over the 27 pairs (1,000 resamples, seeded by ``suite_seed``), n = 27 pairs.
-  Replicates when the whole CI is above 0. The paper's flip_percent (the share of sentences with
+- N1 (one row per method): the mean of toward_opposite(negated) − toward_opposite(control), so that a
+  drift every word undergoes between the two layers (the controls "flip" as often as the negated words
+  on SmolLM2) is not counted as an effect of negation. The unit is the distinct (negated, control) pair
+  of prefixes ending at the tracked word: a causal model reads nothing after it, so the five "You're
+  nothing short of X." sentences (read at "short") and the two "I don't want …" ones are one measurement
+  each, counted once (22 of the 27; issue 25, item 3). CI: studentized bootstrap over them (1,000
+  resamples, seeded by ``suite_seed``; docs/calibration.md), n = 22. Replicates when the whole CI is
+  above 0; the claim replicates if any method's row does, Holm across the five. The paper's flip_percent (the share of sentences with
   flip_size = 0.5·change/(corpus mean − initial) > 0) and the mean movement of the negated and the
   control sentences alone are in the details; flip_percent is no longer a claim, since controls
   without negation reach it too.
@@ -40,7 +43,8 @@ def test_n1_negation_moves_more_than_control(method, negation, claim):
     claim.check(
         negation.movement(method),
         description=f"{method}: movement toward the opposite sign, negated minus control (paired mean, cosine)",
-        details=(f"layers {negation.early_layer} → {negation.late_layer}, {len(negation.sentences)} sentence pairs; "
+        details=(f"layers {negation.early_layer} → {negation.late_layer}, {len(negation.sentences)} sentence pairs "
+                 f"({len(negation.distinct())} distinct at the tracked word); "
                  f"movement negated {_mean(negation.movement(method, 'negated'))}, control "
                  f"{_mean(negation.movement(method, 'control'))}; flip_percent negated {negated.flip_percent:.1f}%, "
                  f"control {control.flip_percent:.1f}%; median flip size {float(negated.flip_size.median()):.2f}"),

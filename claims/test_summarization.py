@@ -9,8 +9,10 @@ the mean logit difference, (LD_intervened − LD_clean)/LD_clean, answers ` exci
 ToyMoodStory's labels are balanced, so the mean of the §5.1 centred LD equals the uncentred mean used here.
 The experiments are ``harness.experiments.summarization``'s; thresholds and paper values: ``harness/verdicts/declared.py``.
 
-- M1: the model solves ToyMoodStory (centred accuracy, §5.1, over the four variants; bootstrap over
-  prompts). The paper ran this circuit on pythia-2.8b because smaller models failed. M2 and M3 are
+Every CI is a studentized (bootstrap-t) bootstrap over prompts, 1,000 resamples (docs/calibration.md),
+except M3's Spearman ρ (percentile, prompts resampled).
+
+- M1: the model solves ToyMoodStory (centred accuracy, §5.1, over the four variants). The paper ran this circuit on pythia-2.8b because smaller models failed. M2 and M3 are
   claims about the mechanism of a task the model solves: their precondition is that M1 *replicates*
   (its whole CI above the floor); otherwise they read "not applicable" and the value resampling behind
   them is not run (``claim.applies``; M1 needs the clean run only). A ratio of effects (M2.ratio, M3.distance, M4) applies only when its denominator effect is

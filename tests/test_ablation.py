@@ -102,6 +102,21 @@ def test_restarted_ablations_equal_full_runs(tiny, site):
         run_ablations(bridge, tokens, attention_mask, [frozen], site, {}, restart=True)
 
 
+def test_ablations_split_over_forwards_and_read_out_equal_one_stacked_forward(tiny):
+    """``group_size`` (at most that many ablations stacked per forward) and ``readout`` (applied to each
+    part's logits) change nothing but the cost: the null's 50 random directions ride the batch axis."""
+    bridge = tiny.bridge
+    tokens, attention_mask = tokenize_padded(bridge, TEXTS, prepend_bos=True)
+    generator = torch.Generator().manual_seed(2)
+    ablations = [Ablation(f"r{k}", "direction", {0: torch.randn(bridge.cfg.d_model, generator=generator)},
+                          real_positions(attention_mask)) for k in range(5)]
+    stacked = run_ablations(bridge, tokens, attention_mask, ablations, "resid_pre")
+    split = run_ablations(bridge, tokens, attention_mask, ablations, "resid_pre", chunk_size=2, group_size=2,
+                          readout=lambda logits: logits[:, :3])
+    for name, logits in stacked.items():
+        torch.testing.assert_close(split[name], logits[:, :3], atol=1e-4, rtol=0)
+
+
 def test_freezing_clean_patterns_alone_changes_nothing(tiny):
     bridge = tiny.bridge
     tokens, attention_mask = tokenize_padded(bridge, TEXTS, prepend_bos=True)

@@ -4,10 +4,13 @@
 - ``aligned_token_labels`` gives every token its word's label and refuses residuals whose rows are not
   the tokenizer's tokens;
 - ``random_null_aurocs`` are the AUROCs of seeded Gaussian directions and leave the global RNG alone;
-- ``project_corpus`` on a tiny model: one label and one projection per token (BOS left out), equal
-  to the cosines of ``residuals_at``'s rows, each text's token count, and the null under its seed;
-- ``CorpusProjections``: estimates over sentences under its seed (computed once), the null's range,
-  and R1.auroc's threshold max(0.8, the null's 97.5% quantile) with R1's declared protocol.
+- ``word_types`` gives each token its word's lexicon key, one label per type;
+- ``project_corpus`` on a tiny model: one label, word type and projection per token (BOS left out), equal
+  to the cosines of ``residuals_at``'s rows, each text's token count, and the null (projections, AUROCs,
+  tail scores) under its seed;
+- ``CorpusProjections``: estimates over word types under its seed (computed once): the tail score over
+  every type, the AUROC over the labelled ones, R1.auroc's paired statistic AUROC − max(0.8, the null's
+  97.5% quantile) on the same resamples; the null's range and R1.auroc's threshold on the data.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ import pytest
 import torch
 
 from harness.experiments.corpus_projections import (
-    CorpusProjections, aligned_token_labels, project_corpus, random_null_aurocs, sample_corpus,
+    CorpusProjections, aligned_token_labels, project_corpus, random_null_aurocs, sample_corpus, word_type, word_types,
 )
-from harness.experiments.correlation import auroc, auroc_of_counts, by_sentence, cosine_projections, residuals_at, tail_score
+from harness.experiments.correlation import (
+    auroc, auroc_of_counts, cosine_projections, of_drawn_units, residuals_at, tail_score,
+)
+from harness.measures.intervals import resampled
 from harness.directions.registry import methods
 from harness.experiments.early_directions import early_directions
-from harness.measures.statistics import seeded
+from harness.measures.statistics import resample_indices, seeded
 from harness.datasets.lexicon import NEGATIVE, POSITIVE, VaderLabeller
 from harness.datasets.sst import SSTSplit
 from harness.verdicts.declared import declared
@@ -96,7 +102,7 @@ def test_project_corpus_labels_and_projects_every_token(gpt2, tokenizer, labelle
     directions = {"a": torch.randn(gpt2.bridge.cfg.d_model, generator=generator),
                   "b": torch.randn(gpt2.bridge.cfg.d_model, generator=generator)}
     payload = project_corpus(gpt2.bridge, gpt2.tokenizer, TEXTS, 1, directions, labeller, prepend_bos,
-                             PROTOCOL["null_directions"], null_seed=5)
+                             PROTOCOL["null_directions"], PROTOCOL["tail_quantile"], null_seed=5)
     resid = torch.cat(residuals_at(gpt2.bridge, TEXTS, 1, prepend_bos))
     n_tokens = sum(len(tokenizer.encode(text, add_special_tokens=False)) for text in TEXTS)
     assert resid.shape[0] == n_tokens
@@ -109,31 +115,113 @@ def test_project_corpus_labels_and_projects_every_token(gpt2, tokenizer, labelle
     assert torch.allclose(payload["random_null_auroc"], random_null_aurocs(resid, payload["labels"], 100, seed=5),
                           atol=1e-3)
     assert payload["sentence_lengths"].tolist() == [len(tokenizer.encode(t, add_special_tokens=False)) for t in TEXTS]
+    null = null_directions_projected(resid, 5)
+    assert torch.allclose(payload["null_projections"], null, atol=1e-5)
+    assert torch.allclose(payload["random_null_tail_score"], torch.tensor(
+        [tail_score(row, payload["labels"], PROTOCOL["tail_quantile"]).score for row in payload["null_projections"]]))
+    ids, types = word_types(tokenizer, TEXTS, payload["labels"])
+    assert torch.equal(payload["word_ids"], ids) and payload["word_types"] == types
 
 
-def corpus_projections(null: torch.Tensor, seed: int = 0) -> CorpusProjections:
+def null_directions_projected(resid: torch.Tensor, seed: int) -> torch.Tensor:
+    directions = torch.randn(PROTOCOL["null_directions"], resid.shape[1], generator=torch.Generator().manual_seed(seed))
+    return torch.stack([cosine_projections(resid, d) for d in directions])
+
+
+def test_word_types_are_the_lexicons_keys(tokenizer, labeller):
+    texts = ["Great, great GREAT! a terrible-ish film", "great... and terrible"]
+    labels = torch.tensor([l for t in texts for l in labeller.token_labels(tokenizer, t)[1]])
+    ids, types = word_types(tokenizer, texts, labels)
+    assert len(ids) == len(labels) and types == sorted(set(types))
+    assert word_type("Great,") == word_type("GREAT!") == word_type("great...") == "great"
+    assert word_type("...") == "..." and word_type("terrible-ish") == "terrible-ish"
+    great = [types[i] == "great" for i in ids.tolist()]
+    assert sum(great) >= 4 and all(labels[i] == POSITIVE for i, g in enumerate(great) if g)
+    with pytest.raises(ValueError, match="two lexicon labels"):
+        word_types(tokenizer, texts, -labels * (torch.arange(len(labels)) % 2))
+
+
+def corpus_projections(null: torch.Tensor, seed: int = 0, nulls: int = 20, signal: float = 0.0) -> CorpusProjections:
+    """80 sentences over 60 word types, each type with one label; ``null``: the null's AUROCs as given, its
+    projections random (``signal`` × the label added)."""
     generator = torch.Generator().manual_seed(0)
     lengths = torch.randint(2, 9, (80,), generator=generator)
-    labels = torch.randint(-1, 2, (int(lengths.sum()),), generator=generator)
-    projections = {m: torch.randn(len(labels), generator=generator) + 0.8 * labels for m in methods()}
+    word_ids = torch.randint(0, 60, (int(lengths.sum()),), generator=generator)
+    labels = (torch.arange(60) % 3 - 1)[word_ids]
+    effect = torch.randn(60, generator=generator)[word_ids]  # tokens of one type alike
+    projections = {m: effect + 0.3 * torch.randn(len(labels), generator=generator) + 0.8 * labels for m in methods()}
+    null_projections = torch.randn(nulls, len(labels), generator=generator) + signal * labels
     early = early_directions({m: {layer: torch.randn(8) for layer in range(13)} for m in methods()}, 12)
     return CorpusProjections("a corpus", 80, labels, projections, null, early, "a labeller", lengths,
-                             PROTOCOL["tail_quantile"], PROTOCOL["auroc_floor"], PROTOCOL["null_quantile"], seed=seed,
-                             resamples=200)
+                             PROTOCOL["tail_quantile"], PROTOCOL["auroc_floor"], PROTOCOL["null_quantile"], word_ids,
+                             null_projections, torch.rand(nulls), seed=seed, resamples=200)
 
 
-def test_corpus_projections_estimate_over_sentences_under_their_seed():
+def test_corpus_projections_estimate_over_word_types_under_their_seed():
     corpus = corpus_projections(torch.rand(100), seed=2)
     assert corpus.sentence_ids.tolist() == [s for s, n in enumerate(corpus.sentence_lengths.tolist()) for _ in range(n)]
+    assert (corpus.n_word_types, corpus.labelled_word_types) == (60, 40)
     area = corpus.auroc("kmeans")
     assert corpus.auroc("kmeans") is area  # computed once
-    with seeded(2):
-        assert area == by_sentence(auroc_of_counts(corpus.projections["kmeans"], corpus.labels, corpus.sentence_ids),
-                                   80, resamples=200)
+    labelled = corpus.labels != 0
+    types, clusters = corpus.word_ids[labelled].unique(return_inverse=True)
+    with seeded(2):  # the studentized interval, the jackknife within each resample done one cluster at a time
+        theirs = resampled(of_drawn_units(auroc_of_counts(corpus.projections["kmeans"][labelled],
+                                                          corpus.labels[labelled], clusters), 40),
+                           torch.arange(40), resamples=200, method="studentized").estimate("studentized", "x", "y")
+    assert (area.value, area.ci_low, area.ci_high) == pytest.approx((theirs.value, theirs.ci_low, theirs.ci_high),
+                                                                    abs=1e-9)
+    assert "studentized" in area.method and area.undefined == theirs.undefined
     assert area.value == pytest.approx(auroc(corpus.projections["kmeans"], corpus.labels))
-    assert (area.n, area.unit) == (80, "sentences")
-    assert corpus.tail_score("pca").value == pytest.approx(tail_score(corpus.projections["pca"], corpus.labels,
-                                                                      0.001).score)
+    assert (area.n, area.unit, area.resamples) == (40, "labelled word types", 200)
+    score = corpus.tail_score("pca")
+    assert score.value == pytest.approx(tail_score(corpus.projections["pca"], corpus.labels, 0.001).score)
+    assert (score.n, score.unit) == (60, "word types") and "cluster bootstrap over word types" in score.method
+    with seeded(3):
+        assert corpus_projections(torch.rand(100), seed=2).auroc("kmeans") == area  # the corpus's seed, not the session's
+    assert corpus_projections(torch.rand(100), seed=5).auroc("kmeans") != area
+
+
+@pytest.mark.parametrize("signal", [0.0, 0.4])
+def test_auroc_above_null_is_paired_with_the_nulls_quantile(signal):
+    corpus = corpus_projections(torch.rand(20), signal=signal)
+    threshold = corpus.auroc_threshold_estimate()
+    for method in ("kmeans", "das"):
+        area, above = corpus.auroc(method), corpus.auroc_above_null(method)
+        assert above.value == pytest.approx(area.value - threshold.value)
+        assert (above.n, above.resamples) == (area.n, area.resamples) and "paired" in above.method
+    draws, names = corpus._separation()
+    null = pair_aurocs(corpus)
+    expected = torch.quantile(null, PROTOCOL["null_quantile"], dim=1).clamp(min=PROTOCOL["auroc_floor"])
+    assert torch.allclose(draws.draws[:, len(names)], expected)  # the threshold, in every resample
+    assert torch.allclose(draws.draws[:, len(names) + 1:], draws.draws[:, :len(names)] - expected[:, None])
+    binds = float((expected > PROTOCOL["auroc_floor"]).double().mean())
+    assert corpus.null_binds() == binds and (binds == 0 if signal == 0 else 0 < binds < 1)
+    # the studentized interval of the paired statistic: the library's, every jackknife evaluated in full
+    labelled = corpus.labels != 0
+    types, clusters = corpus.word_ids[labelled].unique(return_inverse=True)
+    target = corpus.labels[labelled]
+    method = auroc_of_counts(corpus.projections["pca"][labelled], target, clusters)
+    nulls = [auroc_of_counts(row[labelled], target, clusters) for row in corpus.null_projections]
+    statistic = lambda counts: method(counts) - torch.quantile(torch.stack([f(counts) for f in nulls], 1),
+                                                              PROTOCOL["null_quantile"], dim=1).clamp(
+        min=PROTOCOL["auroc_floor"])
+    with seeded(corpus.seed):
+        theirs = resampled(of_drawn_units(statistic, len(types)), torch.arange(len(types)), resamples=corpus.resamples,
+                           method="studentized").estimate("studentized", "x", "y")
+    ours = corpus.auroc_above_null("pca")
+    assert (ours.value, ours.ci_low, ours.ci_high) == pytest.approx((theirs.value, theirs.ci_low, theirs.ci_high),
+                                                                    abs=1e-9)
+
+
+def pair_aurocs(corpus: CorpusProjections) -> torch.Tensor:
+    """The null directions' AUROCs in the corpus's resamples, one at a time (``auroc_of_counts``)."""
+    labelled = corpus.labels != 0
+    types, clusters = corpus.word_ids[labelled].unique(return_inverse=True)
+    with seeded(corpus.seed):
+        index = resample_indices(len(types), corpus.resamples)
+    return torch.stack([of_drawn_units(auroc_of_counts(row[labelled], corpus.labels[labelled], clusters),
+                                       len(types))(index) for row in corpus.null_projections], dim=1)
 
 
 def test_auroc_threshold_is_the_floor_or_the_nulls_upper_quantile():

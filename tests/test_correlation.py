@@ -7,7 +7,8 @@
   sklearn's ``roc_auc_score`` with ties;
 - ``residuals_at`` equals an unpadded full forward at that layer for each text, BOS left out;
 - the count-weighted tail score and AUROC equal the plain ones on the corpus with each sentence repeated
-  as often as drawn (ties included); ``by_sentence`` resamples whole sentences, seeded by the session.
+  as often as drawn (ties included); ``by_sentence`` resamples whole sentences, seeded by the session;
+- ``of_drawn_units`` counts any number of drawn units (a jackknife's n − 1) and keeps trailing axes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from harness.experiments.correlation import (
-    auroc, auroc_of_counts, by_sentence, cosine_projections, layer_at_depth, residuals_at, tail_score, tail_score_of_counts,
+    auroc, auroc_of_counts, by_sentence, cosine_projections, layer_at_depth, of_drawn_units, residuals_at, tail_score,
+    tail_score_of_counts,
 )
 from harness.interventions.forward import residual_stream
 from harness.datasets.lexicon import NEGATIVE, NEUTRAL, POSITIVE
@@ -158,3 +160,14 @@ def test_by_sentence_is_seeded_by_the_session():
     with seeded(4):
         assert by_sentence(statistic, 100, resamples=200) != first
     assert first.value == pytest.approx(tail_score(projections, labels, 0.02).score)
+
+
+def test_of_drawn_units_counts_any_draws_and_keeps_trailing_axes():
+    weights = torch.tensor([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]], dtype=torch.float64)
+    of_index = of_drawn_units(lambda counts: counts @ weights, 4)  # [r, 2]: two statistics at once
+    assert of_index(torch.arange(4)).tolist() == [10.0, 100.0]  # the data: [trailing]
+    leave_one_out = torch.tensor([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])  # a jackknife: n − 1 drawn
+    assert of_index(leave_one_out).tolist() == [[9.0, 90.0], [8.0, 80.0], [7.0, 70.0], [6.0, 60.0]]
+    drawn = torch.randint(0, 4, (3, 60, 4), generator=torch.Generator().manual_seed(0))  # more rows than a chunk
+    assert torch.equal(of_index(drawn), weights[drawn].sum(-2))
+    assert of_drawn_units(lambda counts: counts.sum(1), 4)(torch.arange(4)).shape == ()

@@ -276,10 +276,12 @@ def test_claims_of_one_family_share_one_protocol():
 
 
 def test_r1_auroc_threshold_is_declared_in_its_protocol():
-    """R1.auroc's threshold is computed from the data by the declared floor and null quantile, and its
-    rule's text names those numbers."""
+    """R1.auroc's statistic is the AUROC minus max(floor, the null's quantile), paired (the floor and the
+    quantile are its protocol's, and its statistic's text names them); its rule is "> 0"."""
     claim = declared("R1.auroc")
     protocol = claim.protocol
-    assert claim.rule.data_dependent and protocol["auroc_floor"] == 0.8 and protocol["null_quantile"] == 0.975
-    assert claim.rule.origin.startswith(f"{protocol['auroc_floor']:g}, or the {protocol['null_quantile']:.1%} quantile "
-                                        f"of {protocol['null_directions']} random directions")
+    assert not claim.rule.data_dependent and (claim.rule.threshold, claim.rule.passes_when, claim.rule.strict) == (
+        0.0, "above", True)
+    assert protocol["auroc_floor"] == 0.8 and protocol["null_quantile"] == 0.975 and protocol["null_directions"] >= 50
+    assert (f"larger of {protocol['auroc_floor']:g} and the {protocol['null_quantile']:.1%} quantile of the AUROCs of "
+            f"{protocol['null_directions']} seeded random directions") in claim.statistic

@@ -13,7 +13,7 @@ from fixtures.claims import ClaimCheck, expectation_key
 from harness.verdicts.declaration import Verdict
 from harness.verdicts.record import ClaimRecord
 from harness.verdicts.declared import declared
-from harness.verdicts.expectations import ClaimInconclusive, ClaimNotReplicated, ExpectationOutdated, load_expectations
+from harness.verdicts.expectations import ClaimInconclusive, ClaimNotReplicated, ExpectationOutdated, load_expectations, IntervalExcludesPoint
 from harness.measures.statistics import Estimate
 
 ENTRY = '''["test_directions.py::test_d2_direction_separates_test_adjectives[pca]"]
@@ -131,3 +131,11 @@ def test_a_listed_claim_outside_its_band_or_with_another_verdict_names_the_entry
 def test_the_estimate_must_be_finite():
     with pytest.raises(ValueError, match="finite"):
         _estimate(float("nan"), 0.0, 1.0)
+
+
+def test_a_ci_that_excludes_its_own_point_gets_no_verdict():
+    """The review's D1 case: 0.755 with CI [0.637, 0.735] would have read "does not replicate"."""
+    check, node = _check()
+    with pytest.raises(IntervalExcludesPoint, match=r"test_x.*\[0\.637, 0\.735\] excludes its own point estimate 0\.755"):
+        check.check(_estimate(0.755, 0.637, 0.735))
+    assert node.user_properties == []  # nothing recorded: no verdict

@@ -114,22 +114,28 @@ def test_negation_experiment_splits_negated_and_control(gpt2):
     assert torch.equal(flips.final, results.control["kmeans"][:, 2])
 
 
-def test_movement_is_the_paired_mean_with_a_bootstrap_over_sentences():
+def test_movement_is_the_paired_mean_over_distinct_prefixes_with_a_studentized_ci():
+    """N1's unit: a causal model reads nothing after the tracked word, so sentences sharing the
+    (negated, control) prefixes up to it are one measurement, counted once (issue 25, item 3)."""
+    examples = paper_reference()["negation_examples"]
+    sentences, words = tuple(examples), tuple(examples.values())
     generator = torch.Generator().manual_seed(2)
-    negated = {"kmeans": torch.randn(27, 5, generator=generator)}
-    control = {"kmeans": torch.randn(27, 5, generator=generator)}
-    results = NegationResults(1, 3, tuple(f"s{i}" for i in range(27)), tuple(f"w{i}" for i in range(27)), negated,
-                              control, {"kmeans": 0.1}, {"kmeans": 1.0}, seed=4)
-    paired = results.flips("kmeans").toward_opposite - results.flips("kmeans", "control").toward_opposite
+    negated = {"kmeans": torch.randn(len(sentences), 5, generator=generator)}
+    control = {"kmeans": torch.randn(len(sentences), 5, generator=generator)}
+    results = NegationResults(1, 3, sentences, words, negated, control, {"kmeans": 0.1}, {"kmeans": 1.0}, seed=4)
+    distinct = results.distinct()
+    keys = {(s[:s.index(w) + len(w)], CONTROL_SENTENCES[s][:CONTROL_SENTENCES[s].index(w) + len(w)])
+            for s, w in zip(sentences, words)}
+    assert len(distinct) == len(keys) < len(sentences)
+    paired = (results.flips("kmeans").toward_opposite - results.flips("kmeans", "control").toward_opposite)[distinct]
     movement = results.movement("kmeans")
     assert movement.value == pytest.approx(float(paired.mean()))
-    assert (movement.n, movement.unit) == (27, "sentence pairs")
-    with seeded(4):
-        assert movement == bootstrap(lambda v: v.mean(-1), paired.double(), unit="sentence pairs")
+    assert (movement.n, movement.unit) == (len(keys), "distinct sentence pairs")
+    assert movement.ci_low <= movement.value <= movement.ci_high and "studentized" in movement.method
     with seeded(0):
         assert results.movement("kmeans") == movement  # its own seed, whatever the caller's
     assert results.movement("kmeans", "control").value == pytest.approx(
-        float(results.flips("kmeans", "control").toward_opposite.mean()))
+        float(results.flips("kmeans", "control").toward_opposite[distinct].mean()))
     mean, low, high = results.oriented_mean("kmeans", "negated")
     side = torch.sign(negated["kmeans"][:, 1] - 0.1)[:, None]
     assert torch.allclose(mean, (side * (negated["kmeans"] - 0.1)).mean(0).double())

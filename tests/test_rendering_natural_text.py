@@ -49,8 +49,10 @@ def test_correlation(report):
     projections = {m: torch.randn(1200, generator=GENERATOR) + (0.5 * labels if m != "random" else 0) for m in methods()}
     null = 0.4 + 0.2 * torch.rand(100, generator=GENERATOR)
     protocol = declared("R1").protocol
+    word_ids = torch.arange(1200) % 150  # 150 word types, each with one label
     render(CorpusProjections("a corpus", 300, labels, projections, null, early, "a labeller", torch.full((300,), 4),
-                             protocol["tail_quantile"], protocol["auroc_floor"], protocol["null_quantile"],
+                             protocol["tail_quantile"], protocol["auroc_floor"], protocol["null_quantile"], word_ids,
+                             torch.randn(10, 1200, generator=GENERATOR), torch.rand(10, generator=GENERATOR),
                              resamples=100), report)
     assert list(report.sections) == ["Correlational evaluation on natural text (§5.4)"]
     data = report.data["correlation"]
@@ -61,7 +63,7 @@ def test_correlation(report):
     kmeans = data["methods"]["kmeans"]
     assert kmeans["auroc_ci"][0] < kmeans["auroc"] < kmeans["auroc_ci"][1]
     assert data["auroc_threshold"] == 0.8
-    assert "bootstrap over sentences" in report.sections["Correlational evaluation on natural text (§5.4)"]
+    assert "cluster bootstrap over word types" in report.sections["Correlational evaluation on natural text (§5.4)"]
     assert list(report.figures) == ["correlation_label_share.png", "correlation_auroc.png"]
     drawn(report, "correlation_label_share.png")
     drawn(report, "correlation_auroc.png")

@@ -90,8 +90,10 @@ def test_results_json_rows_carry_the_verdict_fields_and_the_seeds_table(tmp_path
     for row in rows:
         assert row["passes_when"] == "above" and row["threshold"] == 0.9 and row["n"] == 40
     assert results["seeds"]["by_test"]["test_directions.py::test_d2[pca]"]["1"]["verdict"] == Verdict.INCONCLUSIVE
+    assert [row["stable_over_seeds"] for row in rows] == [False, True]  # the main table's rows say it too
     report = (tmp_path / "REPORT.md").read_text()
     assert "UNSTABLE" in report and "| stable" in report
+    assert "replicates (UNSTABLE over seeds)" in report and "(expected) (UNSTABLE" not in report
 
 
 def _item(nodeid: str, **params):

@@ -1,10 +1,12 @@
 """harness.experiments.sst_patching (paper §2.3, §5.2, §6.2 P3–P5): the SST pair selection and its sweep.
 
 - the selection keeps short, correctly classified sentences, pairs them by length, drops pairs whose
-  scaffolded prompts differ in length, takes a seeded, balanced set of pairs sharing no sentence, and
-  counts every step (a hand-worked split; the shipped dev split's model-independent counts);
+  scaffolded prompts differ in length, takes a seeded, balanced set of pairs sharing no sentence (with no
+  cap, the protocol's: every such pair until a class runs out), and counts every step (a hand-worked
+  split; the shipped dev split's model-independent counts);
 - only the short sentences are sent to the classifier;
-- the sweep's clean, corrupted and patched scores equal each prompt run alone, unpadded.
+- the sweep's clean, corrupted and patched scores (a method's and the random null's) equal each prompt
+  run alone, unpadded.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from harness.interventions.hook_names import resid
 from harness.measures.metrics import sentiment_score
 from harness.datasets.sst import SSTSplit, load_sst
 from harness.experiments.sst_patching import disjoint_balanced, select_patching_pairs, sst_patching_sweep
+from harness.interventions.sweep import null_directions
 from harness.datasets.sst_prompts import CLASSIFICATION, sentence_lengths
 from harness.verdicts.declared import declared
 
 PROTOCOL = {key: declared("P3").protocol[key] for key in ("n_pairs", "max_sentence_tokens")}  # P3-P5's
-N_PAIRS = PROTOCOL["n_pairs"]
+USED_WITH_THE_FAKE_CLASSIFIER = 64  # the shipped dev split's pairs under ``fake_classifier`` (every third wrong)
 
 LONG = "an overlong , meandering and thoroughly tedious film that never once finds a reason to exist , sadly ."
 SPLIT = SSTSplit("dev", Path("stsa.binary.dev"), (
@@ -86,6 +89,11 @@ def test_disjoint_balanced_pairs():
     assert not torch.equal(disjoint_balanced(clean, corrupted, labels, 20, 0), disjoint_balanced(clean, corrupted, labels, 20, 1))
     one_class = disjoint_balanced(clean, corrupted, torch.ones(200, dtype=torch.long), 20, 0)
     assert len(one_class) == 0  # no negative-clean pair: nothing balanced to take
+    every = disjoint_balanced(clean, corrupted, labels, None, 0)  # no cap: until a class runs out
+    taken = set(torch.cat([clean[every], corrupted[every]]).tolist())
+    assert len(every) > 20 and int(labels[every].sum()) * 2 == len(every) and len(taken) == 2 * len(every)
+    free = [i for i in range(200) if int(clean[i]) not in taken and int(corrupted[i]) not in taken]
+    assert len({int(labels[i]) for i in free}) < 2  # no class has a pair left: one ran out
 
 
 def test_pairs_are_drawn_with_the_seed(gpt2):
@@ -107,8 +115,9 @@ def test_shipped_dev_split_counts(gpt2):
     classify, asked = fake_classifier(dev, wrong)
     pairs = select_patching_pairs(gpt2.bridge, dev, True, classify, **PROTOCOL)
     assert pairs.counts["dev sentences"] == 872 and pairs.counts["of at most 20 tokens"] == 343 == len(asked[0])
-    assert pairs.counts["pairs used (seed 0; no sentence in two pairs, classes balanced)"] == N_PAIRS == len(pairs.labels)
-    assert pairs.counts["positive clean prompts"] == N_PAIRS // 2 == pairs.counts["negative clean prompts"]
+    used = pairs.counts["pairs used (seed 0; no sentence in two pairs, classes balanced)"]
+    assert used == len(pairs.labels) == USED_WITH_THE_FAKE_CLASSIFIER  # every eligible pair (no cap)
+    assert pairs.counts["positive clean prompts"] == used // 2 == pairs.counts["negative clean prompts"]
     used = [i for pair in _source_pairs(pairs) for i in pair]
     assert len(set(used)) == len(used)  # no sentence in two pairs
     for clean, corrupted in _source_pairs(pairs):
@@ -126,8 +135,10 @@ def test_sweep_equals_each_pair_run_alone(tiny):
     generator = torch.Generator().manual_seed(0)
     directions = {"a": {layer: torch.randn(bridge.cfg.d_model, generator=generator) for layer in range(n_layers + 1)},
                   "b": {1: torch.randn(bridge.cfg.d_model, generator=generator)}}
-    results = sst_patching_sweep(bridge, pairs, answers, directions)
+    null = null_directions(2, [0, n_layers], bridge.cfg.d_model, seed=0)
+    results, null_results = sst_patching_sweep(bridge, pairs, answers, directions, null, [0, n_layers])
     assert sorted(results.patched) == [("a", layer) for layer in range(n_layers + 1)] + [("b", 1)]
+    assert null_results.patched.shape == (2, 2, 2) and torch.equal(null_results.clean, results.clean)
     texts = [CLASSIFICATION.format(s) for s in pairs.prompts.sentences]
     for i, (c, r) in enumerate(zip(pairs.clean_rows.tolist(), pairs.corrupted_rows.tolist())):
         clean, corrupted = (bridge.to_tokens(texts[row], prepend_bos=True) for row in (c, r))
@@ -138,7 +149,10 @@ def test_sweep_equals_each_pair_run_alone(tiny):
                                        atol=1e-4, rtol=0)
             torch.testing.assert_close(results.corrupted[i], sentiment_score(bridge(corrupted)[:, -1], answers)[0],
                                        atol=1e-4, rtol=0)
-            for (method, layer), scores in results.patched.items():
-                hook = edit_hook(directional_patch(directions[method][layer], clean_resid[layer]))
+            patched = [(directions[method][layer], layer, scores) for (method, layer), scores in results.patched.items()]
+            patched += [(null[k, j], layer, null_results.patched[k, j]) for k in range(2)
+                        for j, layer in enumerate(null_results.layers)]
+            for direction, layer, scores in patched:
+                hook = edit_hook(directional_patch(direction, clean_resid[layer]))
                 alone = bridge.run_with_hooks(corrupted, fwd_hooks=[(resid(n_layers, layer), hook)])[:, -1]
                 torch.testing.assert_close(scores[i], sentiment_score(alone, answers)[0], atol=1e-4, rtol=0)

@@ -11,7 +11,7 @@ import torch
 
 from harness.reporting.report import ReportBuilder
 from harness.datasets.sst import SSTFiles, SSTSplit
-from harness.experiments.sst_ablations import ABLATIONS, SSTAblations, ZeroShotSet
+from harness.experiments.sst_ablations import ABLATIONS, NULL_POSITIONS, SSTAblations, ZeroShotSet
 from harness.experiments.sst_patching import SSTPatching
 from harness.datasets.sst_prompts import CLASSIFICATION, ZERO_SHOT, SSTPrompts, competence
 from harness.interventions.sweep import PatchingResults
@@ -31,8 +31,9 @@ def _results() -> list[object]:
     diagnostic = {layer: {"norm_first": 90.0, "norm_rest": 1.0, "das_first": 3.0, "das_rest": 0.1, "random_first": 2.0,
                           "random_rest": 0.1} for layer in (0, 3)}
     scores = {"clean": torch.tensor([2.0, -2.0, 3.0, -1.0]), "first_position": diagnostic,
-              "ablated": {name: torch.randn(4, generator=generator) for name in ABLATIONS}}
-    ablations = SSTAblations.from_scores(scores, labels, "resid_post", (0, 3), counts, 64)
+              "ablated": {name: torch.randn(4, generator=generator) for name in ABLATIONS},
+              "null": {where: torch.randn(3, 4, generator=generator) for where in NULL_POSITIONS}}
+    ablations = SSTAblations.from_scores(scores, labels, "resid_post", (0, 3), counts, 64, 0.975)
     measured = competence("classification", CLASSIFICATION, "dev", torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
                           torch.tensor([1, 0]))
     return [SSTFiles({"dev": split}), ZeroShotSet(prompts, counts, 0.75, 64, 10, 10, fallback=True), ablations, patching, measured]
@@ -58,7 +59,9 @@ def test_sst_results_render_their_sections_data_and_figures(tmp_path):
                                      "deviation": _results()[1].deviation()}
     assert data["sst_competence"]["classification"]["centred_accuracy"] == 100
     assert data["sst_competence"]["classification"]["n"] == 2
-    assert set(data["sst_ablations"]) == {"site", "layers", "counts", "ld_orig_mean", "ablations", "first_position"}
+    assert set(data["sst_ablations"]) == {"site", "layers", "counts", "ld_orig_mean", "ablations", "null",
+                                          "first_position"}
+    assert "| null (3 random, comma) " in text and len(data["sst_ablations"]["null"]["all"]["ld_drop"]) == 3
     assert set(data["sst_ablations"]["ablations"]["das_all"]) == {
         "ld_drop", "accuracy", "positive_ld_drop", "positive_accuracy", "negative_ld_drop", "negative_accuracy"}
     assert set(data["sst_patching"]) == {"counts", "ld_recovered", "logit_flip"}

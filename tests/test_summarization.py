@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from harness.measures.metrics import sentiment_score
-from harness.measures.statistics import bootstrap
+from harness.measures.intervals import interval
 from harness.reporting.rendering import render
 from harness.reporting.report import ReportBuilder
 from harness.experiments.summarization import (
@@ -169,12 +169,12 @@ def test_statistics_on_numbers_worked_by_hand():
     torch.testing.assert_close(comma_excess(comma, pre, clean), torch.tensor([-25.0, -25.0]))
 
 
-def test_estimate_is_the_statistic_and_its_bootstrap_ci():
+def test_estimate_is_the_statistic_and_its_studentized_ci():
     effects = effects_of([1.0, 2.0, 3.0, 4.0], comma_period=[0.5, 1.5, 2.0, 3.5], precomma=[0.8, 1.0, 2.5, 3.0])
     estimate = effects.estimate(effect_ratio, "comma_period", "precomma")
     lds = effects.ld("comma_period"), effects.ld("precomma"), effects.clean_ld
     assert estimate.value == float(effect_ratio(*lds))
-    assert estimate == bootstrap(effect_ratio, *lds) and estimate.n == 4
+    assert estimate == interval(effect_ratio, *lds, method="studentized") and estimate.n == 4
     assert effects.change("comma_period") == pytest.approx(-25.0)
 
 
@@ -199,7 +199,7 @@ def test_accuracies():
     assert accuracy_by_variant(effects, variants) == {"orig": 100.0, "flip_a": 0.0, "name_flip": 0.0, "flip_b": 100.0}
     assert effects.accuracy_pct() == 50.0  # centred: the mean score 1.875 splits them
     estimate = effects.accuracy_estimate()
-    assert 0.0 <= estimate.ci_low <= 50.0 <= estimate.ci_high <= 100.0 and estimate.n == 8
+    assert 0.0 <= estimate.ci_low <= 50.0 <= estimate.ci_high <= 100.0 and estimate.n == 8  # a share's range
 
 
 @pytest.fixture

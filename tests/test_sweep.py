@@ -1,8 +1,7 @@
 """harness.interventions.sweep's PatchingResults statistics and the ToyMovieReview sweep figure (synthetic scores).
 
 - ``estimate``/``cross_fitted`` rest on the pairs (n = the pairs) and ``cross_fitted`` reports the layer
-  each fold was scored at; ``largest_abs_over_layers`` is the maximum over layers of |% LD recovered|,
-  redone per resample (its CI can sit above every single layer's value: the max of noisy layers);
+  each fold was scored at (the random-direction null's maximum over layers: tests/test_patching_null.py);
 - ``layer_cis`` gives every layer's ``estimate`` CI at once; the sweep renderer draws it as a 95% CI band
   per method and stores the per-layer CIs.
 """
@@ -12,10 +11,9 @@ from __future__ import annotations
 import matplotlib
 import torch
 
-from harness.measures.metrics import logit_diff_recovered
 from harness.reporting.report import ReportBuilder
-from harness.measures.statistics import bootstrap
-from harness.interventions.sweep import PatchingResults, ToySweep, largest_abs_over_layers
+from harness.interventions.sweep import PatchingResults, ToySweep
+from harness.measures.statistics import TieRule
 
 matplotlib.use("Agg")
 
@@ -38,8 +36,22 @@ def test_estimate_and_cross_fit_rest_on_the_pairs():
     estimate = results.estimate("ld_recovered", "good", 2)
     assert estimate.n == 20 and estimate.ci_low <= estimate.value <= estimate.ci_high
     assert abs(estimate.value - results.metric("ld_recovered", "good", 2)) < 1e-4
-    fit = results.cross_fitted("ld_recovered", "good", unit="test pairs")
+    fit = results.cross_fitted("logit_flip", "good", tie=TieRule(), select_by="ld_recovered", unit="test pairs")
     assert fit.layers == (2, 2) and fit.n == 20 and fit.estimate().unit == "test pairs"
+
+
+def test_cross_fit_selects_on_its_criterion_and_breaks_ties_by_the_rule():
+    """Layers 1–3 tie on the selection criterion: the declared rule picks the median (2), not argmax's
+    shallowest (1); the scored metric never decides the layer."""
+    results = synthetic_results(layers=5)
+    for layer in (1, 2, 3):
+        results.patched["flat", layer] = results.patched["good", 2].clone()
+    for layer in (0, 4):
+        results.patched["flat", layer] = results.corrupted.clone()
+    fit = results.cross_fitted("ld_recovered", "flat", tie=TieRule(0.0, "median"), select_by="ld_recovered")
+    assert fit.layers == (2, 2)
+    deepest = results.cross_fitted("ld_recovered", "flat", tie=TieRule(0.0, "deepest"), select_by="ld_recovered")
+    assert deepest.layers == (3, 3)
 
 
 def test_layer_cis_are_each_layers_estimate():
@@ -50,16 +62,6 @@ def test_layer_cis_are_each_layers_estimate():
         for layer, (low, high) in cis.items():
             estimate = results.estimate(metric, "good", layer)
             assert abs(low - estimate.ci_low) < 1e-4 and abs(high - estimate.ci_high) < 1e-4
-
-
-def test_largest_abs_over_layers_redoes_the_max_in_each_resample():
-    results = synthetic_results()
-    patched = torch.stack([results.patched["noise", layer] for layer in range(4)])
-    by_layer = logit_diff_recovered(patched, results.clean, results.corrupted, results.labels)
-    value = largest_abs_over_layers(patched, results.clean, results.corrupted, results.labels)
-    assert torch.isclose(value, by_layer.abs().max())
-    estimate = bootstrap(largest_abs_over_layers, patched, results.clean, results.corrupted, results.labels, unit="pairs")
-    assert estimate.ci_low >= 0 and estimate.ci_high >= float(by_layer.abs().max()) - 1e-6
 
 
 def test_sweep_figure_draws_a_band_per_method():

@@ -17,7 +17,7 @@ from harness.experiments.transfer import (
     auroc_above_null_estimate, auroc_above_null_of_counts, choose_layers, item_residuals, null_signs, orientation,
     separation_difference, signed_labels,
 )
-from harness.experiments.transfer_ablation import TransferAblations
+from harness.experiments.transfer_ablation import TransferAblations, null_rows
 from harness.datasets.transfer import (
     SHIPPED_DIR, TransferDataError, balanced_sample, dataset_paths, is_specificity, load_transfer, read_dataset,
 )
@@ -152,18 +152,45 @@ def test_g3_separation_difference_on_hand_made_data():
 
 # G2's pairing ------------------------------------------------------------------------------------------
 
-def test_g2_pairs_the_direction_with_the_random_ablations_on_each_item():
+def _g2(null_items: int = 20, count: int = 50):
     torch.manual_seed(4)
     labels = torch.tensor([1, 0] * 10)
     scores = torch.randn(20) * 5  # items differ a lot: an unpaired CI would be wide
-    noise = {f"das:all:random{k}": scores + 0.1 * k for k in range(2)}
-    ablated = noise | {"das:all": scores - (labels.float() * 2 - 1) * 0.5 + 0.05}  # margin 0.5 lower than random's mean
-    result = TransferAblations.from_scores("toy", labels, scores, ablated, {"das": 3}, random_count=2,
-                                           site="resid_pre", positions=("all",))
+    signs = labels.float() * 2 - 1
+    shifts = torch.linspace(-0.05, 0.05, count)
+    ablated = {f"das:all:random{k}": torch.where(torch.arange(20) < null_items, scores - signs * shifts[k], torch.nan)
+               for k in range(count)}
+    ablated["das:all"] = scores - signs * 0.5  # margin 0.5 lower on every item
+    return TransferAblations.from_scores("toy", labels, scores, ablated, {"das": 3}, random_count=count,
+                                         null_quantile=PROTOCOL["null_quantile"], site="resid_pre", positions=("all",))
+
+
+def test_g2_is_the_direction_drop_minus_the_nulls_quantile_paired_over_items():
+    result = _g2()
+    null_drops = torch.linspace(-0.05, 0.05, 50)
+    quantile = float(torch.quantile(null_drops.double(), PROTOCOL["null_quantile"]))
+    torch.testing.assert_close(result.null_drops("das", "all"), null_drops, atol=1e-5, rtol=0)
+    assert result.null_quantile_drop("das", "all") == pytest.approx(quantile, abs=1e-5)
     estimate = result.ablation_margin_drop("das", "all")
-    assert estimate.value == pytest.approx(0.5, abs=1e-5)
-    assert estimate.ci_high - estimate.ci_low < 0.25  # only the ±0.05 sign-dependent part varies
-    assert result.mean_drop("das", "all") == pytest.approx(result.mean_drop("das", "all", random=True) + 0.5, abs=1e-5)
+    assert estimate.value == pytest.approx(0.5 - quantile, abs=1e-5)
+    assert estimate.ci_high - estimate.ci_low < 1e-3  # paired: the items' large differences cancel
+    assert estimate.method.startswith("paired difference, studentized") and estimate.n == 20
+    assert result.mean_drop("das", "all") == pytest.approx(0.5, abs=1e-5)
+    assert result.mean_drop("das", "all", random=True) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_g2_null_on_a_subsample_of_the_items():
+    result = _g2(null_items=8)
+    assert result.null_items.tolist() == [True] * 8 + [False] * 12
+    estimate = result.ablation_margin_drop("das", "all")
+    assert estimate.value == pytest.approx(0.5 - result.null_quantile_drop("das", "all"), abs=1e-5)
+    # a resample (or, studentized, a jackknife within it) without any of the null's 8 items of 20 is undefined:
+    # dropped and counted, rare
+    assert estimate.undefined < 0.05 * estimate.resamples
+    rows = null_rows(torch.tensor([1, 0] * 10 + [1] * 5), per_class=4, seed=0)
+    assert len(rows) == 8 and rows.tolist() == sorted(rows.tolist())
+    assert rows.tolist() == null_rows(torch.tensor([1, 0] * 10 + [1] * 5), per_class=4, seed=0).tolist()
+    assert sorted(torch.tensor([1, 0] * 10 + [1] * 5)[rows].tolist()) == [0] * 4 + [1] * 4
 
 
 # reading the residuals -----------------------------------------------------------------------------------
@@ -195,14 +222,27 @@ def test_ablation_scores_in_length_chunks_equal_each_prompt_alone(gpt2):
     from harness.experiments.transfer_ablation import ablation_scores
 
     sentences = ["good", "a very bad and boring film , sadly", "fine", "not great at all"]
-    direction, random = torch.randn(gpt2.bridge.cfg.d_model), null_directions(1, gpt2.bridge.cfg.d_model, seed=0)
-    scores = ablation_scores(gpt2.bridge, CLASSIFICATION, sentences, gpt2.prepend_bos, {"m": (1, direction)}, random,
-                             PROTOCOL["ablation_positions"], PROTOCOL["ablation_site"], chunk_size=2)
-    assert set(scores) == {"m:all", "m:all:random0", "m:all_but_first", "m:all_but_first:random0"}
+    direction, random = torch.randn(gpt2.bridge.cfg.d_model), null_directions(3, gpt2.bridge.cfg.d_model, seed=0)
+    # two methods at one layer share the null; the null runs on sentences 1 and 3 only, 2 ablations per forward
+    scores = ablation_scores(gpt2.bridge, CLASSIFICATION, sentences, gpt2.prepend_bos,
+                             {"m": (1, direction), "n": (1, -direction)}, random, [1, 3],
+                             PROTOCOL["ablation_positions"], PROTOCOL["ablation_site"], chunk_size=2, group_size=2)
+    assert set(scores) == {f"{m}:{where}{k}" for m in "mn" for where in ("all", "all_but_first")
+                           for k in ("", ":random0", ":random1", ":random2")}
     answers = CLASSIFICATION.answer_ids(gpt2.tokenizer)
     for i, sentence in enumerate(sentences):
         alone = scaffold_prompts(gpt2.bridge, CLASSIFICATION, [sentence], [0], [0], gpt2.prepend_bos)
         mask = real_positions(alone.attention_mask, skip_first=True)
         logits = run_ablations(gpt2.bridge, alone.tokens, alone.attention_mask,
-                               [Ablation("a", "direction", {1: direction / direction.norm()}, mask)], "resid_pre")["a"]
-        assert float(scores["m:all_but_first"][i]) == pytest.approx(float(sentiment_score(logits, answers)[0]), abs=1e-4)
+                               [Ablation("a", "direction", {1: direction / direction.norm()}, mask)] +
+                               [Ablation(f"r{k}", "direction", {1: d / d.norm()}, mask) for k, d in enumerate(random)],
+                               "resid_pre")
+        assert float(scores["m:all_but_first"][i]) == pytest.approx(float(sentiment_score(logits["a"], answers)[0]),
+                                                                    abs=1e-4)
+        for k in range(3):
+            null = scores[f"m:all_but_first:random{k}"][i]
+            if i in (1, 3):
+                assert float(null) == pytest.approx(float(sentiment_score(logits[f"r{k}"], answers)[0]), abs=1e-4)
+                assert float(null) == float(scores[f"n:all_but_first:random{k}"][i])
+            else:
+                assert torch.isnan(null)

@@ -12,12 +12,15 @@ normalised too, as in the authors' ``utils/neuroscope.py``) and compared with to
 - ``auroc``: the area under the ROC curve separating positive from negative tokens by projection
   (neutral tokens left out); 0.5 is chance, 1 a perfect + = positive ordering.
 
-Their CIs resample *sentences*, not tokens (the tokens of one sentence share its context and are not
-independent): ``by_sentence`` draws sentences with replacement and keeps all their tokens, which is
-the same as giving every token its sentence's draw count as a weight. ``weighted_tail_score`` and
-``weighted_auroc`` evaluate the statistics under such weights for many resamples at once (the order
-of the tokens by projection is the same in every resample, so each is a sort done once and cumulative
-sums); with weights 1 they equal ``tail_score`` and ``auroc``.
+Their CIs resample *word types* (``harness.experiments.corpus_projections``): a lexicon label is a
+property of the word, and the tokens of one word type share most of their early-layer residual, so the
+word type, not the token or the sentence, is the independent unit. Resampling units (word types,
+sentences, items) with replacement and keeping all their tokens is the same as giving every token its
+unit's draw count as a weight: ``tail_score_of_counts`` and ``auroc_of_counts`` evaluate the statistics
+under such weights for many resamples at once (the order of the tokens by projection is the same in
+every resample, so each is a sort done once and cumulative sums; with weights 1 they equal
+``tail_score`` and ``auroc``), ``of_drawn_units`` turns drawn unit indices into those counts, and
+``by_sentence`` is the percentile bootstrap over units through them (G1 and G3 resample items with it).
 
 ``residuals_at`` reads a corpus's residuals at one layer running only the blocks before it, batched by
 length. Layers are given for gpt2-small's 12 in the paper; ``layer_at_depth`` carries one to another
@@ -139,7 +142,7 @@ def _run_ends(sorted_values: Tensor) -> Tensor:
     return counts.cumsum(0) - 1
 
 
-def _low_tail(ascending: Tensor, tokens_in_order: Tensor, labels: Tensor, sentence_ids: Tensor, counts: Tensor,
+def _low_tail(ascending: Tensor, tokens_in_order: Tensor, labels: Tensor, unit_ids: Tensor, counts: Tensor,
               rank: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(tokens, positive, negative) weight of every token up to the order statistic at ``rank`` (per row)
     and its ties, tokens taken in ``ascending`` order of value; only a prefix of the tokens is read
@@ -149,7 +152,7 @@ def _low_tail(ascending: Tensor, tokens_in_order: Tensor, labels: Tensor, senten
         length = int(torch.searchsorted(ascending, ascending[length - 1], right=True))  # whole tie runs
         ends = _run_ends(ascending[:length])
         tokens = tokens_in_order[:length]
-        weights = counts[:, sentence_ids[tokens]]
+        weights = counts[:, unit_ids[tokens]]
         total = _group_sums(weights, ends).cumsum(1)
         if length == len(tokens_in_order) or bool((total[:, -1] > rank).all()):
             break
@@ -162,27 +165,27 @@ def _low_tail(ascending: Tensor, tokens_in_order: Tensor, labels: Tensor, senten
     return total.gather(1, group).squeeze(1), up_to_rank(POSITIVE), up_to_rank(NEGATIVE)
 
 
-CountsStatistic = Callable[[Tensor], Tensor]  # counts [r, sentences] (each sentence's draws) -> [r]
+CountsStatistic = Callable[[Tensor], Tensor]  # counts [r, units] (each unit's draws) -> [r]
 
 
-def tail_score_of_counts(projections: Float[Tensor, "n"], labels: Int[Tensor, "n"], sentence_ids: Int[Tensor, "n"],
+def tail_score_of_counts(projections: Float[Tensor, "n"], labels: Int[Tensor, "n"], unit_ids: Int[Tensor, "n"],
                          quantile: float) -> CountsStatistic:
-    """``counts -> tail_score(...).score`` of the corpus where sentence s appears ``counts[r, s]`` times
-    (all its tokens), for each row r. As ``torch.quantile`` places the cuts, the low tail holds every
+    """``counts -> tail_score(...).score`` of the corpus where unit u (a word type, a sentence) appears
+    ``counts[r, u]`` times (all its tokens), for each row r. As ``torch.quantile`` places the cuts, the low tail holds every
     token up to the order statistic at floor(q·(N−1)) and its ties, the high tail every token from the
     order statistic at ceil((1−q)·(N−1)) and its ties (N the resampled corpus's token count)."""
     values = projections.double()
     order = values.argsort()
     ascending, descending = values[order], -values[order.flip(0)]
     reversed_order = order.flip(0)
-    lengths = torch.bincount(sentence_ids).double()
+    lengths = torch.bincount(unit_ids).double()
 
     def statistic(counts: Tensor) -> Tensor:
         counts = counts.double()
         size = counts @ lengths
         ranks = torch.tensor([quantile, 1 - quantile], dtype=torch.float64)[None] * (size[:, None] - 1)
-        low = _low_tail(ascending, order, labels, sentence_ids, counts, ranks[:, 0].floor())
-        high = _low_tail(descending, reversed_order, labels, sentence_ids, counts,
+        low = _low_tail(ascending, order, labels, unit_ids, counts, ranks[:, 0].floor())
+        high = _low_tail(descending, reversed_order, labels, unit_ids, counts,
                          size - 1 - ranks[:, 1].ceil())  # the high tail is the low tail of the reversed order
         # each tail: the share of its majority non-neutral label, neutral tokens in the denominator
         return sum(torch.maximum(positive, negative) / total for total, positive, negative in (low, high)) / 2
@@ -191,9 +194,10 @@ def tail_score_of_counts(projections: Float[Tensor, "n"], labels: Int[Tensor, "n
 
 
 def auroc_of_counts(projections: Float[Tensor, "n"], labels: Int[Tensor, "n"],
-                    sentence_ids: Int[Tensor, "n"]) -> CountsStatistic:
-    """``counts -> auroc`` of the corpus where sentence s appears ``counts[r, s]`` times, for each row r
-    (the Mann-Whitney statistic, ties counted half); NaN where a row has no positive or no negative token."""
+                    unit_ids: Int[Tensor, "n"]) -> CountsStatistic:
+    """``counts -> auroc`` of the corpus where unit u appears ``counts[r, u]`` times, for each row r (the
+    Mann-Whitney statistic, ties counted half); NaN where a row has no positive or no negative token. With
+    many null directions on the same units, ``harness.measures.cluster_auroc`` is faster."""
     keep = (labels != NEUTRAL).nonzero().flatten()
     values = projections[keep].double()
     order = values.argsort()
@@ -201,7 +205,7 @@ def auroc_of_counts(projections: Float[Tensor, "n"], labels: Int[Tensor, "n"],
     ends = _run_ends(values[order])
     group = torch.repeat_interleave(torch.arange(len(ends)), torch.diff(ends, prepend=torch.tensor([-1])))
     positive = labels[tokens] == POSITIVE
-    positive_sentences, negative_sentences = sentence_ids[tokens[positive]], sentence_ids[tokens]
+    positive_sentences, negative_sentences = unit_ids[tokens[positive]], unit_ids[tokens]
     positive_group, negative_mask = group[positive], (~positive).double()
 
     def statistic(counts: Tensor) -> Tensor:
@@ -217,15 +221,18 @@ def auroc_of_counts(projections: Float[Tensor, "n"], labels: Int[Tensor, "n"],
 
 
 def of_drawn_units(statistic: CountsStatistic, n_units: int) -> Callable[[Tensor], Tensor]:
-    """``index -> statistic``: ``index`` [..., n_units] holds the units drawn in each resample (a row of
-    ``harness.measures.statistics.resample_indices``); each row becomes its draw counts, in chunks."""
+    """``index -> statistic``: ``index`` [..., m] holds the units drawn in each resample (a row of
+    ``harness.measures.statistics.resample_indices``, or a jackknife's m = n_units − 1); each row becomes
+    its draw counts over the ``n_units``, in chunks of rows. Trailing axes of the statistic's
+    output (several statistics at once) are kept: ``[..., *trailing]``."""
     def of_indices(index: Tensor) -> Tensor:
         draws = []
-        for chunk in index.reshape(-1, n_units).split(_CHUNK):
-            counts = torch.zeros(len(chunk), n_units, dtype=torch.float64).scatter_add_(
-                1, chunk, torch.ones_like(chunk, dtype=torch.float64))
+        for rows in index.reshape(-1, index.shape[-1]).split(_CHUNK):
+            counts = torch.zeros(len(rows), n_units, dtype=torch.float64).scatter_add_(
+                1, rows, torch.ones_like(rows, dtype=torch.float64))
             draws.append(statistic(counts))
-        return torch.cat(draws).reshape(index.shape[:-1])
+        out = torch.cat(draws)
+        return out.reshape(tuple(index.shape[:-1]) + tuple(out.shape[1:]))
 
     return of_indices
 

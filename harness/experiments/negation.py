@@ -15,8 +15,11 @@ A multi-token word is tracked at its last token (the paper's placeholder rule, �
 control sentences: the same words in the same frames with the negation removed, so that a drift
 every word undergoes between the two layers is not mistaken for an effect of negation.
 ``NegationResults.movement`` is N1's statistic: the mean over sentence pairs of toward_opposite
-(negated) − toward_opposite (control), with its percentile bootstrap CI over the pairs (the sentence
-is the unit), under the session's seed.
+(negated) − toward_opposite (control), with its studentized bootstrap CI (docs/calibration.md) under the
+session's seed. The unit is the distinct pair of prefixes ending at the tracked word (``distinct``): a
+causal model reads nothing after the tracked token, so the five "You're nothing short of X." sentences
+(tracked at "short") are one measurement, as are "I don't want this." and "I don't want to be with you";
+each is counted once (22 units of the 27 sentences).
 
 ``tracked_word_projections`` runs the negated and the control sentences in one left-padded batch
 (``word_positions`` finds each tracked word's column there) and projects the tracked word's residual
@@ -35,6 +38,7 @@ from torch import Tensor
 
 from harness.experiments.correlation import cosine_projections, layer_at_depth
 from harness.interventions.forward import residual_stream
+from harness.measures.intervals import interval
 from harness.measures.statistics import Estimate, bootstrap, seeded
 from harness.datasets.tokens import tokenize_padded
 from harness.models.paper import LATE_PAPER_LAYER
@@ -158,14 +162,21 @@ class NegationResults:
         return NegationFlips(values[:, self.early_layer], values[:, self.late_layer],
                              self.corpus_mean[method], self.corpus_std[method])
 
+    def distinct(self) -> Tensor:
+        """The first sentence of each distinct (negated, control) pair of prefixes ending at the tracked
+        word: what a causal model's reading at that token can differ on (module docstring)."""
+        keys = [(_prefix(s, w), _prefix(CONTROL_SENTENCES[s], w)) for s, w in zip(self.sentences, self.words)]
+        return torch.tensor(sorted({key: i for i, key in reversed(list(enumerate(keys)))}.values()))
+
     def movement(self, method: str, which: str = "paired") -> Estimate:
-        """Mean movement toward the opposite sign over the sentences, with its bootstrap CI over sentences:
-        ``paired`` = negated − control (N1's statistic), or ``negated`` / ``control`` alone."""
+        """Mean movement toward the opposite sign over the distinct sentences, with its studentized
+        bootstrap CI over them: ``paired`` = negated − control (N1's statistic), or ``negated`` /
+        ``control`` alone."""
         negated, control = self.flips(method).toward_opposite, self.flips(method, "control").toward_opposite
-        values = {"paired": negated - control, "negated": negated, "control": control}[which]
+        values = {"paired": negated - control, "negated": negated, "control": control}[which][self.distinct()]
         with seeded(self.seed):
-            return bootstrap(lambda v: v.mean(-1), values.double(), unit="sentence pairs" if which == "paired"
-                             else "sentences")
+            return interval(lambda v: v.mean(-1), values.double(), method="studentized",
+                            unit="distinct sentence pairs" if which == "paired" else "distinct sentences")
 
     def oriented_mean(self, method: str, which: str) -> tuple[Tensor, Tensor, Tensor]:
         """Per layer, the mean over sentences of the tracked word's projection − corpus mean, signed by
@@ -176,6 +187,14 @@ class NegationResults:
         with seeded(self.seed):
             bounds = [bootstrap(lambda v: v.mean(-1), row, unit="sentences") for row in oriented]
         return (oriented.mean(1), torch.tensor([b.ci_low for b in bounds]), torch.tensor([b.ci_high for b in bounds]))
+
+
+def _prefix(sentence: str, word: str) -> str:
+    """``sentence`` up to the end of the tracked ``word``'s first occurrence (as a word)."""
+    found = re.search(rf"\b{re.escape(word)}\b", sentence)
+    if found is None:
+        raise ValueError(f"the tracked word {word!r} is not in {sentence!r}")
+    return sentence[:found.end()]
 
 
 def negation_experiment(bridge, tokenizer, examples: Mapping[str, str], directions: Mapping[str, Tensor],

@@ -2,7 +2,7 @@
 
 Toy-fitted directions are patched onto real reviews with the CLASSIFICATION scaffold. The pairs are
 chosen by fixed, seeded rules (the report gives every count; ``max_sentence_tokens`` and ``n_pairs`` are
-P3–P5's declared protocol, ``harness.verdicts.declared.SST_PATCHING_PROTOCOL``, passed in by the fixture):
+P3–P5's declared protocol, ``harness.verdicts.protocols.SST_PATCHING_PROTOCOL``, passed in by the fixture):
 
 - sentences of at most ``max_sentence_tokens`` tokens (the intent of the authors'
   ``restrict_by_padding(0, 25)``, whose bug counted pad tokens);
@@ -13,10 +13,13 @@ P3–P5's declared protocol, ``harness.verdicts.declared.SST_PATCHING_PROTOCOL``
   and with disjoint balanced pairs it left 8 pairs;
 - paired by length (§2.3, ``length_matched_pairs``), keeping the pairs whose scaffolded prompts are of
   equal length too, so that clean and corrupted share one attention mask;
-- ``n_pairs`` of them drawn with a seed (the session's ``suite_seed``; ``disjoint_balanced``): in a
-  seeded order, a pair is kept when neither of its sentences is in a pair kept before and its clean
-  label's quota (``n_pairs`` / 2) is not full. The pairs are thus independent units (no sentence in
-  two pairs: the bootstrap resamples pairs) with as many positive as negative clean prompts.
+- drawn with a seed (the session's ``suite_seed``; ``disjoint_balanced``): in a seeded order, a pair is
+  kept when neither of its sentences is in a pair kept before and its clean label's quota (``n_pairs`` /
+  2; ``None``: no quota, every such pair until a class runs out) is not full. The pairs are thus
+  independent units (no sentence in two pairs: the bootstrap resamples pairs) with as many positive as
+  negative clean prompts. The protocol takes every eligible pair (issue 25, item 7): 40 + 40 on the
+  shipped dev split with SmolLM2-135M (of 166 equal-length candidates, whose largest disjoint subset,
+  unbalanced, has 89).
 
 Centring (§5.1) is per run over all pairs of the set (or of the bootstrap resample): the bias is the
 mean positive-minus-negative score of that run's prompts. With balanced clean labels the bias cancels
@@ -31,6 +34,7 @@ The model's classification is passed in as ``classify(scaffold, sentences) -> (l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -42,7 +46,7 @@ from harness.datasets.sst import SSTSplit
 from harness.datasets.sst_prompts import (
     CLASSIFICATION, SEED, Classify, Scaffold, SSTPrompts, length_matched_pairs, scaffold_prompts, sentence_lengths,
 )
-from harness.interventions.sweep import PatchingResults, directional_patching_sweep
+from harness.interventions.sweep import NullPatching, PatchingResults, directional_patching_sweep, null_patching_sweep
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class SSTPairs:
 
 
 def select_patching_pairs(
-    bridge, split: SSTSplit, prepend_bos: bool, classify: Classify, *, n_pairs: int, max_sentence_tokens: int,
+    bridge, split: SSTSplit, prepend_bos: bool, classify: Classify, *, n_pairs: int | None, max_sentence_tokens: int,
     scaffold: Scaffold = CLASSIFICATION, seed: int = SEED,
 ) -> SSTPairs:
     """The SST patching pairs of ``split`` by the rules of the module docstring."""
@@ -103,17 +107,18 @@ def select_patching_pairs(
     return SSTPairs(prompts, clean_rows, corrupted_rows, labels[clean_index], counts)
 
 
-def disjoint_balanced(clean: Int[Tensor, "m"], corrupted: Int[Tensor, "m"], labels: Int[Tensor, "m"], n_pairs: int,
-                      seed: int) -> Int[Tensor, "k"]:
-    """Indices of at most ``n_pairs`` candidate pairs (module docstring), sorted. The candidates are
-    visited in a seeded order, taking in turn the next positive-clean and the next negative-clean pair
-    that shares no sentence with a pair already taken, until ``n_pairs // 2`` of each or a class runs
-    out; the classes are then cut to the same count."""
+def disjoint_balanced(clean: Int[Tensor, "m"], corrupted: Int[Tensor, "m"], labels: Int[Tensor, "m"],
+                      n_pairs: int | None, seed: int) -> Int[Tensor, "k"]:
+    """Indices of at most ``n_pairs`` (``None``: no cap) candidate pairs (module docstring), sorted. The
+    candidates are visited in a seeded order, taking in turn the next positive-clean and the next
+    negative-clean pair that shares no sentence with a pair already taken, until ``n_pairs // 2`` of each
+    or a class runs out; the classes are then cut to the same count."""
     order = torch.randperm(len(clean), generator=torch.Generator().manual_seed(seed)).tolist()
     queues = {label: [i for i in order if int(labels[i]) == label] for label in (1, 0)}
     used: set[int] = set()
     kept: dict[int, list[int]] = {1: [], 0: []}
-    while len(kept[1]) < n_pairs // 2 and len(kept[0]) < n_pairs // 2:
+    quota = len(clean) if n_pairs is None else n_pairs // 2
+    while len(kept[1]) < quota and len(kept[0]) < quota:
         for label in (1, 0):
             while queues[label]:
                 i = queues[label].pop(0)
@@ -128,14 +133,19 @@ def disjoint_balanced(clean: Int[Tensor, "m"], corrupted: Int[Tensor, "m"], labe
 
 
 def sst_patching_sweep(
-    bridge, pairs: SSTPairs, answer_ids: Int[Tensor, "2 1"], directions: dict[str, dict[int, Float[Tensor, "d_model"]]]
-) -> PatchingResults:
-    """Every (method, layer) direction patched from each clean prompt into its corrupted one (§5.2),
-    from one forward pass over the distinct prompts."""
+    bridge, pairs: SSTPairs, answer_ids: Int[Tensor, "2 1"], directions: dict[str, dict[int, Float[Tensor, "d_model"]]],
+    null: Float[Tensor, "count layer d_model"], null_layers: Sequence[int],
+) -> tuple[PatchingResults, NullPatching]:
+    """Every (method, layer) direction patched from each clean prompt into its corrupted one (§5.2), and
+    every random direction of the ``null`` at its layer of ``null_layers`` (P5.random), from one forward
+    pass over the distinct prompts."""
     prompts = pairs.prompts
     resid = residual_stream(bridge, prompts.tokens, attention_mask=prompts.attention_mask)
-    return directional_patching_sweep(bridge, resid[:, pairs.clean_rows], resid[:, pairs.corrupted_rows], pairs.labels,
-                                      answer_ids, directions, attention_mask=pairs.attention_mask)
+    clean, corrupted = resid[:, pairs.clean_rows], resid[:, pairs.corrupted_rows]
+    results = directional_patching_sweep(bridge, clean, corrupted, pairs.labels, answer_ids, directions,
+                                         attention_mask=pairs.attention_mask)
+    return results, null_patching_sweep(bridge, clean, corrupted, pairs.labels, answer_ids, null, null_layers,
+                                        attention_mask=pairs.attention_mask)
 
 
 @dataclass(frozen=True)
@@ -148,3 +158,4 @@ class SSTPatching:
     split_file: str
     n_layers: int
     scaffold: Scaffold = CLASSIFICATION
+    null: NullPatching | None = None  # the random-direction null on the same pairs (P5.random)

@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 import torch
@@ -26,7 +26,8 @@ from torch import Tensor
 
 from harness.runtime.disk_cache import cacheable
 from harness.measures.metrics import accuracy, ld_percent_change, logit_diff, sentiment_score
-from harness.measures.statistics import Estimate, bootstrap, draws_estimate, resample_indices
+from harness.measures.intervals import interval
+from harness.measures.statistics import Estimate, draws_estimate, resample_indices
 from harness.datasets.prompts import PromptPairs, PromptSet
 from harness.datasets.tokens import locate, single_token_id
 from harness.datasets.toy_mood_story import VARIANTS, ToyMoodStory
@@ -61,19 +62,25 @@ class ResampleEffects:
         return float(ld_percent_change(self.ld(condition), self.clean_ld))
 
     def change_estimate(self, condition: str) -> Estimate:
-        """``change(condition)`` with its bootstrap CI over prompts."""
-        return bootstrap(ld_percent_change, self.ld(condition), self.clean_ld)
+        """``change(condition)`` with its studentized bootstrap CI over prompts (docs/calibration.md)."""
+        return interval(ld_percent_change, self.ld(condition), self.clean_ld, method="studentized")
 
     def accuracy_pct(self) -> float:
         """The clean run's centred accuracy (§5.1), in %."""
         return float(accuracy(self.clean_score, self.labels)) * 100
 
     def accuracy_estimate(self) -> Estimate:
-        return bootstrap(lambda score, labels: accuracy(score, labels) * 100, self.clean_score, self.labels)
+        """The accuracy (%) with its studentized CI over prompts, cut to a share's range [0, 100] (a
+        bootstrap-t interval need not respect it; cutting never uncovers a truth inside it)."""
+        estimate = interval(lambda score, labels: accuracy(score, labels) * 100, self.clean_score, self.labels,
+                            method="studentized")
+        return replace(estimate, ci_low=max(estimate.ci_low, 0.0), ci_high=min(estimate.ci_high, 100.0))
 
     def estimate(self, statistic: Callable[..., Tensor], *conditions: str) -> Estimate:
-        """``statistic(ld(condition) for each condition, clean_ld)`` and its bootstrap CI over prompts."""
-        return bootstrap(statistic, *(self.ld(condition) for condition in conditions), self.clean_ld)
+        """``statistic(ld(condition) for each condition, clean_ld)`` and its studentized bootstrap CI over
+        prompts."""
+        return interval(statistic, *(self.ld(condition) for condition in conditions), self.clean_ld,
+                        method="studentized")
 
 
 def value_resample_effects(

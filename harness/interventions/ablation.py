@@ -13,7 +13,9 @@ applies it at the boundary it was fitted at (``hook_names.resid``, so ℓ = n_la
 residual). With ``"resid_post"`` a direction fitted at ℓ = n_layers has no block ℓ and is not used.
 
 Several ablations of one kind share a forward pass: they are stacked along the batch, each row with
-its own per-layer vector and position mask, exactly as ``harness.interventions.sweep`` stacks patching methods.
+its own per-layer vector and position mask, exactly as ``harness.interventions.sweep`` stacks patching methods
+(at most ``group_size`` per pass: a null of 50 random directions; ``readout`` keeps only what is read of
+each run's final logits, e.g. the answers' logit difference, not 50 vocabularies per prompt).
 With ``restart``, blocks before a group's first ablated layer run once per chunk (a clean forward
 that stops there) and every ablated run restarts from that residual (``harness.interventions.forward.run_from``):
 the same logits at the cost of the layers after the ablation (attention is not frozen there).
@@ -25,7 +27,7 @@ ablation lowered the logit difference) and accuracy = % of prompts with LD > 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -86,11 +88,15 @@ def run_ablations(
     clean_patterns: dict[int, Float[Tensor, "n heads q k"]] | None = None,
     chunk_size: int | None = None,
     restart: bool = False,
+    group_size: int | None = None,
+    readout: Callable[[Tensor], Tensor] | None = None,
 ) -> dict[str, Float[Tensor, "n d_vocab"]]:
-    """Final-position logits of every ablation; ablations of the same kind, layers and freezing share
-    one forward pass (in chunks of ``chunk_size`` prompts). ``clean_patterns`` are needed to freeze.
-    With ``restart`` (not with frozen attention), each group's run starts at its first ablated block
-    from the clean residual there."""
+    """Final-position logits of every ablation (or ``readout`` of them, e.g. the answers' logit difference:
+    a null of 50 random directions would otherwise keep 50 vocabularies per prompt); ablations of the same
+    kind, layers and freezing share one forward pass (in chunks of ``chunk_size`` prompts; at most
+    ``group_size`` ablations stacked in one pass). ``clean_patterns`` are needed to freeze. With
+    ``restart`` (not with frozen attention), each group's run starts at its first ablated block from the
+    clean residual there."""
     n, n_layers = len(tokens), bridge.cfg.n_layers
     groups: dict[tuple, list[Ablation]] = {}
     for ablation in ablations:
@@ -100,12 +106,14 @@ def run_ablations(
             raise ValueError(f"ablation {ablation.name!r} freezes attention, which a restarted run cannot do")
         groups.setdefault((ablation.kind, tuple(ablation.vectors), ablation.freeze_attention), []).append(ablation)
     starts = {key: min(first_block(n_layers, layer) for layer in key[1]) for key in groups}
+    batches = [(key, group[i:i + (group_size or len(group))]) for key, group in groups.items()
+               for i in range(0, len(group), group_size or len(group))]
     logits: dict[str, list[Tensor]] = {ablation.name: [] for ablation in ablations}
     for start in range(0, n, chunk_size or n):
         rows = slice(start, start + (chunk_size or n))
         mask = attention_mask[rows].to(bridge.cfg.device)
         block_input = _block_inputs(bridge, tokens[rows], mask, set(starts.values())) if restart else {}
-        for key, group in groups.items():
+        for key, group in batches:
             kind, layers, freeze = key
             hooks = _stacked_hooks(n_layers, kind, layers, group, rows, site)
             if freeze:
@@ -121,7 +129,7 @@ def run_ablations(
                         attention_mask=mask.repeat(len(group), 1), logits_to_keep=1,
                     )[:, -1].float().cpu()
             for ablation, part in zip(group, out.chunk(len(group))):
-                logits[ablation.name].append(part)
+                logits[ablation.name].append(part if readout is None else readout(part))
     return {name: torch.cat(parts) for name, parts in logits.items()}
 
 

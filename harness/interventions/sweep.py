@@ -8,11 +8,18 @@ ToyMovieReview's clean and corrupted prompts agree before ADJ, where the patch i
 positions' keys and values are computed once (``prefix``) and each run computes ADJ onwards only.
 Prompts of different lengths (SST, §2.3) are left-padded; pass their ``attention_mask``, which clean and
 corrupted must share (length-matched pairs).
+
+The random-direction null (P2.random, P5.random; issue 25, item 4): ``null_patching_sweep`` patches each
+of K seeded Gaussian directions (``null_directions``, one per layer as the paper's random baseline) at
+the declared layers (``null_layers``) exactly as a method's direction is patched, on the same pairs;
+``NullPatching.largest_abs`` is each direction's largest |% LD recovered| over those layers, redone on
+resampled pairs (``harness.measures.null_quantile`` takes its quantile over the directions).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -26,10 +33,12 @@ from harness.interventions.prefix_cache import PrefixKV
 from harness.runtime.disk_cache import cacheable
 from harness.runtime.progress import track
 from harness.measures.statistics import (
-    CrossFit, Estimate, LayerStatistic, bootstrap, cross_fitted, percentile_interval, resample_indices,
+    CrossFit, Estimate, LayerStatistic, TieRule, bootstrap, cross_fitted, percentile_interval, resample_indices,
 )
 
 METRICS = {"ld_recovered": logit_diff_recovered, "logit_flip": logit_flip}
+_ROWS_PER_RUN = 1024  # batch rows per patched forward (memory), not a protocol number
+_UNEMBED_IN = "unembed.hook_in"
 
 
 @cacheable  # the disk cache stores it (the sweeps' entries)
@@ -56,9 +65,12 @@ class PatchingResults:
         """The metric at one layer with its bootstrap CI over pairs."""
         return bootstrap(METRICS[name], self.patched[method, layer], self.clean, self.corrupted, self.labels, unit=unit)
 
-    def cross_fitted(self, name: str, method: str, layers: list[int] | None = None, unit: str = "pairs") -> CrossFit:
-        """The metric at the layer chosen on the other half of the pairs (``harness.measures.statistics.cross_fitted``)."""
-        return cross_fitted(self.at_layer(name, method), layers or self.layers(method), self.labels, unit=unit)
+    def cross_fitted(self, name: str, method: str, *, tie: TieRule, select_by: str, layers: list[int] | None = None,
+                     unit: str = "pairs") -> CrossFit:
+        """The metric ``name`` at the layer chosen by the metric ``select_by`` (continuous: % LD recovered)
+        on the other half of the pairs, ties broken by ``tie`` (``harness.measures.statistics.cross_fitted``)."""
+        return cross_fitted(self.at_layer(name, method), layers or self.layers(method), self.labels, unit=unit, tie=tie,
+                            select=self.at_layer(select_by, method))
 
     def layer_cis(self, name: str, method: str) -> dict[int, tuple[float, float]]:
         """Each layer's 95% percentile CI over pairs, as ``estimate`` gives it (the same resamples), computed
@@ -84,13 +96,6 @@ class PatchingResults:
         return {m: {layer: self.metric(metric, m, layer) for layer in self.layers(m)} for m in self.methods()}
 
 
-def largest_abs_over_layers(patched: Float[Tensor, "layer *resamples n"], clean: Tensor, corrupted: Tensor,
-                            labels: Tensor) -> Tensor:
-    """P2.random's statistic: max over layers of |% LD recovered|, for a bootstrap over pairs that redoes
-    the maximum in each resample."""
-    return logit_diff_recovered(patched, clean, corrupted, labels).abs().max(0).values
-
-
 def directional_patching_sweep(
     bridge,
     clean_resid: Float[Tensor, "boundary n pos d_model"],
@@ -106,10 +111,8 @@ def directional_patching_sweep(
     prompts have the same tokens, so the patch changes nothing there), each run computes only the
     positions from there on (``harness.interventions.prefix_cache``)."""
     n_layers = clean_resid.shape[0] - 1
-    n = clean_resid.shape[1]
     if prefix is not None and attention_mask is not None:
         raise ValueError("a key/value prefix needs unpadded prompts; got an attention mask too")
-    start = 0 if prefix is None else prefix.length
     results = PatchingResults(
         labels=labels,
         clean=_score_final(bridge, clean_resid, answer_ids, attention_mask),
@@ -120,26 +123,118 @@ def directional_patching_sweep(
         if not methods:
             continue
         stacked = torch.stack([directions[m][layer] for m in methods]).float()  # [M, d]
-        per_row = stacked.repeat_interleave(n, dim=0)[:, None, :]  # [M*n, 1, d]
-        source = clean_resid[layer][:, start:].repeat(len(methods), 1, 1)
-        base = block_inputs(corrupted_resid, layer)[:, start:].repeat(len(methods), 1, 1)
-        hook = edit_hook(directional_patch(per_row, source))
-        mask = None if attention_mask is None else attention_mask.repeat(len(methods), 1)
-        cache = None if prefix is None else prefix.rows(torch.arange(n).repeat(len(methods)))
-        with torch.no_grad():
-            logits = run_from(bridge, base, layer, [(hook_names.resid(n_layers, layer), hook)], attention_mask=mask,
-                              prefix=cache)
-        scores = sentiment_score(logits, answer_ids).view(len(methods), n)
+        scores = patched_scores(bridge, clean_resid, corrupted_resid, layer, stacked, answer_ids, attention_mask, prefix)
         for method, score in zip(methods, scores):
             results.patched[method, layer] = score
     return results
+
+
+def patched_scores(bridge, clean_resid: Tensor, corrupted_resid: Tensor, layer: int, stacked: Float[Tensor, "M d_model"],
+                   answer_ids: Tensor, attention_mask: Tensor | None, prefix: PrefixKV | None) -> Float[Tensor, "M n"]:
+    """Sentiment scores of the corrupted runs patched at boundary ``layer`` along each of the M directions
+    ``stacked`` (every position from ``prefix.length`` on), the directions stacked along the batch, at most
+    ``_ROWS_PER_RUN`` rows per forward. The unembedding reads a contiguous final residual: ``logits_to_keep``
+    leaves a strided slice, which ``torch.matmul`` multiplies by a batch-expanded unembedding (one
+    ``d_model × d_vocab`` product per row, ~70% of a one-block run on SmolLM2-135M)."""
+    n_layers, n = clean_resid.shape[0] - 1, clean_resid.shape[1]
+    start = 0 if prefix is None else prefix.length
+    per_run = max(1, _ROWS_PER_RUN // n)
+    out = []
+    for chunk in stacked.split(per_run):
+        m = len(chunk)
+        per_row = chunk.repeat_interleave(n, dim=0)[:, None, :]  # [m*n, 1, d]
+        source = clean_resid[layer][:, start:].repeat(m, 1, 1)
+        base = block_inputs(corrupted_resid, layer)[:, start:].repeat(m, 1, 1)
+        hook = edit_hook(directional_patch(per_row, source))
+        mask = None if attention_mask is None else attention_mask.repeat(m, 1)
+        cache = None if prefix is None else prefix.rows(torch.arange(n).repeat(m))
+        with torch.no_grad():
+            logits = run_from(bridge, base, layer, [(hook_names.resid(n_layers, layer), hook),
+                                                            *_contiguous_unembedding(bridge)],
+                              attention_mask=mask, prefix=cache)
+        out.append(sentiment_score(logits, answer_ids).view(m, n))
+    return torch.cat(out)
+
+
+def _contiguous_unembedding(bridge) -> list:
+    """A hook making the unembedding's input contiguous (``patched_scores``), where the bridge has one."""
+    return [(_UNEMBED_IN, lambda activation, hook=None: activation.contiguous())] if _UNEMBED_IN in bridge.hook_dict else []
+
+
+def null_directions(count: int, layers: Sequence[int], d_model: int, seed: int) -> Float[Tensor, "count layer d_model"]:
+    """The random-direction null: ``count`` seeded Gaussian directions, one vector per layer of ``layers``
+    (as the paper's random baseline draws one per layer), unit-normalised. The sign is immaterial: the
+    patch x + (d·(x_clean − x)) d is the same for −d."""
+    drawn = torch.randn(count, len(layers), d_model, generator=torch.Generator().manual_seed(seed))
+    return drawn / drawn.norm(dim=-1, keepdim=True)
+
+
+def null_layers(fitted_layers: Sequence[int], n_layers: int, min_depth: float) -> list[int]:
+    """The null's declared layer grid: the layers of ``fitted_layers`` (DAS's) at relative depth
+    ``min_depth`` or deeper."""
+    return [layer for layer in fitted_layers if layer >= min_depth * n_layers]
+
+
+def null_patching_sweep(
+    bridge,
+    clean_resid: Float[Tensor, "boundary n pos d_model"],
+    corrupted_resid: Float[Tensor, "boundary n pos d_model"],
+    labels: Int[Tensor, "n"],
+    answer_ids: Int[Tensor, "2 n_answers"],
+    null: Float[Tensor, "count layer d_model"],
+    layers: Sequence[int],
+    attention_mask: Int[Tensor, "n pos"] | None = None,
+    prefix: PrefixKV | None = None,
+) -> "NullPatching":
+    """Every null direction patched at its layer of ``layers``, exactly as a method's direction is
+    (``directional_patching_sweep``: the same positions, pairs and clean/corrupted runs)."""
+    if null.shape[1] != len(layers):
+        raise ValueError(f"{null.shape[1]} null directions per draw for {len(layers)} layers")
+    scored = torch.stack([patched_scores(bridge, clean_resid, corrupted_resid, layer, null[:, i], answer_ids,
+                                         attention_mask, prefix) for i, layer in enumerate(track(layers))], dim=1)
+    return NullPatching(labels, _score_final(bridge, clean_resid, answer_ids, attention_mask),
+                        _score_final(bridge, corrupted_resid, answer_ids, attention_mask), list(layers), scored)
+
+
+@cacheable  # the disk cache stores it (the null sweeps' entries)
+@dataclass
+class NullPatching:
+    """The random-direction null's patched scores, ``patched[k, i, pair]`` for direction k at ``layers[i]``,
+    with the clean and corrupted scores of the same pairs (§5.2, §6.2: P2.random, P5.random)."""
+
+    labels: Int[Tensor, "n"]
+    clean: Float[Tensor, "n"]
+    corrupted: Float[Tensor, "n"]
+    layers: list[int]
+    patched: Float[Tensor, "count layer n"]
+
+    def __len__(self) -> int:
+        return self.patched.shape[0]
+
+    def ld_recovered(self, index: Tensor) -> Float[Tensor, "resamples count layer"]:
+        """% LD recovered of every direction at every layer on the pairs of each row of ``index``."""
+        return logit_diff_recovered(self.patched[:, :, index].permute(2, 0, 1, 3), self.clean[index][:, None, None],
+                                    self.corrupted[index][:, None, None], self.labels[index][:, None, None])
+
+    def largest_abs(self, index: Tensor) -> Float[Tensor, "resamples count"]:
+        """P2.random's and P5.random's statistic per direction: the largest |% LD recovered| over the
+        layers, redone on the pairs of each row of ``index`` (``[resamples, m]``)."""
+        return self.ld_recovered(index).abs().amax(-1)
+
+    def describe(self, quantiles: Sequence[float]) -> str:
+        """The spread of the directions' statistic on all pairs, for a row's details."""
+        each = self.largest_abs(torch.arange(len(self.labels))[None])[0].double()
+        spread = ", ".join(f"{q:.1%} quantile {float(torch.quantile(each, q)):.2f}" for q in quantiles)
+        return (f"each direction's largest |% LD recovered| over layers {self.layers}: {spread}, max "
+                f"{float(each.max()):.2f} over the {len(self)} directions; {len(self.labels)} pairs")
 
 
 def _score_final(bridge, resid: Tensor, answer_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
     """Scores of an unpatched run, from its saved residual at the last block's input."""
     n_layers = resid.shape[0] - 1
     with torch.no_grad():
-        logits = run_from(bridge, block_inputs(resid, n_layers), n_layers, attention_mask=attention_mask)
+        logits = run_from(bridge, block_inputs(resid, n_layers), n_layers, _contiguous_unembedding(bridge),
+                          attention_mask=attention_mask)
     return sentiment_score(logits, answer_ids)
 
 

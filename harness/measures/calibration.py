@@ -16,6 +16,10 @@ thousands of data sets at once, each statistic takes the drawn unit indices and 
 data set (a trailing axis), through draw counts and one matrix product (as ``correlation.by_sentence``
 does); the data sets of a chunk share their resample indices, chunks do not.
 
+``claim_level`` simulates whole claims: m rows whose truths all sit on the threshold, each row's one-sided
+p-values inverted from its own CI (``harness.measures.tails``), combined by ``multiplicity.combine``
+(Holm across the rows, "any"): the claim-level false "replicates" rate.
+
 Rows with ``used`` are the procedures the suite is to decide claims with (tests/test_calibration.py
 asserts coverage >= 93% and false "replicates" <= 5% for them); the others are recorded as the reason
 they are replaced. ``python -m harness.measures.calibration`` prints the table in GitHub Markdown
@@ -34,13 +38,19 @@ from typing import Callable, Iterable, Iterator
 import torch
 from torch import Tensor
 
-from harness.measures.intervals import METHODS, resampled
-from harness.measures.statistics import CrossFit, Estimate, TieRule, cross_fit_draws, folds, seeded, wilson
+from harness.measures.intervals import METHODS, Resampled, resampled
+from harness.measures.multiplicity import combine
+from harness.measures.null_quantile import quantile_draws, quantile_estimate
+from harness.measures.statistics import (
+    LEVEL, CrossFit, Estimate, TieRule, cross_fit_draws, folds, resample_indices, seeded, wilson,
+)
 
 SIMULATIONS = 2000
 RESAMPLES = 1000
 CROSS_FIT_SIMULATIONS = 1000  # a cross-fit redoes the choice over every layer in every resample; they cover ~97-99%
 CHUNK = 100  # data sets per set of resample indices
+CLAIM_CHUNK = 10  # claim-level data sets per set of resample indices (Holm's far tails: the draws' own noise)
+ALPHA = (1 - LEVEL) / 2  # a one-sided p-value's level: one side of the 95% CI
 
 
 @dataclass(frozen=True)
@@ -76,11 +86,11 @@ def _generator(seed: int, scenario: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 7919 + scenario)
 
 
-def _chunks(simulations: int, seed: int) -> Iterator[slice]:
-    """Slices of the simulated data sets, each under its own bootstrap seed (``seeded``)."""
-    for start in range(0, simulations, CHUNK):
+def _chunks(simulations: int, seed: int, size: int = CHUNK) -> Iterator[slice]:
+    """Slices of ``size`` simulated data sets, each under its own bootstrap seed (``seeded``)."""
+    for start in range(0, simulations, size):
         with seeded(seed * 1_000_003 + start):
-            yield slice(start, min(start + CHUNK, simulations))
+            yield slice(start, min(start + size, simulations))
 
 
 def weighted_means(index: Tensor, columns: Tensor) -> Tensor:
@@ -204,6 +214,83 @@ def clustered(simulations: int, resamples: int, seed: int) -> list[Row]:
                             unit="word types", **common)]
 
 
+# R1.auroc's labelled word types as measured on its corpus (3,000 SST-2 sentences, VADER labels, smollm2-135m's
+# tokenizer): (tokens of the type, number of such types), positive types and negative types
+R1_WORD_TYPES = (((1, 139), (2, 144), (3, 77), (4, 63), (5, 38), (6, 33), (7, 23), (8, 19), (9, 8), (10, 10),
+                  (11, 2), (12, 11), (13, 7), (14, 5), (15, 3), (16, 6), (17, 2), (18, 3), (19, 3), (20, 2), (21, 5),
+                  (22, 1), (23, 3), (24, 2), (26, 1), (29, 1), (32, 1), (33, 1), (34, 3), (41, 1), (42, 1), (47, 2),
+                  (58, 1), (75, 1), (77, 1), (89, 1), (102, 1), (172, 1)),
+                 ((1, 180), (2, 174), (3, 65), (4, 54), (5, 21), (6, 21), (7, 10), (8, 12), (9, 6), (10, 8), (11, 2),
+                  (12, 8), (13, 6), (14, 2), (15, 2), (16, 2), (17, 3), (18, 1), (19, 1), (20, 1), (56, 1), (86, 1)))
+
+
+def word_type_terms(weights: tuple[Tensor, Tensor], sizes: tuple[Tensor, Tensor],
+                    values: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """For positive and negative word types whose tokens all share their type's value (``values``, one data
+    set; each pair: positive types, negative types), each type weighted by its tokens (``sizes``) times its
+    draws (``weights``: ``[r, types]`` of each side, tokens × draws): the AUROC (positive over negative) ``[r]``
+    and the AUROC with one draw of each type taken out, minus it (``[r, positive types]``, ``[r, negative
+    types]``). The negative types' weights summed in the order of their values and read under each positive
+    type, and the mirror: what ``cluster_auroc.PairCounts.auroc`` and ``left_out`` compute on such data
+    (tests/test_calibration.py)."""
+    above, below = weights
+    high, low = above.sum(1, keepdim=True), below.sum(1, keepdim=True)
+    sums = []
+    for side, others, order_by in ((below, values[0], values[1]), (above, values[1], values[0])):
+        ordered, order = order_by.sort()
+        running = torch.zeros(len(side), side.shape[1] + 1, dtype=torch.float64)
+        torch.cumsum(side[:, order], 1, out=running[:, 1:])
+        sums.append(running[:, torch.searchsorted(ordered, others)])
+    under, over = sums[0], high - sums[1]  # negative weight under each positive type, positive weight over each negative
+    wins = (above * under).sum(1, keepdim=True)
+    auroc = wins / (high * low)
+    return (auroc[:, 0], (wins - sizes[0] * under) / ((high - sizes[0]) * low) - auroc,
+            (wins - sizes[1] * over) / (high * (low - sizes[1])) - auroc)
+
+
+def deviation_se(deviations: tuple[Tensor, ...], draws: tuple[Tensor, ...]) -> Tensor:
+    """``cluster_auroc.jackknife_se`` from each drawn cluster's leave-one-out value minus the row's statistic."""
+    m = sum(d.sum(1) for d in draws)
+    first = sum((d * x).sum(1) for d, x in zip(draws, deviations))
+    second = sum((d * x * x).sum(1) for d, x in zip(draws, deviations))
+    return ((m - 1) / m * (second - first * first / m)).clamp(min=0).sqrt()
+
+
+def word_type_auroc(simulations: int, resamples: int, seed: int) -> list[Row]:
+    """R1.auroc at its real shape: the AUROC of tokens in 626 positive and 581 negative word types of the
+    measured sizes (``R1_WORD_TYPES``: 1 to 172 tokens), each type's tokens sharing its value (measured: 90–91%
+    of the labelled tokens' projection variance lies between word types), type values N(±δ/2, 1), truth
+    Φ(δ/√2) = 0.8 = R1.auroc's floor; cluster bootstrap over the types, studentized with the jackknife within
+    each resample in closed form (as ``cluster_auroc``), and percentile (recorded)."""
+    sizes = torch.tensor([size for side in R1_WORD_TYPES for size, count in side for _ in range(count)],
+                         dtype=torch.float64)
+    positive = torch.arange(len(sizes)) < sum(count for _, count in R1_WORD_TYPES[0])
+    sides = (sizes[positive], sizes[~positive])
+    shift = math.sqrt(2) * NormalDist().inv_cdf(0.8)
+    values = (torch.randn(len(sizes), simulations, dtype=torch.float64, generator=_generator(seed, 20))
+              + shift * (positive.double()[:, None] - 0.5))
+    procedures = (("cluster bootstrap, percentile", "percentile", False),
+                  ("cluster bootstrap, studentized", "studentized", True))
+    estimates: dict[str, list[Estimate]] = {name: [] for name, _, _ in procedures}
+    for part in _chunks(simulations, seed):
+        index = resample_indices(len(sizes), resamples)
+        counts = torch.zeros(resamples, len(sizes), dtype=torch.float64).scatter_add_(
+            1, index, torch.ones_like(index, dtype=torch.float64))
+        split = (counts[:, positive], counts[:, ~positive])
+        weights = tuple(draws * size for draws, size in zip(split, sides))
+        for data_set in values[:, part].T.contiguous():
+            data_set = (data_set[positive], data_set[~positive])
+            value, *jackknife = word_type_terms(tuple(size[None] for size in sides), sides, data_set)
+            draws, *deviations = word_type_terms(weights, sides, data_set)
+            drawn = Resampled(value[0], draws, value[0] + torch.cat(jackknife, 1)[0], deviation_se(deviations, split),
+                              len(sizes))
+            for name, method, _ in procedures:
+                estimates[name].append(drawn.estimate(method, "word types", name))
+    setting = (f"{int(positive.sum())} + {int((~positive).sum())} word types of R1's sizes ({int(sizes.sum())} "
+               "tokens), AUROC, truth 0.8")
+    return [_row(name, setting, "R1.auroc", 0.8, estimates[name], resamples, used) for name, _, used in procedures]
+
+
 def wilson_exact(n: int, p: float, claims: str) -> Row:
     """The Wilson interval's exact coverage and false "replicates" at ``p`` (a sum over the binomial)."""
     log_pmf = lambda k: (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
@@ -257,6 +344,84 @@ def cross_fits(simulations: int, resamples: int, seed: int) -> list[Row]:
     return rows
 
 
+def claim_level(simulations: int, resamples: int, seed: int) -> list[Row]:
+    """"Any" claims (harness.verdicts.claim_level) whose m rows all have their truth on the threshold, each
+    row's studentized CI and p-values from its own resamples (the rows of one data set share them, as a
+    session's rows do): 5 independent rows of a mean over 27 units (N1's five methods; independence is
+    Holm's worst case), normal and skewed (exponential, as N1's row above), and 20 correlated rows (a normal
+    mean over 27 units sharing a unit effect, correlation 0.5: D1's twenty pairs). Per simulation, "above"
+    is an "any" claim with an "above" rule passing, "below" one with a "below" rule (the same test as an
+    "every" claim's false "does not replicate"), coverage neither (the rows' familywise coverage); with
+    Holm, and without a correction (recorded). Recorded, not asserted as used: the skewed rows, whose "below"
+    side inherits the row interval's excess on that side (3.8% at 2.5%), larger at Holm's 0.5% level; and the
+    20 rows, whose Holm level 0.125% rests on the one or two most extreme of 1,000 t* (tests/test_calibration.py
+    asserts <= 5% false "replicates" on either side for the normal rows)."""
+    rows = []
+    for m, correlation, skewed, scenario, claims, used in ((5, 0.0, False, 8, "N1 (any: 5 methods)", True),
+                                                           (5, 0.0, True, 9, "N1 (any: 5 methods)", False),
+                                                           (20, 0.5, False, 10, "D1-sized (20 pairs)", False)):
+        generator = _generator(seed, scenario)
+        if skewed:
+            values, truth = torch.empty(27, m, simulations, dtype=torch.float64).exponential_(generator=generator), 1.0
+        else:
+            shared = torch.randn(27, 1, simulations, dtype=torch.float64, generator=generator)
+            noise = torch.randn(27, m, simulations, dtype=torch.float64, generator=generator)
+            values, truth = math.sqrt(correlation) * shared + math.sqrt(1 - correlation) * noise, 0.0
+        passes = {(name, side): [] for name in ("holm", "none") for side in ("above", "below")}
+        for part in _chunks(simulations, seed + scenario, CLAIM_CHUNK):
+            columns = values[:, :, part].transpose(1, 2).reshape(27, -1)  # [27, data sets × m]
+            draws = resampled(lambda index: weighted_means(index, columns), torch.arange(27), resamples=resamples,
+                              method="studentized")
+            tails = [draws.estimate("studentized", "units", "row", at=(c,)).tail for c in range(columns.shape[1])]
+            for first in range(0, len(tails), m):
+                at_least = [tail.p_at_least(truth) for tail in tails[first:first + m]]
+                at_most = [tail.p_at_most(truth) for tail in tails[first:first + m]]
+                for side, p_pass, p_fail in (("above", at_least, at_most), ("below", at_most, at_least)):
+                    passes["holm", side].append(combine("any", p_pass, p_fail, ALPHA).passes)
+                    passes["none", side].append(min(p_pass) <= ALPHA)
+        setting = (f"{m} rows{f' (correlation {correlation:g})' if correlation else ' (independent)'}, n = 27, "
+                   f"mean of {'exponential (skewed)' if skewed else 'normal'} values, every truth {truth:g}")
+        for name, procedure, holm_used in (("holm", f"claim level, 'any' of {m} rows, Holm", used),
+                                           ("none", f"claim level, 'any' of {m} rows, no correction", False)):
+            above, below = (sum(passes[name, side]) / simulations for side in ("above", "below"))
+            either = sum(a or b for a, b in zip(passes[name, "above"], passes[name, "below"])) / simulations
+            rows.append(Row(procedure, setting, claims, simulations, resamples, 1 - either, above, below, holm_used))
+    return rows
+
+
+QUANTILES = (0.5, 0.9, 0.975)  # of the random-direction null: the median is used, the upper ones recorded
+NULL_SIMULATIONS = 500  # per null-quantile row (coverage's standard error about 1 point; each sorts 50 × 1,000 draws)
+
+
+def null_quantiles(simulations: int, resamples: int, seed: int) -> list[Row]:
+    """The two-way bootstrap of a quantile over random directions (``null_quantile``: P2.random, P5.random):
+    50 directions × 80 pairs; direction k's value on pair i is μ_k + ε_ki (μ_k ~ N(0, 1), ε ~ N(0, σ²)), its
+    statistic |mean over the pairs|; the truth is the quantile of |μ| (unlimited pairs). The pairs' noise
+    only lifts the statistic (the CI errs above, the safe side of a "below" control); with σ/√80 = 0.1 the
+    directions dominate, the worst case of the CI's upper end. Median used; 90% and 97.5% recorded.
+    "below" is the false "replicates" rate of the controls' "|value| <= 5%" rule."""
+    rows = []
+    for scenario, noise in ((11, 0.1), (12, 0.5)):
+        generator = _generator(seed, scenario)
+        values = (torch.randn(50, 1, simulations, dtype=torch.float64, generator=generator)
+                  + noise * math.sqrt(80) * torch.randn(50, 80, simulations, dtype=torch.float64, generator=generator))
+        estimates: dict[float, list[Estimate]] = {quantile: [] for quantile in QUANTILES}
+        for part in _chunks(simulations, seed + scenario):
+            columns = values[:, :, part].permute(1, 0, 2).reshape(80, -1)  # [80 pairs, 50 directions × data sets]
+            each, draws = quantile_draws(lambda index: weighted_means(index, columns).abs().unflatten(-1, (50, -1)),
+                                         80, torch.tensor(QUANTILES, dtype=torch.float64), resamples)
+            for i, quantile in enumerate(QUANTILES):
+                estimates[quantile] += [quantile_estimate(each[:, s], draws[i, :, s], quantile, 80, "pairs")
+                                        for s in range(each.shape[1])]
+        for quantile in QUANTILES:
+            truth = NormalDist().inv_cdf((1 + quantile) / 2)
+            rows.append(_row(f"two-way percentile bootstrap, {quantile:.1%} quantile over directions",
+                             f"50 directions × 80 pairs, abs(mean) per direction, pair noise σ/√n = {noise:g} × the "
+                             f"directions' sd, truth {truth:.3g}", "P2.random, P5.random", truth, estimates[quantile],
+                             resamples, quantile == 0.5))
+    return rows
+
+
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
     """Torch on one thread inside (restored after): the simulations' many small products run faster
@@ -276,9 +441,12 @@ def calibration_table(simulations: int = SIMULATIONS, resamples: int = RESAMPLES
     with one_thread():
         return tuple([*skewed_mean(simulations, resamples, seed), *ld_recovered(simulations, resamples, seed),
                       *paired(simulations, resamples, seed), *clustered(simulations, resamples, seed),
+                      *word_type_auroc(simulations, resamples, seed),
                       wilson_exact(300, 0.7, "G2's precondition (P0's rule, 300 items)"),
                       wilson_exact(872, 0.7, "P0 (872 sentences)"), wilson_exact(50, 0.5, "S1.strongest (50 samples)"),
-                      *cross_fits(cross_fit_simulations, resamples, seed)])
+                      *cross_fits(cross_fit_simulations, resamples, seed),
+                      *claim_level(cross_fit_simulations, resamples, seed),
+                      *null_quantiles(min(simulations, NULL_SIMULATIONS), resamples, seed)])
 
 
 def markdown(rows: Iterable[Row]) -> str:

@@ -16,7 +16,8 @@ statistics and ratios of means, and resampling tokens of word-clustered data ign
 - "percentile": ``statistics.bootstrap``.
 
 All share ``statistics.bootstrap``'s interface and seed, hence its very same resamples; undefined
-resamples are dropped and counted.
+resamples are dropped and counted. Each estimate carries its procedure's ``tail`` (``harness.measures.tails``:
+``BCa``, ``Studentized``, ``Percentile``), the one-sided p-values its CI implies.
 
 - ``cluster_bootstrap``: units carry a cluster id (a word type, a sentence); clusters are resampled with
   replacement and keep all their units (Davison & Hinkley 1997, §3.8, strategy 1: resample clusters,
@@ -46,6 +47,7 @@ import torch
 from torch import Tensor
 
 from harness.measures.statistics import LEVEL, RESAMPLES, Estimate, percentile_interval, resample_indices
+from harness.measures.tails import FLOOR, BCa, Percentile, Point, Studentized, sorted_finite
 
 METHODS = ("percentile", "bca", "studentized")
 NAMES = {"percentile": "percentile", "bca": "BCa", "studentized": "studentized (bootstrap-t)"}
@@ -74,25 +76,36 @@ def acceleration(jackknife: Tensor) -> float:
     return float(deviation.pow(3).sum()) / (6.0 * spread ** 1.5)
 
 
-def bca_interval(value: float, draws: Tensor, jackknife: Tensor, level: float = LEVEL) -> tuple[float, float] | None:
-    """The BCa interval (Efron & Tibshirani 1993, §14.3) from the point ``value``, bootstrap ``draws``
-    and ``jackknife`` (leave-one-unit-out) values; non-finite draws dropped, None if none is finite. The
-    share of draws below the point counts ties half and is kept within [1/2B, 1 − 1/2B] (B finite draws),
-    so that ẑ0 stays finite."""
-    finite = draws.flatten().double()
-    finite = finite[torch.isfinite(finite)]
+def bca_tail(value: float, draws: Tensor, jackknife: Tensor) -> BCa | None:
+    """The BCa family of bounds (``tails.BCa``): the sorted finite ``draws``, the bias correction ẑ0 and
+    the acceleration â from the ``jackknife`` values; None if no draw is finite. The share of draws below
+    the point counts ties half and is kept within [1/2B, 1 − 1/2B] (B finite draws), so that ẑ0 stays finite."""
+    finite = sorted_finite(draws)
     if finite.numel() == 0:
         return None
     count = finite.numel()
     share = (float((finite < value).sum()) + 0.5 * float((finite == value).sum())) / count
-    z0 = _NORMAL.inv_cdf(min(max(share, 0.5 / count), 1 - 0.5 / count))
-    a = acceleration(jackknife)
+    return BCa(finite, _NORMAL.inv_cdf(min(max(share, 0.5 / count), 1 - 0.5 / count)), acceleration(jackknife))
+
+
+def bca_interval(value: float, draws: Tensor, jackknife: Tensor, level: float = LEVEL) -> tuple[float, float] | None:
+    """The BCa interval (Efron & Tibshirani 1993, §14.3) from the point ``value``, bootstrap ``draws``
+    and ``jackknife`` (leave-one-unit-out) values (``bca_tail``); non-finite draws dropped, None if none is
+    finite."""
+    return bca_bounds(bca_tail(value, draws, jackknife), level)
+
+
+def bca_bounds(family: BCa | None, level: float = LEVEL) -> tuple[float, float] | None:
+    """The BCa interval at ``level`` of the family ``bca_tail`` made (None for None)."""
+    if family is None:
+        return None
+    z0, a = family.z0, family.a
     z = _NORMAL.inv_cdf(0.5 + level / 2)
     levels = []
     for tail in (-z, z):
         shifted = z0 + tail
-        levels.append(_NORMAL.cdf(z0 + shifted / max(1.0 - a * shifted, 1e-12)))
-    low, high = torch.quantile(finite, torch.tensor(levels, dtype=torch.float64))
+        levels.append(_NORMAL.cdf(z0 + shifted / max(1.0 - a * shifted, FLOOR)))
+    low, high = torch.quantile(family.draws, torch.tensor(levels, dtype=torch.float64))
     return float(low), float(high)
 
 
@@ -104,24 +117,35 @@ def jackknife_se(values: Tensor, dim: int = 0) -> Tensor:
     return ((m - 1) / m * (values - values.mean(dim, keepdim=True)).pow(2).sum(dim)).sqrt()
 
 
-def studentized_interval(value: float, se: float, draws: Tensor, draw_se: Tensor,
-                         level: float = LEVEL) -> tuple[float, float] | None:
-    """The bootstrap-t interval (Efron & Tibshirani 1993, §12.5) from the point, its standard error
-    ``se``, the draws and each draw's standard error: t*_b = (θ̂*_b − θ̂)/ŝe*_b over the resamples where
-    both are finite and ŝe*_b > 0 (None if none is); the point itself where ``se`` is 0 and every finite
-    draw equals it (constant data), None where ``se`` is 0 otherwise (no scale to studentize by)."""
+def studentized_tail(value: float, se: float, draws: Tensor, draw_se: Tensor) -> Studentized | Point | None:
+    """The bootstrap-t family of bounds (``tails.Studentized``): t*_b = (θ̂*_b − θ̂)/ŝe*_b over the
+    resamples where both are finite and ŝe*_b > 0 (None if none is); the point itself (``tails.Point``)
+    where ``se`` is 0 and every finite draw equals it (constant data), None where ``se`` is 0 otherwise (no
+    scale to studentize by)."""
     if se == 0 or not math.isfinite(se):
         finite = draws[torch.isfinite(draws)]
         constant = finite.numel() > 0 and bool(torch.isclose(finite.double(), torch.tensor(value, dtype=torch.float64),
                                                              rtol=1e-12, atol=1e-12).all())
-        return (value, value) if se == 0 and constant else None
+        return Point(value) if se == 0 and constant else None
     t = (draws.flatten().double() - value) / draw_se.flatten().double()
     t = t[torch.isfinite(t) & (draw_se.flatten() > 0)]
-    if t.numel() == 0:
-        return None
+    return Studentized(value, se, t.sort().values) if t.numel() else None
+
+
+def studentized_interval(value: float, se: float, draws: Tensor, draw_se: Tensor,
+                         level: float = LEVEL) -> tuple[float, float] | None:
+    """The bootstrap-t interval (Efron & Tibshirani 1993, §12.5) from the point, its standard error
+    ``se``, the draws and each draw's standard error (``studentized_tail``): [θ̂ − t*₉₇.₅ ŝe, θ̂ − t*₂.₅ ŝe]."""
+    return studentized_bounds(studentized_tail(value, se, draws, draw_se), level)
+
+
+def studentized_bounds(family: Studentized | Point | None, level: float = LEVEL) -> tuple[float, float] | None:
+    """The bootstrap-t interval at ``level`` of the family ``studentized_tail`` made (None for None)."""
+    if family is None or isinstance(family, Point):
+        return None if family is None else (family.value, family.value)
     tail = (1 - level) / 2
-    low_t, high_t = torch.quantile(t, torch.tensor([tail, 1 - tail], dtype=torch.float64))
-    return value - float(high_t) * se, value - float(low_t) * se
+    low_t, high_t = torch.quantile(family.t, torch.tensor([tail, 1 - tail], dtype=torch.float64))
+    return family.value - float(high_t) * family.se, family.value - float(low_t) * family.se
 
 
 def _check_method(method: str) -> None:
@@ -157,19 +181,22 @@ def estimate_from(method: str, value: float, draws: Tensor, n: int, unit: str, w
     usable = torch.isfinite(draws.flatten())
     if method == "percentile":
         interval = percentile_interval(draws)
+        tail = None if interval is None else Percentile(sorted_finite(draws))
     elif method == "bca":
-        interval = bca_interval(value, draws, jackknife)
+        tail = bca_tail(value, draws, jackknife)
+        interval = bca_bounds(tail)
     else:
         leave_out = jackknife.flatten()
-        interval = studentized_interval(value, float(jackknife_se(leave_out[torch.isfinite(leave_out)])), draws,
-                                        draw_se)
+        se = float(jackknife_se(leave_out[torch.isfinite(leave_out)]))
+        tail = studentized_tail(value, se, draws, draw_se)
+        interval = studentized_bounds(tail)
         usable &= torch.isfinite(draw_se.flatten()) & (draw_se.flatten() > 0)
     if interval is None:
         raise ValueError(f"{unit}: the statistic (or, studentized, its standard error) is undefined in every "
                          f"bootstrap resample")
     resamples = draws.numel()
     return Estimate(value, *interval, n, unit, f"{NAMES[method]} {what} ({resamples} resamples)",
-                    resamples - int(usable.sum()), resamples)
+                    resamples - int(usable.sum()), resamples, tail)
 
 
 def cluster_members(clusters: Tensor) -> list[Tensor]:

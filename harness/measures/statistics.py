@@ -18,7 +18,9 @@ prompt pair, the sentence, the generated sample) and how the CI was made. The co
   within a tolerance of the best (their default stays the argmax, i.e. the first best layer).
 
 BCa, cluster and paired-difference intervals: ``harness.measures.intervals``; their coverage by
-simulation: ``harness.measures.calibration`` (docs/calibration.md).
+simulation: ``harness.measures.calibration`` (docs/calibration.md). Every constructor attaches the
+estimate's ``tail`` (``harness.measures.tails``): the one-sided p-values its CI procedure implies, which
+decide a claim's rows together (``harness.verdicts.claim_level``).
 
 ``seeded(seed)`` sets the seed of every bootstrap made inside it (``--seeds``); the default is 0.
 """
@@ -28,13 +30,15 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from jaxtyping import Int
 from torch import Tensor
+
+from harness.measures.tails import Percentile, Point, Scaled, Score, Tail, sorted_finite
 
 RESAMPLES = 1000
 SENTENCE_RESAMPLES = 1000  # resamples of a corpus's sentences or a dataset's items (a few seconds per statistic)
@@ -66,16 +70,23 @@ class Estimate:
     method: str  # how the CI was made
     undefined: int = 0  # bootstrap resamples where the statistic was undefined (dropped, counted)
     resamples: int = 0
+    # the one-sided p-values the CI procedure implies (``harness.measures.tails``); None: an estimate built
+    # by hand with a CI of unknown origin (a CI that is its point gets ``Point``)
+    tail: Tail | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("value", "ci_low", "ci_high"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"Estimate.{name} is {getattr(self, name)}: a claim's value and CI must be finite "
                                  f"({self.method}, n = {self.n} {self.unit})")
+        if self.tail is None and self.ci_low == self.value == self.ci_high:
+            object.__setattr__(self, "tail", Point(self.value))
 
     def scaled(self, factor: float) -> "Estimate":
         low, high = sorted((self.ci_low * factor, self.ci_high * factor))
-        return Estimate(self.value * factor, low, high, self.n, self.unit, self.method, self.undefined, self.resamples)
+        tail = None if self.tail is None else Scaled(self.tail, factor)
+        return Estimate(self.value * factor, low, high, self.n, self.unit, self.method, self.undefined, self.resamples,
+                        tail)
 
     def contains_point(self) -> bool:
         """Whether the CI contains the estimate's own point (a percentile or BCa interval need not)."""
@@ -105,11 +116,12 @@ def percentile_interval(draws: Tensor) -> tuple[float, float] | None:
     return float(low), float(high)
 
 
-def _percentile(values: Tensor, resamples: int, what: str) -> tuple[float, float, int]:
+def _percentile(values: Tensor, resamples: int, what: str) -> tuple[float, float, int, Percentile]:
+    """The percentile interval of ``values``, the count of undefined ones and the interval's tail."""
     interval = percentile_interval(values)
     if interval is None:
         raise ValueError(f"{what}: the statistic is undefined in every bootstrap resample")
-    return *interval, resamples - int(torch.isfinite(values.flatten()).sum())
+    return *interval, resamples - int(torch.isfinite(values.flatten()).sum()), Percentile(sorted_finite(values))
 
 
 def resample_indices(n: int, resamples: int = RESAMPLES, seed: int | None = None) -> Tensor:
@@ -126,11 +138,11 @@ def bootstrap(statistic: Callable[..., Tensor], *per_unit: Tensor, unit: str = "
     n = per_unit[0].shape[-1]
     value = float(statistic(*per_unit))
     index = resample_indices(n, resamples)
-    low, high, undefined = _percentile(statistic(*(item[..., index] for item in per_unit)), resamples, unit)
+    low, high, undefined, tail = _percentile(statistic(*(item[..., index] for item in per_unit)), resamples, unit)
     if not math.isfinite(value):
         raise ValueError(f"the statistic is undefined on the data itself (n = {n} {unit})")
     return Estimate(value, low, high, n, unit, f"percentile bootstrap over {unit} ({resamples} resamples)",
-                    undefined, resamples)
+                    undefined, resamples, tail)
 
 
 def wilson(successes: int, n: int, *, unit: str = "samples", scale: float = 100.0) -> Estimate:
@@ -142,7 +154,8 @@ def wilson(successes: int, n: int, *, unit: str = "samples", scale: float = 100.
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     low, high = max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))  # contains p (rounding)
-    return Estimate(scale * p, scale * low, scale * high, n, unit, "Wilson score interval")
+    return Estimate(scale * p, scale * low, scale * high, n, unit, "Wilson score interval",
+                    tail=Score(successes, n, scale))
 
 
 def folds(labels: Tensor, seed: int | None = None) -> tuple[Tensor, Tensor]:
@@ -175,6 +188,11 @@ class TieRule:
     def __post_init__(self) -> None:
         if self.prefer not in PREFERENCES or not self.tolerance >= 0:
             raise ValueError(f"TieRule: prefer one of {PREFERENCES} with tolerance >= 0, got {self}")
+
+    @classmethod
+    def from_protocol(cls, protocol: dict) -> "TieRule":
+        """The rule a claim's protocol declares (``LAYER_CHOICE_PROTOCOL``)."""
+        return cls(protocol["tie_tolerance"], protocol["tie_prefer"])
 
     def describe(self) -> str:
         return f"ties within {self.tolerance:g} of the best broken toward the {self.prefer} layer"
@@ -227,39 +245,43 @@ class CrossFit:
 
 def draws_estimate(value: float, draws: Tensor, n: int, unit: str, method: str) -> Estimate:
     """An estimate from bootstrap draws made elsewhere (undefined draws counted)."""
-    low, high, undefined = _percentile(draws, len(draws), unit)
+    low, high, undefined, tail = _percentile(draws, len(draws), unit)
     return Estimate(float(value), low, high, n, unit, f"{method} ({len(draws)} resamples of {unit})", undefined,
-                    len(draws))
+                    len(draws), tail)
 
 
 def cross_fitted(statistic: LayerStatistic, layers: Sequence[int], labels: Tensor, *, unit: str = "pairs",
-                 resamples: int = RESAMPLES, maximise: bool = True, tie: TieRule | None = None) -> CrossFit:
+                 resamples: int = RESAMPLES, maximise: bool = True, tie: TieRule | None = None,
+                 select: LayerStatistic | None = None) -> CrossFit:
     """The value at the best layer chosen on the other fold (module docstring). ``statistic(layer,
     index)`` evaluates the claim's statistic at ``layer`` on the units ``index`` (``[resamples, m]``
     long tensor) and returns ``[resamples]``; ``labels`` stratify the folds. ``tie``: a declared rule
-    among near-best layers (``TieRule``; default the argmax)."""
+    among near-best layers (``TieRule``; default the argmax). ``select``: a continuous criterion to
+    choose the layer by, where the statistic itself ties often (an accuracy); default the statistic."""
     halves = folds(labels)
     if min(len(h) for h in halves) == 0:
         raise ValueError(f"cross_fitted: too few {unit} to split into two folds (n = {len(labels)})")
-    point, draws, chosen = cross_fit_draws(statistic, layers, halves, resamples=resamples, maximise=maximise, tie=tie)
+    point, draws, chosen = cross_fit_draws(statistic, layers, halves, resamples=resamples, maximise=maximise, tie=tie,
+                                           select=select)
     if not math.isfinite(float(point[0])):
         raise ValueError(f"cross_fitted: the statistic is undefined at the chosen layers")
     return CrossFit(float(point[0]), draws, tuple(int(layers[int(c[0])]) for c in chosen), len(labels), unit, tie)
 
 
 def cross_fit_draws(statistic: LayerStatistic, layers: Sequence[int], halves: tuple[Tensor, Tensor], *,
-                    resamples: int = RESAMPLES, maximise: bool = True,
-                    tie: TieRule | None = None) -> tuple[Tensor, Tensor, list[Tensor]]:
+                    resamples: int = RESAMPLES, maximise: bool = True, tie: TieRule | None = None,
+                    select: LayerStatistic | None = None) -> tuple[Tensor, Tensor, list[Tensor]]:
     """``cross_fitted``'s computation on the folds ``halves``: the point ``[1]``, the draws
     ``[resamples]`` (each fold's units resampled, seeded by the session's seed + the fold) and each
     fold's chosen layer index ``[1]``. A statistic returning trailing batch axes (``[resamples, ...]``,
     e.g. simulated data sets: ``harness.measures.calibration``) gets them on every output."""
     n, sign = sum(len(h) for h in halves), 1.0 if maximise else -1.0
+    criterion = statistic if select is None else select
 
     def scored(index_by_fold: tuple[Tensor, Tensor]) -> tuple[Tensor, list[Tensor]]:
         value, chosen = 0.0, []
         for this, other in ((0, 1), (1, 0)):
-            by_layer = torch.stack([sign * statistic(layer, index_by_fold[other]) for layer in layers]).double()
+            by_layer = torch.stack([sign * criterion(layer, index_by_fold[other]) for layer in layers]).double()
             by_layer = torch.where(torch.isfinite(by_layer), by_layer, torch.tensor(-math.inf, dtype=torch.float64))
             pick = choose_layer(by_layer, layers, tie)
             at = torch.stack([statistic(layer, index_by_fold[this]) for layer in layers]).double()
@@ -286,11 +308,11 @@ def selected(statistic: LayerStatistic, layers: Sequence[int], n: int, *, unit: 
                             dtype=torch.float64)
 
     point = float(choose(torch.arange(n)[None])[0])
-    low, high, undefined = _percentile(choose(resample_indices(n, resamples)), resamples, unit)
+    low, high, undefined, tail = _percentile(choose(resample_indices(n, resamples)), resamples, unit)
     method = f"the choice redone in each of {resamples} bootstrap resamples of {unit}"
     if tie is not None:
         method += f"; {tie.describe()}"
-    return Estimate(point, low, high, n, unit, method, undefined, resamples)
+    return Estimate(point, low, high, n, unit, method, undefined, resamples, tail)
 
 
 def binned_share_bands(unit_ids: Int[Tensor, "n"], n_units: int, bins: Int[Tensor, "n"], n_bins: int,

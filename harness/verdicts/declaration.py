@@ -2,7 +2,9 @@
 
 Each claim of the paper is declared once (``harness/verdicts/declared.py``); the claim test, the report
 and the expectations read that declaration. A test measures; ``Claim.decide`` turns the measurement
-into a verdict with the rule that applies to the model under test.
+into a verdict with the rule that applies to the model under test. ``Rule.p_values`` gives the row's
+one-sided p-values (agreeing with its CI's verdict), and ``Combine`` says how a claim's rows make one
+claim-level verdict (``harness.verdicts.claim_level``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import math
 from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
 from typing import Mapping
+
+from harness.measures.statistics import LEVEL
 
 
 class ThresholdKind(str, Enum):
@@ -23,6 +27,7 @@ class ThresholdKind(str, Enum):
 
 
 PASSES_WHEN = ("above", "below", "abs_below")
+ALPHA = (1 - LEVEL) / 2  # a one-sided p-value decides at this level, as a 95% two-sided CI's edge does
 
 
 class Verdict(StrEnum):
@@ -89,6 +94,31 @@ class Rule:
             return Verdict.DOES_NOT_REPLICATE
         return Verdict.INCONCLUSIVE
 
+    def p_values(self, tail, ci_low: float, ci_high: float) -> tuple[float, float]:
+        """``(p_replicates, p_not_replicates)``: one-sided p-values from the estimate's ``tail``
+        (``harness.measures.tails``) against "the claim fails" and "the claim holds"; each is <= ``ALPHA``
+        exactly where ``decide`` says replicates / does not replicate. ``abs_below``: replicating needs both
+        edges (intersection-union: the larger p), not replicating either side (the smaller). Where float
+        rounding at the CI's own edge makes the inversion disagree with the CI, the CI decides (the p-value
+        is set to ``ALPHA`` or just above it)."""
+        p_pass, p_fail = self.inverted(tail)
+        verdict = self.decide(ci_low, ci_high)
+        return (_agreeing(p_pass, verdict is Verdict.REPLICATES),
+                _agreeing(p_fail, verdict is Verdict.DOES_NOT_REPLICATE))
+
+    def inverted(self, tail) -> tuple[float, float]:
+        """``p_values`` as the inversion of ``tail`` gives them, before the CI settles its own edge."""
+        s = self.strict
+        if self.passes_when == "above":
+            p_pass, p_fail = tail.p_at_least(self.threshold, s), tail.p_at_most(self.threshold, not s)
+        elif self.passes_when == "below":
+            p_pass, p_fail = tail.p_at_most(self.threshold, s), tail.p_at_least(self.threshold, not s)
+        else:
+            low, high = self.centre - self.threshold, self.centre + self.threshold
+            p_pass = max(tail.p_at_least(low, s), tail.p_at_most(high, s))
+            p_fail = min(tail.p_at_most(low, not s), tail.p_at_least(high, not s))
+        return p_pass, p_fail
+
     def n_to_decide(self, measured: float, ci_low: float, ci_high: float, n: int) -> int | None:
         """The n at which a CI of this width (shrinking as 1/sqrt(n)) around ``measured`` would clear the
         nearest boundary; None when ``measured`` sits on a boundary."""
@@ -132,6 +162,44 @@ class Case:
     paper_rule: Rule | None = None
 
 
+COMBINE_HOW = ("every", "any", "row")
+CORRECTIONS = ("holm",)
+
+
+@dataclass(frozen=True)
+class Combine:
+    """How a claim's rows (its parametrized tests) make one claim-level verdict
+    (``harness.verdicts.claim_level``), and why (``reason``: the paper's reading).
+
+    - "every": the claim holds where every deciding row holds (intersection-union: each row at its own
+      level, no correction); it does not replicate where ``correction`` across the rows rejects "holds" for
+      at least one row.
+    - "any": it holds where ``correction`` across the rows rejects "fails" for at least one row; it does
+      not replicate only where every deciding row does not.
+    - "row": the paper's own row decides (``rows`` names it); the others are descriptive.
+
+    ``rows``: a test-id parameter (``layer0`` of ``test_d1_methods_agree[layer0-pca-das]``) picking the
+    deciding rows; "" (every row). Rows not picked are shown, not combined."""
+
+    how: str
+    rows: str = ""
+    reason: str = ""
+    correction: str = "holm"
+
+    def __post_init__(self) -> None:
+        if self.how not in COMBINE_HOW or self.correction not in CORRECTIONS or (self.how == "row" and not self.rows):
+            raise ValueError(f"Combine: how one of {COMBINE_HOW} (\"row\" with the row it names), correction one "
+                             f"of {CORRECTIONS}; got {self}")
+
+    def describe(self) -> str:
+        among = f" among the rows '{self.rows}'" if self.rows and self.how != "row" else ""
+        return {"every": f"every row holds{among} (each at its own level); does not replicate if {self.correction} "
+                         f"across them rejects 'holds' for one",
+                "any": f"some row holds{among} ({self.correction} across them rejects 'fails' for one); does not "
+                       f"replicate if every row does not",
+                "row": f"the paper's row '{self.rows}' decides; the others are descriptive"}[self.how]
+
+
 @dataclass(frozen=True)
 class Claim:
     """One claim: id (``D1``, or ``D1.random`` for a second statistic of D1), section, statement."""
@@ -147,6 +215,7 @@ class Claim:
     cases: Mapping[str, Case] = field(default_factory=dict)
     protocol: Mapping[str, object] = field(default_factory=dict)  # settings fixed before measuring (grids, scales)
     preconditions: str = ""  # what must hold for the claim to apply (else "not applicable")
+    combine: Combine | None = None  # how its rows make one claim-level verdict (None: "every" row)
 
     @property
     def family(self) -> str:
@@ -165,6 +234,14 @@ class Claim:
             if paper_rule:
                 return paper_rule
         return (override.rule if override and override.rule else None) or self.rule
+
+
+def _agreeing(p: float, decided: bool) -> float:
+    """``p`` made to agree with the CI's decision at ``ALPHA`` (it differs only by rounding at the edge)."""
+    p = min(max(float(p), 0.0), 1.0)
+    if decided:
+        return min(p, ALPHA)
+    return p if p > ALPHA else math.nextafter(ALPHA, 1.0)
 
 
 def _number(value: float) -> str:

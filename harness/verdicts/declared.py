@@ -17,14 +17,15 @@ import dataclasses
 import hashlib
 import json
 
-from harness.verdicts.declaration import Case, Claim, PaperValue, Rule, ThresholdKind
+from harness.verdicts.declaration import Case, Claim, Combine, PaperValue, Rule, ThresholdKind
 from harness.models.paper import STEERING_MODEL, SUMMARIZATION_MODEL
-from harness.verdicts.protocols import (CIRCUIT_PROTOCOL, D1_PROTOCOL, NATURAL_TEXT_PROTOCOL,
+from harness.verdicts.protocols import (CIRCUIT_PROTOCOL, D1_PROTOCOL, LAYER_CHOICE_PROTOCOL, NATURAL_TEXT_PROTOCOL,
                                          SST_ABLATION_PROTOCOL, SST_PATCHING_PROTOCOL, STEERING_PROTOCOL,
-                                         SUMMARIZATION_PROTOCOL, TRANSFER_PROTOCOL)
+                                         SUMMARIZATION_PROTOCOL, TOY_PATCHING_PROTOCOL, TRANSFER_PROTOCOL)
 
 PAPER, QUALITATIVE = ThresholdKind.PAPER, ThresholdKind.PAPER_QUALITATIVE
 GENERIC, CONTROL = ThresholdKind.GENERIC, ThresholdKind.SUITE_CONTROL
+_SST_Q, _NULL_N = SST_ABLATION_PROTOCOL["null_quantile"], SST_ABLATION_PROTOCOL["random_ablations"]  # A1-A4's null
 
 
 def _same_rule_on_paper_model(rule: Rule, origin: str) -> Rule:
@@ -39,20 +40,24 @@ def _comma_ablation(claim_id: str, statement: str, statistic: str, *, accuracy: 
                     ld_drop: tuple[float, float, str]) -> Claim:
     """A3/A4: a comma-only ablation, against the paper's pythia-2.8b numbers (value, tolerance, docs/PAPER.md
     §6.1 row) on that model; elsewhere a paired ratio against the all-positions ablation, net of random."""
-    generic = Rule(0.25, "above", GENERIC, "the comma-only drop beyond the random direction's comma-only drop is "
-                                           ">= 25% of the all-positions DAS drop beyond the random one's (paired ratio)")
+    generic = Rule(0.25, "above", GENERIC, "the comma-only drop beyond the random null's mean comma-only drop is "
+                                           ">= 25% of the all-positions DAS drop beyond the null's mean (paired ratio: "
+                                           "a ratio of effects nets out the expected random effect, where an upper "
+                                           "quantile in its denominator would inflate it)")
     paper = {metric: PaperValue(f"{value:g}%", "pythia-2.8b", "NB") for metric, (value, _, _) in
              (("accuracy", accuracy), ("ld_drop", ld_drop))}
     return Claim(
         claim_id, "§5.3, §6.1", statement,
         f"{statistic}; on pythia-2.8b the value itself (the paper's numbers), on other models the paired ratio "
-        "(comma-only drop − random comma-only drop) / (all-positions DAS drop − random drop)",
+        f"(comma-only drop − the mean comma-only drop of {_NULL_N} seeded random directions) / (all-positions DAS "
+        "drop − their mean all-positions drop)",
         PaperValue(f"accuracy {accuracy[0]:g}%, Δ% LD {ld_drop[0]:g}%", "pythia-2.8b", "NB"), generic,
         preconditions="the model classifies SST (P0.zero_shot replicates)", protocol=SST_ABLATION_PROTOCOL,
         cases={"accuracy": Case(paper=paper["accuracy"],
                                 paper_rule=_around(accuracy[0], accuracy[1], f"docs/PAPER.md §6.1 {accuracy[2]} ± {accuracy[1]:g}")),
                "ld_drop": Case(paper=paper["ld_drop"],
                                paper_rule=_around(ld_drop[0], ld_drop[1], f"docs/PAPER.md §6.1 {ld_drop[2]} ± {ld_drop[1]:g}"))},
+        combine=_EACH_CASE,
     )
 
 
@@ -67,8 +72,23 @@ _D1_RANDOM = Rule(0.15, "below", CONTROL, "the paper's random control is <= 0.06
 _P_FLIP = Rule(90.0, "above", GENERIC, "the paper's table: DAS 100% flip on pythia-1.4b [3P]")
 _RANDOM_LD = Rule(5.0, "abs_below", CONTROL, "the paper's random direction ≈ 3% on gpt2-small [3P]")
 
+_SST_LAYER_CHOICE = {**SST_PATCHING_PROTOCOL, **LAYER_CHOICE_PROTOCOL}
+_TOY_LAYER_CHOICE = {**TOY_PATCHING_PROTOCOL, **LAYER_CHOICE_PROTOCOL}  # P2 and P2.random (one family: one protocol)
+_RANDOM_NULL = (f"the {TOY_PATCHING_PROTOCOL['null_quantile']:.0%} quantile (the median) over "
+                f"{TOY_PATCHING_PROTOCOL['null_directions']} seeded random directions of each one's largest |% LD "
+                f"recovered| over the DAS layers at relative depth >= {TOY_PATCHING_PROTOCOL['null_min_depth']:g} (a "
+                "declared grid, for the time budget: the protocol), the maxima and the quantile redone on resampled "
+                "pairs and directions (two-way percentile bootstrap)")  # P2.random, P5.random: the null (issue 25, item 4)
 _TAIL, _SPARSE = NATURAL_TEXT_PROTOCOL["tail_quantile"], CIRCUIT_PROTOCOL["sparse_fraction"]
 _DISTANCE, _NULL_Q = SUMMARIZATION_PROTOCOL["distance_filler"], TRANSFER_PROTOCOL["null_quantile"]
+# how each claim's rows make its one claim-level verdict (``Combine``; harness.verdicts.claim_level)
+_ONE_ROW = Combine("every", reason="one row: it decides")
+_EACH_CASE = Combine("every", reason="the paper reports each case: the claim holds where each does")
+_EACH_METHOD = Combine("every", reason="the methods find one direction (§4, §6.3): what the claim says of the "
+                                       "direction holds for each method's")
+_PAPER_PROMPT = Combine("row", "paper_prompt", reason="the paper's prompt decides; the mirror prompt is the suite's")
+_PAPER_SETUP = Combine("every", "all", reason="the paper ablates at every position (BOS included); the "
+                                              "all-but-first rows are the suite's check, shown, not combined")
 
 CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
     Claim(
@@ -83,23 +103,28 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
                 paper_rule=_same_rule_on_paper_model(_D1_KM, _D1_KM.origin) if pair == "mean_diff-kmeans" else None,
             ) for pair, value in _GPT2_L0.items()
         },
+        combine=Combine("every", "layer0", reason="the paper's figure: every pair agrees at layer 0; the "
+                                                  "best-layer rows are shown, not combined"),
     ),
     Claim(
         "D1.random", "§6.3", "A random direction is orthogonal to every method's",
         "the largest |cos(random, method)| over the five methods, at layer 0 and DAS's best patching layer",
-        PaperValue("<= 0.06 at layer 0", "gpt2-small", "3P"), _D1_RANDOM, protocol=D1_PROTOCOL,
+        PaperValue("<= 0.06 at layer 0", "gpt2-small", "3P"), _D1_RANDOM, protocol=D1_PROTOCOL, combine=_ONE_ROW,
     ),
     Claim(
         "D2", "§4", "Each direction classifies held-out adjectives by projection",
         "held-out test-adjective accuracy by projection (threshold halfway between train class means), at the "
-        "layer chosen on the other half of the test prompts (2-fold cross-fitting)",
+        "layer of largest mean label-signed margin (projection − threshold, over its std) on the other half of the "
+        "test prompts (2-fold cross-fitting)",
         PaperValue("directions classify sentiment"), Rule(0.9, "above", GENERIC, "the suite's floor for 'classifies'"),
+        protocol=LAYER_CHOICE_PROTOCOL, combine=_EACH_METHOD,
     ),
     Claim(
         "D3", "§4", "The suite's DAS agrees with the authors' released gpt2-small directions",
         "|cos(suite DAS, released DAS)| at mid layers 4-8",
         PaperValue("released directions (authors' data/gpt2-small)", "gpt2-small", "R"),
         Rule(0.7, "above", PAPER, "the suite's agreement floor for the authors' own directions"),
+        combine=Combine("every", reason="the released directions agree at every mid layer 4-8"),
     ),
     # P: directional patching (§5.2, §6.2) ----------------------------------------------------------
     Claim(
@@ -110,28 +135,32 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         paper_rule=_same_rule_on_paper_model(_P_FLIP, _P_FLIP.origin),
         cases={"logit_flip": Case(paper=PaperValue("100%", "pythia-1.4b", "3P")),
                "ld_recovered": Case(paper=PaperValue("109.8%", "pythia-1.4b", "3P"))},
+        protocol=LAYER_CHOICE_PROTOCOL, combine=_EACH_CASE,
     ),
     Claim(
         "P2", "§6.2", "The other methods' directions flip it too",
-        "% logit flip at the layer chosen on the other half of the ToyMovieReview test pairs (cross-fitted)",
+        "% logit flip at the layer chosen (by % LD recovered) on the other half of the ToyMovieReview test pairs "
+        "(cross-fitted)",
         PaperValue(">= 90%", "pythia-1.4b", "3P"), _P_FLIP, unit="%",
-        paper_rule=_same_rule_on_paper_model(_P_FLIP, _P_FLIP.origin),
+        paper_rule=_same_rule_on_paper_model(_P_FLIP, _P_FLIP.origin), protocol=_TOY_LAYER_CHOICE,
+        combine=_EACH_METHOD,
     ),
     Claim(
         "P2.random", "§6.2", "A random direction recovers nothing",
-        "random direction, largest |% LD recovered| over layers, ToyMovieReview",
-        PaperValue("≈ 0 (random ≈ 3%)", "gpt2-small", "3P"), _RANDOM_LD, unit="%",
+        f"{_RANDOM_NULL}, ToyMovieReview test pairs",
+        PaperValue("≈ 0 (random ≈ 3%)", "gpt2-small", "3P"), _RANDOM_LD, unit="%", protocol=_TOY_LAYER_CHOICE,
+        combine=_ONE_ROW,
     ),
     Claim(
         "P3", "§6.2", "Toy-fitted DAS patched onto SST pairs moves their sentiment",
         "DAS patched onto SST pairs at the layer chosen on the other half of the pairs (cross-fitted)",
         PaperValue("47.0% LD, 53.5% flip", "pythia-1.4b", "3P"),
         Rule(20.0, "above", GENERIC, "at least a fifth (the random direction: P5.random)"), unit="%",
-        preconditions="the model classifies SST (P0.classification replicates)", protocol=SST_PATCHING_PROTOCOL,
+        preconditions="the model classifies SST (P0.classification replicates)", protocol=_SST_LAYER_CHOICE,
         cases={"ld_recovered": Case(paper=PaperValue("47.0%", "pythia-1.4b", "3P"),
                                     paper_rule=_around(47.0, 15.0, "the paper's table ± 15 points")),
                "logit_flip": Case(paper=PaperValue("53.5%", "pythia-1.4b", "3P"),
-                                  paper_rule=_around(53.5, 15.0, "the paper's table ± 15 points"))},
+                                  paper_rule=_around(53.5, 15.0, "the paper's table ± 15 points"))}, combine=_EACH_CASE,
     ),
     Claim(
         "P4", "§6.2 (P7)", "The best SST patching layer is intermediate",
@@ -140,7 +169,8 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         PaperValue("intermediate layers", "gpt2-small, pythia-160m/410m/1.4b", "R"),
         Rule(0.35, "abs_below", QUALITATIVE, "strictly inside the first and last 15% of the depth", strict=True,
              centre=0.5),
-        preconditions="the model classifies SST (P0.classification replicates)", protocol=SST_PATCHING_PROTOCOL,
+        preconditions="the model classifies SST (P0.classification replicates)", protocol=_SST_LAYER_CHOICE,
+        combine=_EACH_METHOD,
     ),
     Claim(
         "P5", "§6.2", "DAS recovers at least as much as the other methods on SST",
@@ -148,13 +178,15 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         "layers DAS was fitted at (paired bootstrap)",
         PaperValue("> 0: the other methods are weaker than DAS on SST", "pythia-1.4b", "3P"),
         Rule(0.0, "above", QUALITATIVE, "DAS recovers more (the paper's ordering)", strict=True), unit=" points",
-        preconditions="the model classifies SST (P0.classification replicates)", protocol=SST_PATCHING_PROTOCOL,
+        preconditions="the model classifies SST (P0.classification replicates)", protocol=_SST_LAYER_CHOICE,
+        combine=Combine("every", reason="the paper's ordering: DAS recovers more than each other method"),
     ),
     Claim(
         "P5.random", "§6.2", "A random direction recovers nothing on SST",
-        "random direction on SST, largest |% LD recovered| over layers (the max redone in each resample)",
+        f"{_RANDOM_NULL}, SST pairs",
         PaperValue("≈ 0 (random ≈ 3%)", "gpt2-small", "3P"), _RANDOM_LD, unit="%",
-        preconditions="the model classifies SST (P0.classification replicates)", protocol=SST_PATCHING_PROTOCOL,
+        preconditions="the model classifies SST (P0.classification replicates)", protocol=_SST_LAYER_CHOICE,
+        combine=_ONE_ROW,
     ),
     Claim(
         "P0", "§2.3, §5.1", "The model classifies SST reviews (the precondition of P3–P5 and A1–A5)",
@@ -163,28 +195,35 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         Rule(70.0, "above", GENERIC, "the suite's competence floor, fixed before measuring"), unit="%",
         cases={"classification": Case(paper=PaperValue("CLASSIFICATION scaffold (P3–P5)")),
                "zero_shot": Case(paper=PaperValue("zero-shot scaffold (A1–A5)"))},
+        combine=Combine("every", reason="each scaffold is the precondition of its own claims (P3-P5, A1-A5)"),
     ),
     # A: ablations on SST (§5.3, §6.1) --------------------------------------------------------------
     Claim(
         "A1", "§5.3, §6.1", "Ablating the DAS direction everywhere hurts SST classification",
-        "DAS direction ablated at all positions and layers minus the random direction ablated the same way, on "
-        "the same zero-shot SST prompts (paired): accuracy lost (points) and Δ% LD (points)",
+        f"drop when the DAS direction is ablated at all positions and layers minus the {_SST_Q:.1%} quantile of the "
+        f"drops of {_NULL_N} seeded random directions ablated the same way, on the same zero-shot SST prompts (paired: "
+        "both recomputed in every resample): accuracy lost (points) and Δ% LD (points)",
         PaperValue("accuracy 62%, Δ% LD 71% (random: Δ% LD −0.3 to +0.2)", "pythia-2.8b", "NB"),
         Rule(None, "above", GENERIC, "see the cases"), unit=" points",
         cases={"accuracy": Case(paper=PaperValue("62% (38 points below the random ablation's ≈ 100%)", "pythia-2.8b", "NB"),
-                                rule=Rule(15.0, "above", GENERIC, "DAS costs >= 15 accuracy points more than random"),
+                                rule=Rule(15.0, "above", GENERIC, "DAS costs >= 15 accuracy points more than the "
+                                                                  "random null's upper quantile"),
                                 paper_rule=_around(38.0, 6.0, "docs/PAPER.md §6.1 (100 − 62) ± 6")),
                "ld_drop": Case(paper=PaperValue("71% (random ≈ 0%)", "pythia-2.8b", "NB"),
-                               rule=Rule(30.0, "above", GENERIC, "DAS lowers Δ% LD >= 30 points more than random"),
+                               rule=Rule(30.0, "above", GENERIC, "DAS lowers Δ% LD >= 30 points more than the "
+                                                                 "random null's upper quantile"),
                                paper_rule=_around(71.0, 8.0, "docs/PAPER.md §6.1 ± 8"))},
         preconditions="the model classifies SST (P0.zero_shot replicates)", protocol=SST_ABLATION_PROTOCOL,
+        combine=_PAPER_SETUP,
     ),
     Claim(
         "A2", "§5.3, §6.1", "Ablating a random direction the same way does little",
-        "random direction ablated like A1: Δ% LD",
+        f"the {_SST_Q:.1%} quantile of |Δ% LD| over {_NULL_N} seeded random directions each ablated like A1 (how far "
+        "nearly every random direction moves LD)",
         PaperValue("−0.3% to +0.2% (balanced sets)", "pythia-2.8b", "NB"),
         Rule(2.0, "abs_below", CONTROL, "the paper's random ablations stay within ±0.3%", strict=True), unit="%",
         preconditions="the model classifies SST (P0.zero_shot replicates)", protocol=SST_ABLATION_PROTOCOL,
+        combine=_PAPER_SETUP,
     ),
     _comma_ablation("A3", "Ablating the direction at commas alone hurts SST classification",
                     "DAS direction ablated at comma positions only",
@@ -198,14 +237,14 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         PaperValue("0.21 (−3.5% frozen vs −17% unfrozen)", "pythia-2.8b", "NB"),
         Rule(0.40, "below", QUALITATIVE, "at most 40% of the unfrozen effect"),
         preconditions="P0.zero_shot replicates, and the unfrozen comma-only drop's 95% CI lies above 0",
-        protocol=SST_ABLATION_PROTOCOL,
+        protocol=SST_ABLATION_PROTOCOL, combine=_ONE_ROW,
     ),
     # M: the summarization motif (§2.2, §5.7, §6.4) -------------------------------------------------
     Claim(
         "M1", "§2.2", "The model solves ToyMoodStory",
         "ToyMoodStory accuracy (centred, §5.1) over the four variants",
         PaperValue("solved by pythia-2.8b; smaller models failed", SUMMARIZATION_MODEL, "R"),
-        Rule(90.0, "above", GENERIC, "the suite's floor for 'solves'"), unit="%",
+        Rule(90.0, "above", GENERIC, "the suite's floor for 'solves'"), unit="%", combine=_ONE_ROW,
     ),
     Claim(
         "M2", "§5.7", "Resampling pre-comma phrases or commas lowers the logit difference",
@@ -218,21 +257,21 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
                                     paper_rule=_around(-36.0, 10.0, "the notebook's value ± 10")),
                "whole_phrase": Case(paper=PaperValue("−75%", SUMMARIZATION_MODEL, "REVIEW, unverified"),
                                     paper_rule=_around(-75.0, 15.0, "the review's value ± 15"))},
-        preconditions="the model solves ToyMoodStory (M1 replicates)",
+        preconditions="the model solves ToyMoodStory (M1 replicates)", combine=_EACH_CASE,
     ),
     Claim(
         "M2.ratio", "§5.7", "The comma effect is comparable to the pre-comma effect",
         "comma+period effect / pre-comma effect (pre-comma effect < 0 required)",
         PaperValue("0.95 = −36.0/−38.0", SUMMARIZATION_MODEL, "NB:57e740d"),
         Rule(0.5, "above", GENERIC, "at least half"),
-        preconditions="M1 replicates and the pre-comma effect's 95% CI lies below 0",
+        preconditions="M1 replicates and the pre-comma effect's 95% CI lies below 0", combine=_ONE_ROW,
     ),
     Claim(
         "M3", "§6.4", "The comma's share of the effect grows with distance",
         "Spearman ρ(filler length, comma / (comma + pre-comma) effect)",
         PaperValue("grows with distance", SUMMARIZATION_MODEL, "REV"),
         Rule(0.0, "above", QUALITATIVE, "a positive rank correlation", strict=True),
-        preconditions="M1 replicates", protocol=SUMMARIZATION_PROTOCOL,
+        preconditions="M1 replicates", protocol=SUMMARIZATION_PROTOCOL, combine=_ONE_ROW,
     ),
     Claim(
         "M3.distance", "§6.4", f"At {_DISTANCE} filler tokens the comma effect exceeds the pre-comma effect",
@@ -240,14 +279,14 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         PaperValue("+15%", SUMMARIZATION_MODEL, "REVIEW, unverified"),
         Rule(0.0, "above", QUALITATIVE, "the comma effect larger", strict=True), unit="%",
         preconditions=f"M1 replicates and the pre-comma effect at {_DISTANCE} filler tokens has its 95% CI below 0",
-        protocol=SUMMARIZATION_PROTOCOL,
+        protocol=SUMMARIZATION_PROTOCOL, combine=_ONE_ROW,
     ),
     Claim(
         "M4", "§6.4", "Non-valenced positions carry sentiment on ToyMovieReview",
         "non-valenced / valenced value-resampling effect in the summary band (valenced effect < 0 required)",
         PaperValue("comma, period and second ' movie' carry sentiment (circuit)", "gpt2-small", "R"),
         Rule(0.2, "above", GENERIC, "at least a fifth of the valenced effect"),
-        preconditions="the valenced positions' effect has its 95% CI below 0",
+        preconditions="the valenced positions' effect has its 95% CI below 0", combine=_ONE_ROW,
     ),
     # K: the circuit (§6.4) -------------------------------------------------------------------------
     Claim(
@@ -256,6 +295,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         "train pairs",
         PaperValue("a sparse circuit of ~10 heads", "gpt2-small", "R"),
         Rule(0.5, "above", GENERIC, f"the top {_SPARSE:.0%} of heads carry at least half"), protocol=CIRCUIT_PROTOCOL,
+        combine=_ONE_ROW,
     ),
     Claim(
         "K1.paper_heads", "§6.4", "The paper's circuit heads are among the top heads",
@@ -265,13 +305,13 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         "patching list's 0.4 and 6.4 act through later heads, so a direct-path ranking is not their test",
         PaperValue("7.1, 7.5, 8.5, 9.2, 9.10, 10.1, 10.4, 11.9 (of the 10-head list 0.4, 6.4, …)", "gpt2-small",
                    "R:6da9576"),
-        Rule(6.0, "above", PAPER, "at least 6 of the 8"), protocol=CIRCUIT_PROTOCOL,
+        Rule(6.0, "above", PAPER, "at least 6 of the 8"), protocol=CIRCUIT_PROTOCOL, combine=_ONE_ROW,
     ),
     Claim(
         "K2", "§6.4", "Patching the circuit's heads recovers the logit difference",
         "circuit heads (found on the train pairs) patched clean → corrupted on the test pairs, % LD recovered",
         PaperValue("75% LD, 97% flip", "gpt2-small", "REVIEW, unverified"),
-        Rule(50.0, "above", GENERIC, "at least half"), unit="%", protocol=CIRCUIT_PROTOCOL,
+        Rule(50.0, "above", GENERIC, "at least half"), unit="%", protocol=CIRCUIT_PROTOCOL, combine=_ONE_ROW,
     ),
     Claim(
         "K2.direction", "§6.4", "Most of the circuit's effect runs along the direction",
@@ -280,31 +320,35 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         PaperValue("54.8% LD, 58% flip vs 75% / 97% full", "gpt2-small", "REVIEW, unverified"),
         Rule(0.4, "above", GENERIC, "at least 40% of the full patch"),
         preconditions="DAS trained (early stopping below its initial loss) at a layer the circuit's heads write into",
-        protocol=CIRCUIT_PROTOCOL,
+        protocol=CIRCUIT_PROTOCOL, combine=_ONE_ROW,
     ),
     Claim(
         "K3", "§6.4", "The summary token's residual alone carries sentiment",
         "residual at SBJ2 alone patched clean → corrupted, % LD recovered at the mid layer chosen on the other "
         "half of the test pairs (cross-fitted)",
         PaperValue("summary heads read SBJ2; no number", "gpt2-small", "R"),
-        Rule(20.0, "above", GENERIC, "at least a fifth"), unit="%", protocol=CIRCUIT_PROTOCOL,
+        Rule(20.0, "above", GENERIC, "at least a fifth"), unit="%", protocol={**CIRCUIT_PROTOCOL, **LAYER_CHOICE_PROTOCOL},
+        combine=_ONE_ROW,
     ),
     # R, S, N: natural text, steering, negation (§5.4–§5.6) ------------------------------------------
     Claim(
         "R1", "§5.4", "The direction's tails on natural text hold sentiment tokens",
-        f"tail score: {_TAIL:.1%}/{1 - _TAIL:.1%} tails, share of each tail's majority non-neutral label, averaged",
+        f"tail score: {_TAIL:.1%}/{1 - _TAIL:.1%} tails, share of each tail's majority non-neutral label, averaged "
+        "(CI: word types resampled)",
         PaperValue("unknown (GPT-4 labels on OWT; no checked number, docs/PAPER.md §6.5)", "gpt2-small", "REVIEW"),
-        Rule(0.7, "above", GENERIC, "the suite's floor"), protocol=NATURAL_TEXT_PROTOCOL,
+        Rule(0.7, "above", GENERIC, "the suite's floor"), protocol=NATURAL_TEXT_PROTOCOL, combine=_EACH_METHOD,
     ),
     Claim(
         "R1.auroc", "§5.4", "The projection separates positive from negative tokens",
-        "AUROC of the projection, lexicon-positive vs lexicon-negative tokens (CI: sentences resampled)",
+        "AUROC of the projection, lexicon-positive vs lexicon-negative tokens, minus the larger of "
+        f"{NATURAL_TEXT_PROTOCOL['auroc_floor']:g} and the {NATURAL_TEXT_PROTOCOL['null_quantile']:.1%} quantile of "
+        f"the AUROCs of {NATURAL_TEXT_PROTOCOL['null_directions']} seeded random directions (unoriented, as the "
+        "paper's random baseline), both recomputed in every resample of the labelled word types (paired)",
         PaperValue("unknown (docs/PAPER.md §6.5)", "gpt2-small"),
-        Rule(None, "above", GENERIC, f"{NATURAL_TEXT_PROTOCOL['auroc_floor']:g}, or the "
-                                     f"{NATURAL_TEXT_PROTOCOL['null_quantile']:.1%} quantile of "
-                                     f"{NATURAL_TEXT_PROTOCOL['null_directions']} random directions' AUROC (unoriented, "
-                                     "as the paper's random baseline) where that is higher"),
-        protocol=NATURAL_TEXT_PROTOCOL,
+        Rule(0.0, "above", GENERIC, f"beats both the suite's floor {NATURAL_TEXT_PROTOCOL['auroc_floor']:g} and chance "
+                                    f"(the random directions' {NATURAL_TEXT_PROTOCOL['null_quantile']:.1%} quantile)",
+             strict=True),
+        protocol=NATURAL_TEXT_PROTOCOL, combine=_EACH_METHOD,
     ),
     Claim(
         "S1", "§5.5", "The steered sentiment share rises with the coefficient",
@@ -313,7 +357,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         PaperValue("the negative share rises with |coef| (figure; no numbers)", STEERING_MODEL, "R"),
         Rule(0.0, "above", QUALITATIVE, "rises: ρ > 0", strict=True),
         cases={"mirror": Case(paper=PaperValue("not in the paper (the suite's mirror of its experiment)"))},
-        protocol=STEERING_PROTOCOL,
+        protocol=STEERING_PROTOCOL, combine=_PAPER_PROMPT,
     ),
     Claim(
         "S1.strongest", "§5.5", "The strongest coefficient steers most samples",
@@ -321,7 +365,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         PaperValue("the negative share rises with |coef| (figure; no numbers)", STEERING_MODEL, "R"),
         Rule(50.0, "above", QUALITATIVE, "a majority", strict=True), unit="%",
         cases={"mirror": Case(paper=PaperValue("not in the paper (the suite's mirror of its experiment)"))},
-        protocol=STEERING_PROTOCOL,
+        protocol=STEERING_PROTOCOL, combine=_PAPER_PROMPT,
     ),
     Claim(
         "S1.unsteered", "§5.5", "Without steering few samples have the steered-to sentiment",
@@ -329,7 +373,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         PaperValue("the negative share rises with |coef| (figure; no numbers)", STEERING_MODEL, "R"),
         Rule(20.0, "below", CONTROL, "a low baseline"), unit="%",
         cases={"mirror": Case(paper=PaperValue("not in the paper (the suite's mirror of its experiment)"))},
-        protocol=STEERING_PROTOCOL,
+        protocol=STEERING_PROTOCOL, combine=_PAPER_PROMPT,
     ),
     Claim(
         "N1", "§5.6", "Negation flips the negated word's projection between early and late layers",
@@ -337,6 +381,9 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         "sentence without the negation (paired mean over sentences; flip_percent in the details)",
         PaperValue("unknown (layers 1 → 10; docs/PAPER.md §6.5)", "gpt2-small"),
         Rule(0.0, "above", GENERIC, "negated words move more than the same words without negation", strict=True),
+        combine=Combine("any", reason="a claim about the model (negation flips its sentiment representation, "
+                                      "§5.6; no per-method values): one method's direction showing it, Holm "
+                                      "across the five, shows it"),
     ),
     # G: transfer to other sentiment data, and specificity (suite-added; after §5.2, §6.2) ----------------
     Claim(
@@ -350,19 +397,23 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         Rule(0.0, "above", GENERIC, f"beats chance: above the oriented random directions' {_NULL_Q:.1%} quantile",
              strict=True),
         protocol=TRANSFER_PROTOCOL,
+        combine=Combine("every", reason="the direction the methods share (D1) transfers: each method's, on "
+                                        "every dataset; with any, one method's direction would carry the claim"),
     ),
     Claim(
         "G2", "§5.3 (transfer)", "Ablating the direction hurts the classification of other sentiment data",
-        "per item, the correctness-margin drop (positive − negative answer logit, signed by the label, SST "
-        "CLASSIFICATION scaffold) when the method's direction is projected out at its SST-chosen layer, minus "
-        f"the mean drop when each of {TRANSFER_PROTOCOL['random_ablations']} seeded random directions is projected "
-        "out the same way (paired mean over "
-        "items); at every position, or every position but the first (BOS)",
+        "the mean over items of the correctness-margin drop (positive − negative answer logit, signed by the label, "
+        "SST CLASSIFICATION scaffold) when the method's direction is projected out at its SST-chosen layer, minus "
+        f"the {_NULL_Q:.1%} quantile of the mean drops of {TRANSFER_PROTOCOL['random_ablations']} seeded random "
+        "directions projected out the same way (on the protocol's subsample of the items), both recomputed in every "
+        "resample of the items (paired; studentized CI); at every position, or every position but the first (BOS)",
         PaperValue("not in the paper: its ablations (§5.3) are on SST, DAS at every layer"),
-        Rule(0.0, "above", GENERIC, "the direction's ablation costs more margin than random ones'", strict=True),
+        Rule(0.0, "above", GENERIC, f"the direction's ablation costs more margin than the random null's {_NULL_Q:.1%} "
+             "quantile", strict=True),
         preconditions="the model classifies the dataset's sample in the SST CLASSIFICATION scaffold (P0's "
                       "classification rule on those items)",
         protocol=TRANSFER_PROTOCOL,
+        combine=Combine("every", reason="each ablated direction, with or without BOS, costs more than random ones"),
     ),
     Claim(
         "G3", "§6.2 (specificity)", "The direction separates sentiment more than a distinction without sentiment",
@@ -371,7 +422,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         "method's SST-chosen layer (each dataset's items resampled independently)",
         PaperValue("not in the paper (a control the suite adds: is the direction about sentiment at all?)"),
         Rule(0.0, "above", GENERIC, "sentiment is separated more than the control distinction", strict=True),
-        protocol=TRANSFER_PROTOCOL,
+        protocol=TRANSFER_PROTOCOL, combine=_EACH_METHOD,
     ),
 )}
 

@@ -41,6 +41,12 @@ class ClaimInconclusive(AssertionError):
     the status ``inconclusive``)."""
 
 
+class IntervalExcludesPoint(RuntimeError):
+    """A claim's CI does not contain its own point estimate: the interval is not valid for its statistic
+    (e.g. a resampling that biases it), so no verdict is made from it (issue "Intervals that mean what they
+    say")."""
+
+
 class ExpectationOutdated(AssertionError):
     """A claim listed in the expectations measured outside the band its entry records."""
 

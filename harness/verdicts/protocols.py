@@ -32,17 +32,21 @@ STEERING_PROTOCOL = {  # fixed before measuring (issue "Verdicts", item 7)
 }
 
 TRANSFER_PROTOCOL = _protocol(  # G1-G3, fixed before measuring (fixtures/transfer.py passes the numbers)
-    {"per_class": 150, "sample_seed": 0, "null_directions": 100, "null_quantile": 0.975, "random_ablations": 3,
-     "ablation_methods": ("das", "mean_diff"), "ablation_positions": ("all", "all_but_first"),
-     "ablation_site": "resid_pre"},
+    {"per_class": 150, "sample_seed": 0, "null_directions": 100, "null_quantile": 0.975, "random_ablations": 50,
+     "null_items_per_class": 40, "ablation_methods": ("das", "mean_diff"),
+     "ablation_positions": ("all", "all_but_first"), "ablation_site": "resid_pre"},
     samples="a seeded (seed {sample_seed}) balanced sample of {per_class} items per class of every dataset and of "
             "the SST held-out split (all of a smaller class)",
     layer_choice="per method, the layer (among its layers) of highest AUROC of the oriented last-token projection "
                  "on the SST sample; the sign of every layer's direction fixed on that sample; never the target data",
     null="{null_directions} seeded Gaussian directions at the chosen layer, each oriented on the SST sample; "
          "quantile {null_quantile}",
-    ablation="directional ablation at the chosen layer, at the boundary read ({ablation_site}); {random_ablations} "
-             "random directions (the null's first); methods {ablation_methods}",
+    ablation="directional ablation at the chosen layer, at the boundary read ({ablation_site}); methods "
+             "{ablation_methods}; G2's null: {random_ablations} random directions (the null's first), each ablated "
+             "exactly like the method (same layer, positions), on a seeded (the session's seed) subsample of "
+             "{null_items_per_class} of each class's items (of the method's items), for the time budget (each random "
+             "direction costs a forward of its items per position set and layer); G2 subtracts the {null_quantile} "
+             "quantile of their mean drops, recomputed with the method's in every resample of the items",
     specificity_datasets=f"names starting with '{SPECIFICITY_PREFIX}'",
 )
 
@@ -53,21 +57,57 @@ NATURAL_TEXT_PROTOCOL = _protocol(  # R1, R1.auroc (§5.4), fixed before measuri
            "train sentences, for the time budget",
     tails="the tokens at or below the {tail_quantile:.1%} quantile of all projections, and at or above the "
           "mirror quantile",
+    unit="the word type (a lexicon label is a property of the word, and its tokens' residuals are alike): "
+         "cluster bootstrap over word types, percentile over all of them for R1, studentized over the labelled "
+         "ones for R1.auroc",
     null="{null_directions} seeded Gaussian directions, unoriented (the paper's random baseline); R1.auroc's "
-         "threshold is the larger of {auroc_floor} and the null AUROCs' {null_quantile} quantile",
+         "statistic is the AUROC minus the larger of {auroc_floor} and the null AUROCs' {null_quantile} quantile, "
+         "both recomputed in every resample (paired); R1's rule has no null (the null's tail scores are reported)",
+)
+
+_PATCHING_NULL = {"null_directions": 50, "null_min_depth": 0.5, "null_quantile": 0.5}  # P2.random, P5.random
+_PATCHING_NULL_PROSE = dict(
+    null="{null_directions} seeded Gaussian directions (the session's seed; one vector per layer, as the paper's random "
+         "baseline), each patched exactly like a method's direction (every position, the same pairs and clean and "
+         "corrupted runs); its statistic, like the tested one: the largest |% LD recovered| over the declared layer grid, "
+         "the DAS layers at relative depth >= {null_min_depth} (15, 18, ..., 30 on SmolLM2-135M), not every layer, for "
+         "the time budget: a run patched at boundary L computes the blocks after L, so this grid costs about a quarter "
+         "of every DAS layer and a tenth of every layer (the paper's single random direction at every layer stays in "
+         "the report's sweeps)",
+    null_quantile_why="the control row is the {null_quantile:.0%} quantile (the median) over the directions: what a "
+                      "random direction recovers; its CI resamples the pairs and the directions (two-way percentile "
+                      "bootstrap, the null's own sampling variation included). An upper quantile of {null_directions} "
+                      "draws has no honest upper bound (the sample maximum lies below the true 97.5% quantile with "
+                      "probability 0.975^50 = 28%; docs/calibration.md); the 97.5% quantile and the maximum are in the "
+                      "row's details",
+)
+
+TOY_PATCHING_PROTOCOL = _protocol(  # P1, P2, P2.random (§6.2), fixed before measuring (fixtures/patching_null.py)
+    dict(_PATCHING_NULL), **_PATCHING_NULL_PROSE,
 )
 
 SST_PATCHING_PROTOCOL = _protocol(  # P3-P5 (§6.2), fixed before measuring (fixtures/sst_experiments.py)
-    {"n_pairs": 24, "max_sentence_tokens": 20},
-    pairs="{n_pairs} length-matched SST pairs of sentences of at most {max_sentence_tokens} tokens, drawn with the "
-          "session's seed: no sentence in two pairs, clean labels balanced",
+    {"n_pairs": None, "max_sentence_tokens": 20, **_PATCHING_NULL},
+    pairs="every eligible pair (n_pairs {n_pairs}: no cap; issue 25, item 7): length-matched SST pairs of sentences of "
+          "at most {max_sentence_tokens} tokens, drawn in the session's seeded order until a class runs out: no "
+          "sentence in two pairs, clean labels balanced (40 + 40 of 166 equal-length candidates on SmolLM2-135M's "
+          "shipped dev split, whose largest disjoint subset, unbalanced, has 89; 24 before)",
+    **_PATCHING_NULL_PROSE,
 )
 
 SST_ABLATION_PROTOCOL = _protocol(  # A1-A5 (§5.3, §6.1), fixed before measuring (fixtures/sst_experiments.py)
-    {"max_prompt_tokens": 64, "top_k": 10, "max_per_class": 100, "min_per_class": 10},
-    zero_shot_set="comma-holding zero-shot prompts of at most {max_prompt_tokens} tokens, classified correctly "
-                  "with the answer in the top {top_k}, at most {max_per_class} per class (seeded); the top-{top_k} "
-                  "filter is dropped where it leaves fewer than {min_per_class} in a class",
+    {"max_prompt_tokens": 64, "top_k": 10, "max_per_class": None, "min_per_class": 10, "random_ablations": 50,
+     "null_quantile": 0.975},
+    zero_shot_set="every eligible prompt: comma-holding zero-shot prompts of at most {max_prompt_tokens} tokens, "
+                  "classified correctly with the answer in the top {top_k}, the larger class subsampled (seeded) to "
+                  "the smaller's size, no cap per class (max_per_class {max_per_class}; 19 + 19 on SmolLM2-135M, "
+                  "20 + 20 on Gemma-3-270M); the top-{top_k} filter is dropped where it leaves fewer than "
+                  "{min_per_class} in a class",
+    null="{random_ablations} seeded random directions (one Gaussian vector per ablated layer; the session's seed), "
+         "each ablated exactly like DAS (same layers, positions, prompts) at all positions, all but the first and "
+         "commas; A1 subtracts the null's {null_quantile} quantile of drops, A2 reads that quantile of |Δ% LD|, "
+         "A3/A4 net out the null's mean drop; every statistic recomputed on the same resampled prompts "
+         "(studentized bootstrap)",
 )
 
 SUMMARIZATION_PROTOCOL = _protocol(  # M3 (§6.4), fixed before measuring (fixtures/toy_mood_story.py)
@@ -90,4 +130,31 @@ CIRCUIT_PROTOCOL = _protocol(  # K1-K3 (§6.4), fixed before measuring (fixtures
                     "unpruned one, at a tenth of step (b)'s cost",
 )
 
-D1_PROTOCOL = {"refit_resamples": 200}  # D1: bootstrap refits per layer (4 methods x 200 x 2 layers)
+D1_PROTOCOL = _protocol(  # D1, D1.random (§6.3), fixed before measuring (fixtures/directions.py passes the numbers)
+    {"refit_resamples": 200, "das_refit_resamples": 30, "das_refit_epochs": 1},
+    resampling="both methods of a pair refitted on each bootstrap resample of the train prompts (one set of "
+               "draws, the session's seed): mean difference, probe, PCA and K-means on all {refit_resamples}; DAS "
+               "on the first {das_refit_resamples}, on which a row with DAS (and D1.random) is drawn",
+    das_refit="DAS's full fit continued for {das_refit_epochs} epoch(s) on each resample's pairs, with its own "
+              "objective, batch size, lr, Adam and clip, no early stopping (harness/directions/das_refit.py): a "
+              "declared approximation, since a full DAS fit per resample (a dozen epochs from a random start, "
+              "for each of {das_refit_resamples} resamples and two layers) exceeds the suite's time budget; it "
+              "measures how the fitted direction moves with the data near the full fit, not how a fresh training "
+              "run lands elsewhere. Measured on SmolLM2-135M at layer 18 over 10 resamples: the sd of |cos| "
+              "with the refitted mean difference, probe, PCA and K-means was 0.018, 0.021, 0.039 and 0.070 with "
+              "these refits, and 0.031, 0.028, 0.028 and 0.044 with full refits, so a DAS row's CI with the mean "
+              "difference or the probe may be too narrow by up to about 40%",
+    interval="the percentile interval of the draws re-centred at the point (the draws minus their median plus "
+             "the point, within [0, 1]): a refit on a resample is noisier than the fit on all prompts, which "
+             "lowers |cos|, so the draws sit below the point (the percentile interval then excludes it) and give "
+             "its spread only; the estimand is the |cos| of directions fitted on this many prompts, the paper's "
+             "quantity, whose unbiased estimate is the point itself",
+)
+
+LAYER_CHOICE_PROTOCOL = _protocol(  # D2, P1-P5, K3: a layer chosen on data that does not score it (issue 25, item 5)
+    {"tie_tolerance": 0.0, "tie_prefer": "median"},
+    layer_choice="the layer is chosen on a continuous criterion (% LD recovered for patching, the mean label-signed "
+                 "margin of the projection for D2), never on a share that ties across layers (a flip rate, an "
+                 "accuracy); layers within {tie_tolerance} of the best are tied, and ties go to the {tie_prefer} "
+                 "layer by depth (the argmax would take the shallowest)",
+)

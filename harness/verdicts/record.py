@@ -36,6 +36,10 @@ class ClaimRecord:
     details: str = ""
     case: str | None = None
     preconditions: dict[str, bool] = field(default_factory=dict)  # all must hold, else "not applicable"
+    # one-sided p-values from the CI's own resampling (``Rule.p_values``): <= 0.025 exactly where the verdict
+    # is replicates / does not replicate; None where not measured or the estimate carries no tail
+    p_replicates: float | None = None
+    p_not_replicates: float | None = None
 
     @classmethod
     def decide(cls, claim: Claim, rule: Rule, estimate: Estimate | None, *, case: str | None = None,
@@ -56,6 +60,8 @@ class ClaimRecord:
             estimate.value, estimate.ci_low, estimate.ci_high, estimate.n, estimate.unit, estimate.undefined)
         ci_method = ("not measured: " + "; ".join(name for name, held in preconditions.items() if not held)
                      if estimate is None else estimate.describe_ci())
+        tail = None if estimate is None or verdict is Verdict.NOT_APPLICABLE else estimate.tail
+        p_values = (None, None) if tail is None else rule.p_values(tail, estimate.ci_low, estimate.ci_high)
         return cls(
             claim=claim.id, section=claim.section, statement=claim.statement,
             description=description or claim.statistic, paper_value=str(paper), measured=measured[0],
@@ -65,7 +71,8 @@ class ClaimRecord:
             threshold_source=source, verdict=verdict.value, passed=verdict is Verdict.REPLICATES,
             undefined_resamples=measured[5], n_to_decide=n_to_decide,
             centre=rule.centre if rule.passes_when == "abs_below" else None, unit=claim.unit.strip(),
-            details=details, case=case, preconditions=preconditions,
+            details=details, case=case, preconditions=preconditions, p_replicates=p_values[0],
+            p_not_replicates=p_values[1],
         )
 
     def measured_text(self) -> str:

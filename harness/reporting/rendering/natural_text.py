@@ -1,5 +1,5 @@
 """Renderers of the natural-text results (§5.4-§5.6): the correlational evaluation with
-correlation_label_share.png (bands: 95% CI over sentences) and correlation_auroc.png (AUROC with its CI
+correlation_label_share.png (bands: 95% CI over word types) and correlation_auroc.png (AUROC with its CI
 against the random-direction null), steering with steering_curve.png (Wilson 95% bars), negation with
 negation_layers.png (bands: 95% CI of the mean over sentences)."""
 
@@ -39,10 +39,9 @@ def _with_ci(estimate: Estimate) -> str:
 
 
 def _bin_share_bands(corpus: CorpusProjections, bins: torch.Tensor, label: int, n_bins: int) -> tuple[np.ndarray, ...]:
-    """Per projection bin, the share of ``label`` among its tokens and its 95% CI over sentences
+    """Per projection bin, the share of ``label`` among its tokens and its 95% CI over word types
     (``harness.measures.statistics.binned_share_bands``, the session's seed); an empty bin is drawn as a gap."""
-    return binned_share_bands(corpus.sentence_ids, len(corpus.sentence_lengths), bins, n_bins,
-                              corpus.labels == label, corpus.seed)
+    return binned_share_bands(corpus.word_ids, corpus.n_word_types, bins, n_bins, corpus.labels == label, corpus.seed)
 
 
 @render.register(CorpusProjections)
@@ -72,21 +71,24 @@ def _correlation(corpus: CorpusProjections, report) -> None:
         f"at `{early.hook}` with each method's direction, {early.describe()}. Tails at the "
         f"{corpus.tail_quantile:.1%} / {1 - corpus.tail_quantile:.1%} quantiles; "
         "each tail's majority non-neutral label and its share (neutral counted in the denominator). 95% CIs: "
-        f"percentile bootstrap over sentences ({resamples} resamples, seed {corpus.seed}; a drawn sentence keeps all "
-        "its tokens, which are not independent).\n\n"
+        f"cluster bootstrap over word types ({resamples} resamples, seed {corpus.seed}; a drawn word type keeps "
+        f"all its tokens, which share its label and most of their residual): percentile over the "
+        f"{corpus.n_word_types} word types for the tail score, studentized over the {corpus.labelled_word_types} "
+        "labelled ones for the AUROC.\n\n"
         + tabulate(rows, headers=["method", "tail score [95% CI]", "low tail", "high tail",
                                   "AUROC pos vs neg [95% CI]"], tablefmt="github")
         + f"\n\nChance spread: the AUROC of {len(corpus.random_null_auroc)} random directions (seed {corpus.seed}), "
         f"unoriented as the paper's random baseline, has median {null_median:.3f} and 2.5-97.5% range "
         f"[{null_low:.3f}, {null_high:.3f}]. R1.auroc's threshold is max({corpus.auroc_floor:g}, that "
         f"{corpus.null_quantile:.1%} quantile) = "
-        f"{corpus.auroc_threshold:.3f}. The tokens of one word share its label and most of its residual, so chance "
-        "spreads wider than the token count suggests.",
+        f"{corpus.auroc_threshold:.3f}, recomputed in every resample (R1.auroc: AUROC minus it, paired; the null's "
+        f"quantile is above the floor in {corpus.null_binds():.1%} of the resamples). The tokens of one word share "
+        "its label and most of its residual, so chance spreads wider than the token count suggests.",
     )
 
     def draw(figure) -> None:
         axes = _panels(figure, corpus.projections, "cosine projection", "share of tokens in bin",
-                       f"Lexicon label share by projection bin (20 equal-width bins; bands: 95% CI over sentences), "
+                       f"Lexicon label share by projection bin (20 equal-width bins; bands: 95% CI over word types), "
                        f"layer {early.layer}: {report.model_name}")
         for ax, values in zip(axes, corpus.projections.values()):
             edges = torch.linspace(float(values.min()), float(values.max()), 21)
@@ -107,7 +109,7 @@ def _correlation(corpus: CorpusProjections, report) -> None:
                    label=f"R1.auroc threshold {corpus.auroc_threshold:.2f}")
         ax.errorbar(range(len(names)), [e.value for e in estimates],
                     yerr=[[e.value - e.ci_low for e in estimates], [e.ci_high - e.value for e in estimates]],
-                    fmt="o", color="tab:blue", capsize=3, label="AUROC, 95% CI over sentences")
+                    fmt="o", color="tab:blue", capsize=3, label="AUROC, 95% CI over word types")
         ax.set_xticks(range(len(names)), names)
         ax.set_ylabel("AUROC, lexicon-positive vs -negative tokens")
         ax.set_title(f"Projection AUROC at layer {early.layer} against chance: {report.model_name}", fontsize=9)

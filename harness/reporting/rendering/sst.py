@@ -106,12 +106,19 @@ def _ablations(results: SSTAblations, report) -> None:
                      f"{acc.value:.1f} [{acc.ci_low:.1f}, {acc.ci_high:.1f}]",
                      *(f"{results.ld_drop(name, label):.1f} / {results.accuracy(name, label):.0f}"
                        for _, label in CLASSES)])
+    for where in results.null:  # the null: each random direction's drop, summarised over the directions
+        ld, acc = (results.null_drops(metric, where) for metric in ("ld_drop", "accuracy"))
+        rows.append([f"null ({results.null_count} random, {where})",
+                     f"mean {float(ld.mean()):.1f}; {results.null_quantile:.1%} q. {results.null_quantile_drop('ld_drop', where):.1f}",
+                     f"lost: mean {float(acc.mean()):.1f}", "", ""])
     report.data["sst_ablations"] = {
         "site": results.site, "layers": list(results.layers), "counts": results.counts,
         "ld_orig_mean": float(results.ld_orig.mean()),
         "ablations": {name: {"ld_drop": results.ld_drop(name), "accuracy": results.accuracy(name),
                              **{f"{cls}_{metric}": getattr(results, metric)(name, label)
                                 for cls, label in CLASSES for metric in ("ld_drop", "accuracy")}} for name in names},
+        "null": {where: {metric: results.null_drops(metric, where).tolist() for metric in ("ld_drop", "accuracy")}
+                 for where in results.null},
         "first_position": first,
     }
     count_rows = [[stage, c["positive"], c["negative"]] for stage, c in results.counts.items()]
@@ -127,8 +134,9 @@ def _ablations(results: SSTAblations, report) -> None:
         "the paper's):\n\n"
         + tabulate(count_rows, headers=["stage", "positive", "negative"], tablefmt="github")
         + f"\n\nAblation site (`--ablation-hook`): **{results.site}**, i.e. {hook}, at every layer where the "
-        f"DAS direction exists: {list(results.layers)} (DAS is fitted only there; the random direction is ablated "
-        "at the same layers). The comma mean ablation replaces the whole residual at comma positions in every "
+        f"DAS direction exists: {list(results.layers)} (DAS is fitted only there; the null's {results.null_count} seeded "
+        "random directions are ablated at the same layers and positions; its rows give each direction's drop, "
+        "summarised over the directions). The comma mean ablation replaces the whole residual at comma positions in every "
         "layer with that layer's mean comma activation over this set. Δ% LD = (mean LD_orig − mean LD_abl) / "
         f"mean LD_orig (positive = LD fell); accuracy = % with uncentred LD > 0 (100% before). Mean LD before: "
         f"{float(results.ld_orig.mean()):.2f}.\n\n"
@@ -139,7 +147,7 @@ def _ablations(results: SSTAblations, report) -> None:
         "Projecting a direction out of a vector with a very large norm (an attention sink) removes a large "
         "component even for a random direction, which is why the random control is shown with and without "
         "the first position; the paper ablated every non-pad position, BOS included.\n\n"
-        + tabulate(diag_rows, headers=["boundary", "‖x‖ first", "‖x‖ rest", "|x·d_random| first",
+        + tabulate(diag_rows, headers=["boundary", "‖x‖ first", "‖x‖ rest", "|x·d_random| first (null mean)",
                                        "|x·d_random| rest", "|x·d_DAS| first", "|x·d_DAS| rest"], tablefmt="github"),
     )
 
@@ -159,6 +167,6 @@ def _ablations(results: SSTAblations, report) -> None:
             ax.axhline(0, color="grey", linewidth=0.5)
         axes[0].legend(fontsize=7)
         figure.suptitle(f"SST zero-shot ablations ({len(results.labels)} prompts, {results.site}; error bars: 95% "
-                        f"bootstrap CI over prompts): {report.model_name}")
+                        f"studentized bootstrap CI over prompts): {report.model_name}")
 
     report.add_figure("sst_ablations.png", draw)

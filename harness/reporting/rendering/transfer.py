@@ -116,18 +116,22 @@ def _ablations(result: TransferAblations, report) -> None:
             g2 = result.ablation_margin_drop(method, positions)
             data[f"{method}:{positions}"] = {"layer": layer, "g2": g2.value, "ci": [g2.ci_low, g2.ci_high],
                                              "drop": result.mean_drop(method, positions),
-                                             "random_drop": result.mean_drop(method, positions, random=True)}
+                                             "random_drop": result.mean_drop(method, positions, random=True),
+                                             "random_quantile_drop": result.null_quantile_drop(method, positions)}
             rows.append([method, layer, positions, f"{result.mean_drop(method, positions):.3f}",
-                         f"{result.mean_drop(method, positions, random=True):.3f}", _ci(g2),
+                         f"{result.mean_drop(method, positions, random=True):.3f}",
+                         f"{result.null_quantile_drop(method, positions):.3f}", _ci(g2),
                          f"{result.accuracy(method, positions):.1f}", f"{result.accuracy(method, positions, True):.1f}"])
     report.data.setdefault("transfer_ablations", {})[result.dataset] = data
     report.add_section(
         f"Transfer: ablations on {result.dataset} (G2)",
         f"{len(result.labels)} items in the SST CLASSIFICATION scaffold; each direction projected out at its SST-chosen "
-        f"layer at `{result.site}`; the control: {result.random_count} seeded random directions at the same layer, the "
-        f"same positions (mean over them). Margin = answer logit difference signed by the label; clean accuracy "
-        f"(margin > 0) {result.accuracy():.1f}%. G2 = mean over items of (direction's drop − random drop); 95% CI: "
-        "percentile bootstrap over items.\n\n"
-        + tabulate(rows, headers=["method", "layer", "positions", "margin drop", "random drop", "G2 [95% CI]",
+        f"layer at `{result.site}`; the null: {result.random_count} seeded random directions at the same layer, the "
+        f"same positions, on {int(result.null_items.sum())} of the items. Margin = answer logit difference signed by "
+        f"the label; clean accuracy (margin > 0) {result.accuracy():.1f}%. G2 = the direction's mean drop − the "
+        f"null's {result.null_quantile:.1%} quantile of mean drops; 95% CI: paired studentized bootstrap over items "
+        "(both recomputed in every resample).\n\n"
+        + tabulate(rows, headers=["method", "layer", "positions", "margin drop", "random drop (mean)",
+                                  f"random drop ({result.null_quantile:.1%} q.)", "G2 [95% CI]",
                                   "accuracy ablated %", "accuracy random %"], tablefmt="github"),
     )
