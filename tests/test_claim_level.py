@@ -166,5 +166,6 @@ def test_results_json_and_report_carry_claim_level_verdicts(tmp_path):
     assert results["claim_verdicts"]["D1"]["verdict"] == I  # an errored row does
     assert results["claim_verdict_counts"][D] == 1 and results["verdict_counts"][R] == 2
     report = (tmp_path / "REPORT.md").read_text()
-    assert report.index("## Claim-level verdicts") < report.index("## Claims")
+    assert report.index("## Claim-level verdicts") < report.index("### Paper claims") < report.index("## Rows")
+    assert results["claim_verdict_counts_by_kind"]["paper claim"][D] == 1  # D2; D1.random is a control
     assert "| D2 " in report and "2 replicates, 1 does not replicate (3 of 3 decide)" in report

@@ -134,11 +134,13 @@ def test_n_to_decide_scales_with_the_squared_ratio_of_half_width_to_distance():
 
 
 def test_record_names_the_paper_model_when_the_paper_threshold_applies():
-    claim = declared("P1")
-    record = ClaimRecord.decide(claim, claim.rule_for("pythia-1.4b", "logit_flip"), _estimate(95.0, 92.0, 98.0),
-                                case="logit_flip")
-    assert record.threshold_source == "paper (pythia-1.4b)" and record.paper_value == "100% (pythia-1.4b [3P])"
-    assert record.tolerance == ">= 90%" and record.passed
+    claim = declared("P3")
+    record = ClaimRecord.decide(claim, claim.rule_for("pythia-1.4b", "ld_recovered"), _estimate(50.0, 40.0, 58.0),
+                                case="ld_recovered")
+    assert record.threshold_source == "paper (pythia-1.4b)" and record.paper_value.endswith("(pythia-1.4b [3P])")
+    assert record.tolerance == "|value − 47| <= 15%" and record.passed
+    flip = declared("P1").rule_for("pythia-1.4b", "logit_flip")  # the suite's floor, on the paper's model too
+    assert flip.kind is ThresholdKind.GENERIC and flip.threshold == 90.0
 
 
 # Protocol numbers: declared once, read by the fixtures, passed to the experiments ---------------------------

@@ -54,7 +54,8 @@ def default_rows() -> list[dict]:
 
 def write_results(root: Path, model: str, *, rows: list[dict] | None = None, not_measured: list[dict] | None = None,
                   run_id: str | None = RUN, digest: str | None = "current", generated: int = 1_700_000_000,
-                  n_layers: int = 12, sweep: bool = True, directory: str | None = None) -> Path:
+                  n_layers: int = 12, sweep: bool = True, directory: str | None = None,
+                  claim_verdicts: dict | None = None) -> Path:
     """Write ``root/<directory or model>/results.json`` shaped like the suite's; ``digest="current"`` is the
     current declarations' digest, ``None`` leaves the key out (an older file), as ``run_id=None`` does."""
     layers = range(n_layers + 1)
@@ -67,6 +68,7 @@ def write_results(root: Path, model: str, *, rows: list[dict] | None = None, not
         "claims": default_rows() if rows is None else rows,
         "not_measured": not_measured or [],
         "verdict_counts": {},
+        **({"claim_verdicts": claim_verdicts} if claim_verdicts else {}),
         "seeds": {"seeds": [0], "by_test": {}},
         "data": {"toy_sweep": {"ld_recovered": {m: {str(l): 10.0 * l for l in layers} for m in ("mean_diff", "das")}},
                  "toy_sweep_ci": {"ld_recovered": {m: {str(l): [10.0 * l - 5, 10.0 * l + 5] for l in layers}
@@ -143,10 +145,13 @@ def test_claims_grouped_by_section_in_declaration_order_and_summary(tmp_path):
     assert list(matrix.sections()) == sections
     assert [line.claim for line in matrix.claims] == [c for s in sections for c in declared if CLAIMS[c].section == s]
     summary = {group: [e["claim"] for e in entries] for group, entries in matrix.summary().items()}
-    assert summary == {"every model": ["D1.random"], "some models": ["D1"], "no model": ["P1"],
-                       "decided on no model": []}
+    assert summary == {"every model": [], "some models": ["D1"], "no model": ["P1"],
+                       "decided on no model": []}  # paper claims only: D1.random is a control
+    assert matrix.others() == {"control": [{"claim": "D1.random", "verdicts": {"m1": "replicates", "m2": "replicates"}}]}
     text = markdown_of(matrix)
     assert "| D1 " in text and "mixed: 2/3 replicate, 1 do not" in text and "replicates 0.0862 [0.0751, 0.0972]" in text
+    assert "- Not paper claims, control (1): D1.random (m1: replicates; m2: replicates)" not in text
+    assert "- Not paper claims, control (1): D1.random (m1: replicates, m2: replicates)" in text
 
 
 # Which files go side by side -------------------------------------------------------------------------
@@ -259,3 +264,12 @@ def test_command_line_without_a_usable_file_fails_clearly(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty")]) != 0
     assert "no results.json found" in capsys.readouterr().err
+
+
+def test_a_cell_takes_the_models_own_claim_level_verdict(tmp_path):
+    """Where results.json has claim_verdicts (its declared combine rule, Holm), the cell shows that verdict,
+    not the rows' agreement: D1's mixed rows are one claim-level "does not replicate"."""
+    write_results(tmp_path, "m1", claim_verdicts={"D1": {"verdict": "does not replicate"}})
+    matrix = build_matrix(load_results([tmp_path]))
+    assert claim_cell(matrix, "D1", "m1").verdict == Verdict.DOES_NOT_REPLICATE
+    assert claim_cell(matrix, "D1", "m1").text.startswith("does not replicate: 2/3 replicate")

@@ -119,3 +119,49 @@ def test_claim_test_ids_drop_the_model_and_the_seed():
         params = ({"model_source": source} if source else {}) | ({"suite_seed": seed} if seed is not None else {})
         assert claim_test_id(_item(nodeid, **params)) == expected, nodeid
 
+
+
+def test_the_report_opens_with_paper_claims_apart_and_the_verdict_figure(tmp_path):
+    from harness.verdicts.record import ClaimRecord
+    from harness.verdicts.declared import declared
+    from harness.reporting.report import ClaimOutcome
+    from harness.measures.statistics import Estimate
+
+    builder = ReportBuilder(model_name="tiny", settings={})
+    builder.outcomes.append(_outcome("test_directions.py::test_d2[pca]", (0.95, 0.91, 0.99)))
+    control = declared("D1.random")
+    record = ClaimRecord.decide(control, control.rule_for("tiny"), Estimate(0.05, 0.03, 0.07, 52, "prompts", "t"))
+    builder.outcomes.append(ClaimOutcome("test_directions.py::test_d1_random", "D1.random", "passed", 0.1, record))
+    builder.write(tmp_path)
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "**Paper claims** (one claim-level verdict each): 1 replicates." in report
+    assert "Apart from them: controls: 1 replicates." in report
+    assert report.index("figures/verdicts_forest.png") < report.index("### Paper claims") < report.index("### Controls")
+    assert (tmp_path / "figures" / "verdicts_forest.png").stat().st_size > 0
+    counts = json.loads((tmp_path / "results.json").read_text())["claim_verdict_counts_by_kind"]
+    assert counts["paper claim"]["replicates"] == 1 and counts["control"]["replicates"] == 1
+
+
+@pytest.mark.parametrize("passes_when, threshold, centre", [("above", 0.9, None), ("below", 0.9, None),
+                                                            ("abs_below", 0.1, 0.5)])
+def test_the_forest_scale_puts_a_row_right_of_zero_exactly_when_it_replicates(passes_when, threshold, centre):
+    from hypothesis import given, settings, strategies as st
+
+    from harness.reporting.forest import scaled
+    from harness.verdicts.declaration import Rule, ThresholdKind
+    from harness.verdicts.record import ClaimRecord
+    from harness.verdicts.declared import declared
+    from harness.measures.statistics import Estimate
+
+    rule = Rule(threshold, passes_when, ThresholdKind.GENERIC, centre=centre)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.floats(0.0, 1.0), st.floats(0.001, 0.5), st.floats(0.001, 0.5))
+    def check(value, below, above):
+        record = ClaimRecord.decide(declared("D2"), rule, Estimate(value, value - below, value + above, 40, "p", "t"))
+        low, point, high = scaled(record)
+        assert low <= point <= high
+        assert (low > 0) == (record.verdict == Verdict.REPLICATES)
+        assert (high < 0) == (record.verdict == Verdict.DOES_NOT_REPLICATE)
+
+    check()

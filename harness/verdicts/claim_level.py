@@ -7,10 +7,12 @@ Holm's correction; ``harness.measures.multiplicity``), and ``decide_claim`` give
 
 - replicates / does not replicate / inconclusive, from the deciding rows' p-values at 0.025 (one side of
   the 95% CI);
-- not applicable where every deciding row is (a failed precondition);
+- not applicable where every deciding row is (a failed precondition), not interpretable where every
+  deciding row is that or rests on a control that does not replicate;
 - not measured where no deciding row has a record (skipped on this model, or deselected).
 
-Rows the declaration does not pick, and rows that are not applicable, are listed but not combined. A row
+Rows the declaration does not pick, and rows that are not applicable or not interpretable, are listed but
+not combined. A row
 without p-values (an estimate built by hand, without its resampling) counts p = 0.025 on the side its CI
 decided and 1 elsewhere: conservative, since Holm then can use it only as the last row standing. A row that
 ran without a measurement (its test errored: record None) counts p = 1 on both sides, so an "every" claim
@@ -30,6 +32,7 @@ NOT_MEASURED = "not measured"
 ERROR = "error"  # a row whose test ran without a measurement
 VERDICTS = (*(verdict.value for verdict in Verdict), NOT_MEASURED)
 UNDECLARED = Combine("every", reason="no combine rule declared: every row")
+UNDECIDED = (Verdict.NOT_APPLICABLE.value, Verdict.NOT_INTERPRETABLE.value)  # rows shown, not combined
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class RowDecision:
 
     test_id: str
     verdict: str  # the row's own verdict (its CI)
-    role: str  # "decides", "descriptive" (not picked by the declaration) or "not applicable"
+    role: str  # "decides", "descriptive" (not picked by the declaration), "not applicable" or "not interpretable"
     p_replicates: float | None = None
     p_not_replicates: float | None = None
     p_replicates_adjusted: float | None = None  # as compared with 0.025 (Holm-adjusted on the corrected side)
@@ -95,15 +98,21 @@ def decide_claim(claim_id: str, combine_rule: Combine | None,
     chosen = [i for i, (test_id, _) in enumerate(rows) if picked(test_id, rule.rows)]
     verdicts = [ERROR if record is None else record.verdict for _, record in rows]
     p_values = [(None, None) if record is None else (record.p_replicates, record.p_not_replicates) for _, record in rows]
-    deciding = [i for i in chosen if verdicts[i] != Verdict.NOT_APPLICABLE]
+    deciding = [i for i in chosen if verdicts[i] not in UNDECIDED]
     decided: dict[int, RowDecision] = {
-        i: RowDecision(rows[i][0], verdicts[i],
-                       "not applicable" if verdicts[i] == Verdict.NOT_APPLICABLE else "descriptive", *p_values[i])
+        i: RowDecision(rows[i][0], verdicts[i], verdicts[i] if verdicts[i] in UNDECIDED else "descriptive",
+                       *p_values[i])
         for i in range(len(rows))}
     common = dict(rule=text, how=rule.how, picks=rule.rows, reason=rule.reason)
     if not deciding:
-        verdict, note = ((Verdict.NOT_APPLICABLE.value, "every deciding row is not applicable") if chosen else
-                         (NOT_MEASURED, f"no row matches '{rule.rows}'" if rows else "no row has a record"))
+        unreadable = [rows[i][1] for i in chosen if verdicts[i] == Verdict.NOT_INTERPRETABLE]
+        if unreadable:
+            controls = sorted({control for record in unreadable for control in record.failed_controls})
+            verdict, note = Verdict.NOT_INTERPRETABLE.value, f"control(s) {', '.join(controls)} do not replicate"
+        elif chosen:
+            verdict, note = Verdict.NOT_APPLICABLE.value, "every deciding row is not applicable"
+        else:
+            verdict, note = NOT_MEASURED, f"no row matches '{rule.rows}'" if rows else "no row has a record"
         return ClaimVerdict(claim_id, verdict, rows=tuple(decided.values()), note=note, **common)
     p_pass, p_fail = zip(*(_p_values(rows[i][1]) for i in deciding))
     decision = combine(how, p_pass, p_fail, ALPHA)
@@ -115,7 +124,8 @@ def decide_claim(claim_id: str, combine_rule: Combine | None,
     errors = sum(verdicts[i] == ERROR for i in deciding)
     notes = [f"{without} row(s) without p-values counted conservatively" if without else "",
              f"{errors} row(s) without a measurement (error) count p = 1" if errors else "",
-             f"{len(chosen) - len(deciding)} not-applicable row(s) left out" if len(deciding) < len(chosen) else ""]
+             f"{len(chosen) - len(deciding)} not-applicable or not-interpretable row(s) left out"
+             if len(deciding) < len(chosen) else ""]
     return ClaimVerdict(claim_id, verdict.value, rows=tuple(decided.values()), p_replicates=decision.p_pass,
                         p_not_replicates=decision.p_fail, note="; ".join(filter(None, notes)), **common)
 

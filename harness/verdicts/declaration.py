@@ -38,6 +38,16 @@ class Verdict(StrEnum):
     DOES_NOT_REPLICATE = "does not replicate"  # the whole CI on the failing side
     INCONCLUSIVE = "inconclusive"  # the CI straddles the threshold
     NOT_APPLICABLE = "not applicable"  # the model fails the claim's precondition (the task, a prior effect)
+    NOT_INTERPRETABLE = "not interpretable"  # a control the row rests on does not replicate: it cannot be read
+
+
+class Kind(StrEnum):
+    """What a declaration is to the replication: the report tallies paper claims apart from the rest."""
+
+    PAPER = "paper claim"  # a claim the paper makes
+    PRECONDITION = "precondition"  # what the model must do for paper claims to be tested on it (P0, M1)
+    CONTROL = "control"  # a check that the measurement means what it says (random directions, unsteered text)
+    BEYOND = "beyond the paper"  # the suite's own extension (transfer to other data sets)
 
 
 @dataclass(frozen=True)
@@ -216,6 +226,12 @@ class Claim:
     protocol: Mapping[str, object] = field(default_factory=dict)  # settings fixed before measuring (grids, scales)
     preconditions: str = ""  # what must hold for the claim to apply (else "not applicable")
     combine: Combine | None = None  # how its rows make one claim-level verdict (None: "every" row)
+    kind: Kind = Kind.PAPER
+    controls: tuple[str, ...] = ()  # the control claims its rows rest on: one that does not replicate binds
+
+    def __post_init__(self) -> None:
+        if self.kind is Kind.CONTROL and self.controls:
+            raise ValueError(f"{self.id}: a control rests on no other control")
 
     @property
     def family(self) -> str:

@@ -2,13 +2,19 @@
 
 A claim test names its declaration with ``@pytest.mark.claim("P1")``; the ``claim`` fixture decides
 the verdict with the declared rule, and the report and the expectations read the same declaration.
-Paper values and source tags follow ``docs/PAPER.md`` ([3P] third-party reading, [NB:commit] the authors'
-notebooks, [R] the paper's text or figures, [REV] the reviewers, [REVIEW] an unverified secondary
-review). Where a rule names the paper's model (``paper_rule``), it applies on that model only; other
-models get the generic rule.
+Paper values and source tags follow ``docs/PAPER.md`` §0 ([3P] third-party reproduction, [NB:commit] the
+authors' notebooks, [R:commit] the authors' repository, [REV] the reviewers, [REVIEW] an unverified
+secondary review; a tag without a commit where none was recorded). A rule of kind "paper" cites the section
+of docs/PAPER.md that gives its number; a floor the suite chose is "generic" (or "paper-qualitative", "suite
+control") on every model, the paper's included (``tests/test_provenance.py``). Where a rule names the
+paper's model (``paper_rule``), it applies on that model only; other models get the generic rule.
 
 A claim's ``protocol`` (``harness.verdicts.protocols``) holds the numbers its experiment runs with,
 fixed before measuring: the claim's fixture reads them and passes them to the experiment.
+
+Each declaration has a ``kind`` (``Kind``: a paper claim unless it says otherwise; the preconditions P0 and
+M1, the controls, the suite's transfer claims G1-G3 beyond the paper) and names the ``controls`` its rows rest
+on: where a control does not replicate, those rows read "not interpretable" (``fixtures/claims.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import dataclasses
 import hashlib
 import json
 
-from harness.verdicts.declaration import Case, Claim, Combine, PaperValue, Rule, ThresholdKind
+from harness.verdicts.declaration import Case, Claim, Combine, Kind, PaperValue, Rule, ThresholdKind
 from harness.models.paper import STEERING_MODEL, SUMMARIZATION_MODEL
 from harness.verdicts.protocols import (CIRCUIT_PROTOCOL, D1_PROTOCOL, LAYER_CHOICE_PROTOCOL, NATURAL_TEXT_PROTOCOL,
                                          SST_ABLATION_PROTOCOL, SST_PATCHING_PROTOCOL, STEERING_PROTOCOL,
@@ -26,10 +32,6 @@ from harness.verdicts.protocols import (CIRCUIT_PROTOCOL, D1_PROTOCOL, LAYER_CHO
 PAPER, QUALITATIVE = ThresholdKind.PAPER, ThresholdKind.PAPER_QUALITATIVE
 GENERIC, CONTROL = ThresholdKind.GENERIC, ThresholdKind.SUITE_CONTROL
 _SST_Q, _NULL_N = SST_ABLATION_PROTOCOL["null_quantile"], SST_ABLATION_PROTOCOL["random_ablations"]  # A1-A4's null
-
-
-def _same_rule_on_paper_model(rule: Rule, origin: str) -> Rule:
-    return Rule(rule.threshold, rule.passes_when, PAPER, origin, rule.strict, rule.centre)
 
 
 def _around(value: float, tolerance: float, origin: str) -> Rule:
@@ -57,7 +59,7 @@ def _comma_ablation(claim_id: str, statement: str, statistic: str, *, accuracy: 
                                 paper_rule=_around(accuracy[0], accuracy[1], f"docs/PAPER.md §6.1 {accuracy[2]} ± {accuracy[1]:g}")),
                "ld_drop": Case(paper=paper["ld_drop"],
                                paper_rule=_around(ld_drop[0], ld_drop[1], f"docs/PAPER.md §6.1 {ld_drop[2]} ± {ld_drop[1]:g}"))},
-        combine=_EACH_CASE,
+        combine=_EACH_CASE, controls=("A2",),
     )
 
 
@@ -95,21 +97,22 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         "D1", "§6.3", "The five methods find the same direction",
         "|cos| between two methods' directions (layer 0 and DAS's best patching layer)",
         PaperValue(">= 0.82 for every pair at layer 0", "gpt2-small", "3P"), _D1_RULE,
-        paper_rule=_same_rule_on_paper_model(_D1_RULE, _D1_RULE.origin), protocol=D1_PROTOCOL,
+        protocol=D1_PROTOCOL,
         cases={
             pair: Case(
                 paper=PaperValue(f"{value:.2f} at layer 0", "gpt2-small", "3P"),
                 rule=_D1_KM if pair == "mean_diff-kmeans" else None,
-                paper_rule=_same_rule_on_paper_model(_D1_KM, _D1_KM.origin) if pair == "mean_diff-kmeans" else None,
             ) for pair, value in _GPT2_L0.items()
         },
         combine=Combine("every", "layer0", reason="the paper's figure: every pair agrees at layer 0; the "
                                                   "best-layer rows are shown, not combined"),
+        controls=("D1.random",),
     ),
     Claim(
         "D1.random", "§6.3", "A random direction is orthogonal to every method's",
         "the largest |cos(random, method)| over the five methods, at layer 0 and DAS's best patching layer",
         PaperValue("<= 0.06 at layer 0", "gpt2-small", "3P"), _D1_RANDOM, protocol=D1_PROTOCOL, combine=_ONE_ROW,
+        kind=Kind.CONTROL,
     ),
     Claim(
         "D2", "§4", "Each direction classifies held-out adjectives by projection",
@@ -123,8 +126,9 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         "D3", "§4", "The suite's DAS agrees with the authors' released gpt2-small directions",
         "|cos(suite DAS, released DAS)| at mid layers 4-8",
         PaperValue("released directions (authors' data/gpt2-small)", "gpt2-small", "R"),
-        Rule(0.7, "above", PAPER, "the suite's agreement floor for the authors' own directions"),
+        Rule(0.7, "above", GENERIC, "the suite's agreement floor for the authors' own directions"),
         combine=Combine("every", reason="the released directions agree at every mid layer 4-8"),
+        kind=Kind.CONTROL,
     ),
     # P: directional patching (§5.2, §6.2) ----------------------------------------------------------
     Claim(
@@ -132,24 +136,26 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         "DAS directional patching at the layer chosen on the other half of the ToyMovieReview test pairs (2-fold "
         "cross-fitting)",
         PaperValue("100% flip, 109.8% LD", "pythia-1.4b", "3P"), _P_FLIP, unit="%",
-        paper_rule=_same_rule_on_paper_model(_P_FLIP, _P_FLIP.origin),
         cases={"logit_flip": Case(paper=PaperValue("100%", "pythia-1.4b", "3P")),
                "ld_recovered": Case(paper=PaperValue("109.8%", "pythia-1.4b", "3P"))},
         protocol=LAYER_CHOICE_PROTOCOL, combine=_EACH_CASE,
+        controls=("P2.random",),
     ),
     Claim(
         "P2", "§6.2", "The other methods' directions flip it too",
         "% logit flip at the layer chosen (by % LD recovered) on the other half of the ToyMovieReview test pairs "
         "(cross-fitted)",
         PaperValue(">= 90%", "pythia-1.4b", "3P"), _P_FLIP, unit="%",
-        paper_rule=_same_rule_on_paper_model(_P_FLIP, _P_FLIP.origin), protocol=_TOY_LAYER_CHOICE,
+        protocol=_TOY_LAYER_CHOICE,
         combine=_EACH_METHOD,
+        controls=("P2.random",),
     ),
     Claim(
         "P2.random", "§6.2", "A random direction recovers nothing",
         f"{_RANDOM_NULL}, ToyMovieReview test pairs",
         PaperValue("≈ 0 (random ≈ 3%)", "gpt2-small", "3P"), _RANDOM_LD, unit="%", protocol=_TOY_LAYER_CHOICE,
         combine=_ONE_ROW,
+        kind=Kind.CONTROL,
     ),
     Claim(
         "P3", "§6.2", "Toy-fitted DAS patched onto SST pairs moves their sentiment",
@@ -158,9 +164,10 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         Rule(20.0, "above", GENERIC, "at least a fifth (the random direction: P5.random)"), unit="%",
         preconditions="the model classifies SST (P0.classification replicates)", protocol=_SST_LAYER_CHOICE,
         cases={"ld_recovered": Case(paper=PaperValue("47.0%", "pythia-1.4b", "3P"),
-                                    paper_rule=_around(47.0, 15.0, "the paper's table ± 15 points")),
+                                    paper_rule=_around(47.0, 15.0, "docs/PAPER.md §6.2 P3 ± 15 points")),
                "logit_flip": Case(paper=PaperValue("53.5%", "pythia-1.4b", "3P"),
-                                  paper_rule=_around(53.5, 15.0, "the paper's table ± 15 points"))}, combine=_EACH_CASE,
+                                  paper_rule=_around(53.5, 15.0, "docs/PAPER.md §6.2 P4 ± 15 points"))}, combine=_EACH_CASE,
+        controls=("P5.random",),
     ),
     Claim(
         "P4", "§6.2 (P7)", "The best SST patching layer is intermediate",
@@ -171,6 +178,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
              centre=0.5),
         preconditions="the model classifies SST (P0.classification replicates)", protocol=_SST_LAYER_CHOICE,
         combine=_EACH_METHOD,
+        controls=("P5.random",),
     ),
     Claim(
         "P5", "§6.2", "DAS recovers at least as much as the other methods on SST",
@@ -180,6 +188,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         Rule(0.0, "above", QUALITATIVE, "DAS recovers more (the paper's ordering)", strict=True), unit=" points",
         preconditions="the model classifies SST (P0.classification replicates)", protocol=_SST_LAYER_CHOICE,
         combine=Combine("every", reason="the paper's ordering: DAS recovers more than each other method"),
+        controls=("P5.random",),
     ),
     Claim(
         "P5.random", "§6.2", "A random direction recovers nothing on SST",
@@ -187,6 +196,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         PaperValue("≈ 0 (random ≈ 3%)", "gpt2-small", "3P"), _RANDOM_LD, unit="%",
         preconditions="the model classifies SST (P0.classification replicates)", protocol=_SST_LAYER_CHOICE,
         combine=_ONE_ROW,
+        kind=Kind.CONTROL,
     ),
     Claim(
         "P0", "§2.3, §5.1", "The model classifies SST reviews (the precondition of P3–P5 and A1–A5)",
@@ -196,6 +206,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         cases={"classification": Case(paper=PaperValue("CLASSIFICATION scaffold (P3–P5)")),
                "zero_shot": Case(paper=PaperValue("zero-shot scaffold (A1–A5)"))},
         combine=Combine("every", reason="each scaffold is the precondition of its own claims (P3-P5, A1-A5)"),
+        kind=Kind.PRECONDITION,
     ),
     # A: ablations on SST (§5.3, §6.1) --------------------------------------------------------------
     Claim(
@@ -215,6 +226,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
                                paper_rule=_around(71.0, 8.0, "docs/PAPER.md §6.1 ± 8"))},
         preconditions="the model classifies SST (P0.zero_shot replicates)", protocol=SST_ABLATION_PROTOCOL,
         combine=_PAPER_SETUP,
+        controls=("A2",),
     ),
     Claim(
         "A2", "§5.3, §6.1", "Ablating a random direction the same way does little",
@@ -224,6 +236,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         Rule(2.0, "abs_below", CONTROL, "the paper's random ablations stay within ±0.3%", strict=True), unit="%",
         preconditions="the model classifies SST (P0.zero_shot replicates)", protocol=SST_ABLATION_PROTOCOL,
         combine=_PAPER_SETUP,
+        kind=Kind.CONTROL,
     ),
     _comma_ablation("A3", "Ablating the direction at commas alone hurts SST classification",
                     "DAS direction ablated at comma positions only",
@@ -234,7 +247,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
     Claim(
         "A5", "§5.3, §6.1", "Freezing attention removes most of the comma effect",
         "comma-only Δ% LD with attention frozen / unfrozen",
-        PaperValue("0.21 (−3.5% frozen vs −17% unfrozen)", "pythia-2.8b", "NB"),
+        PaperValue("−3.5% frozen vs −17% unfrozen (about a fifth)", "pythia-2.8b", "NB"),
         Rule(0.40, "below", QUALITATIVE, "at most 40% of the unfrozen effect"),
         preconditions="P0.zero_shot replicates, and the unfrozen comma-only drop's 95% CI lies above 0",
         protocol=SST_ABLATION_PROTOCOL, combine=_ONE_ROW,
@@ -245,6 +258,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         "ToyMoodStory accuracy (centred, §5.1) over the four variants",
         PaperValue("solved by pythia-2.8b; smaller models failed", SUMMARIZATION_MODEL, "R"),
         Rule(90.0, "above", GENERIC, "the suite's floor for 'solves'"), unit="%", combine=_ONE_ROW,
+        kind=Kind.PRECONDITION,
     ),
     Claim(
         "M2", "§5.7", "Resampling pre-comma phrases or commas lowers the logit difference",
@@ -252,11 +266,12 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         PaperValue("−38.0% pre-comma, −36.0% comma+period", SUMMARIZATION_MODEL, "NB:57e740d"),
         Rule(-10.0, "below", GENERIC, "a drop of at least 10%"), unit="%",
         cases={"precomma": Case(paper=PaperValue("−38.0% (layers 9-14)", SUMMARIZATION_MODEL, "NB:57e740d"),
-                                paper_rule=_around(-38.0, 10.0, "the notebook's value ± 10")),
+                                paper_rule=_around(-38.0, 10.0, "docs/PAPER.md §6.4, the notebook's value ± 10")),
                "comma_period": Case(paper=PaperValue("−36.0% (layers 9-14)", SUMMARIZATION_MODEL, "NB:57e740d"),
-                                    paper_rule=_around(-36.0, 10.0, "the notebook's value ± 10")),
-               "whole_phrase": Case(paper=PaperValue("−75%", SUMMARIZATION_MODEL, "REVIEW, unverified"),
-                                    paper_rule=_around(-75.0, 15.0, "the review's value ± 15"))},
+                                    paper_rule=_around(-36.0, 10.0, "docs/PAPER.md §6.4, the notebook's value "
+                                                                    "(the review's −37% is secondary) ± 10")),
+               "whole_phrase": Case(paper=PaperValue("−75%", SUMMARIZATION_MODEL, "REVIEW"),
+                                    paper_rule=_around(-75.0, 15.0, "docs/PAPER.md §6.4, the review's value ± 15"))},
         preconditions="the model solves ToyMoodStory (M1 replicates)", combine=_EACH_CASE,
     ),
     Claim(
@@ -276,7 +291,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
     Claim(
         "M3.distance", "§6.4", f"At {_DISTANCE} filler tokens the comma effect exceeds the pre-comma effect",
         f"comma effect / pre-comma effect − 1, {_DISTANCE} filler tokens (pre-comma effect < 0 required)",
-        PaperValue("+15%", SUMMARIZATION_MODEL, "REVIEW, unverified"),
+        PaperValue("+15%", SUMMARIZATION_MODEL, "REVIEW"),
         Rule(0.0, "above", QUALITATIVE, "the comma effect larger", strict=True), unit="%",
         preconditions=f"M1 replicates and the pre-comma effect at {_DISTANCE} filler tokens has its 95% CI below 0",
         protocol=SUMMARIZATION_PROTOCOL, combine=_ONE_ROW,
@@ -305,19 +320,20 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         "patching list's 0.4 and 6.4 act through later heads, so a direct-path ranking is not their test",
         PaperValue("7.1, 7.5, 8.5, 9.2, 9.10, 10.1, 10.4, 11.9 (of the 10-head list 0.4, 6.4, …)", "gpt2-small",
                    "R:6da9576"),
-        Rule(6.0, "above", PAPER, "at least 6 of the 8"), protocol=CIRCUIT_PROTOCOL, combine=_ONE_ROW,
+        Rule(6.0, "above", GENERIC, "the suite's floor: at least 6 of the 8"), protocol=CIRCUIT_PROTOCOL,
+        combine=_ONE_ROW,
     ),
     Claim(
         "K2", "§6.4", "Patching the circuit's heads recovers the logit difference",
         "circuit heads (found on the train pairs) patched clean → corrupted on the test pairs, % LD recovered",
-        PaperValue("75% LD, 97% flip", "gpt2-small", "REVIEW, unverified"),
+        PaperValue("75% LD, 97% flip", "gpt2-small", "REVIEW"),
         Rule(50.0, "above", GENERIC, "at least half"), unit="%", protocol=CIRCUIT_PROTOCOL, combine=_ONE_ROW,
     ),
     Claim(
         "K2.direction", "§6.4", "Most of the circuit's effect runs along the direction",
         "direction-only circuit patch / full circuit patch (% LD recovered, test pairs; paired bootstrap), the "
         "direction from DAS layers that trained",
-        PaperValue("54.8% LD, 58% flip vs 75% / 97% full", "gpt2-small", "REVIEW, unverified"),
+        PaperValue("54.8% LD, 58% flip vs 75% / 97% full", "gpt2-small", "REVIEW"),
         Rule(0.4, "above", GENERIC, "at least 40% of the full patch"),
         preconditions="DAS trained (early stopping below its initial loss) at a layer the circuit's heads write into",
         protocol=CIRCUIT_PROTOCOL, combine=_ONE_ROW,
@@ -358,6 +374,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         Rule(0.0, "above", QUALITATIVE, "rises: ρ > 0", strict=True),
         cases={"mirror": Case(paper=PaperValue("not in the paper (the suite's mirror of its experiment)"))},
         protocol=STEERING_PROTOCOL, combine=_PAPER_PROMPT,
+        controls=("S1.unsteered",),
     ),
     Claim(
         "S1.strongest", "§5.5", "The strongest coefficient steers most samples",
@@ -366,6 +383,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         Rule(50.0, "above", QUALITATIVE, "a majority", strict=True), unit="%",
         cases={"mirror": Case(paper=PaperValue("not in the paper (the suite's mirror of its experiment)"))},
         protocol=STEERING_PROTOCOL, combine=_PAPER_PROMPT,
+        controls=("S1.unsteered",),
     ),
     Claim(
         "S1.unsteered", "§5.5", "Without steering few samples have the steered-to sentiment",
@@ -374,6 +392,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         Rule(20.0, "below", CONTROL, "a low baseline"), unit="%",
         cases={"mirror": Case(paper=PaperValue("not in the paper (the suite's mirror of its experiment)"))},
         protocol=STEERING_PROTOCOL, combine=_PAPER_PROMPT,
+        kind=Kind.CONTROL,
     ),
     Claim(
         "N1", "§5.6", "Negation flips the negated word's projection between early and late layers",
@@ -399,6 +418,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         protocol=TRANSFER_PROTOCOL,
         combine=Combine("every", reason="the direction the methods share (D1) transfers: each method's, on "
                                         "every dataset; with any, one method's direction would carry the claim"),
+        kind=Kind.BEYOND,
     ),
     Claim(
         "G2", "§5.3 (transfer)", "Ablating the direction hurts the classification of other sentiment data",
@@ -414,6 +434,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
                       "classification rule on those items)",
         protocol=TRANSFER_PROTOCOL,
         combine=Combine("every", reason="each ablated direction, with or without BOS, costs more than random ones"),
+        kind=Kind.BEYOND,
     ),
     Claim(
         "G3", "§6.2 (specificity)", "The direction separates sentiment more than a distinction without sentiment",
@@ -423,6 +444,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         PaperValue("not in the paper (a control the suite adds: is the direction about sentiment at all?)"),
         Rule(0.0, "above", GENERIC, "sentiment is separated more than the control distinction", strict=True),
         protocol=TRANSFER_PROTOCOL, combine=_EACH_METHOD,
+        kind=Kind.BEYOND,
     ),
 )}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from harness.verdicts.declaration import Claim, Rule, Verdict
 from harness.measures.statistics import Estimate
@@ -40,6 +40,8 @@ class ClaimRecord:
     # is replicates / does not replicate; None where not measured or the estimate carries no tail
     p_replicates: float | None = None
     p_not_replicates: float | None = None
+    kind: str = "paper claim"  # the declaration's kind (``Kind``)
+    failed_controls: list[str] = field(default_factory=list)  # controls that did not replicate (not interpretable)
 
     @classmethod
     def decide(cls, claim: Claim, rule: Rule, estimate: Estimate | None, *, case: str | None = None,
@@ -72,8 +74,16 @@ class ClaimRecord:
             undefined_resamples=measured[5], n_to_decide=n_to_decide,
             centre=rule.centre if rule.passes_when == "abs_below" else None, unit=claim.unit.strip(),
             details=details, case=case, preconditions=preconditions, p_replicates=p_values[0],
-            p_not_replicates=p_values[1],
+            p_not_replicates=p_values[1], kind=claim.kind.value,
         )
+
+    def unreadable(self, failed_controls: list[str]) -> "ClaimRecord":
+        """This row where controls it rests on do not replicate: measured, shown, but "not interpretable"
+        (no verdict, no p-values); a row not applicable stays so."""
+        if self.verdict == Verdict.NOT_APPLICABLE or not failed_controls:
+            return self
+        return replace(self, verdict=Verdict.NOT_INTERPRETABLE.value, passed=False, n_to_decide=None,
+                       p_replicates=None, p_not_replicates=None, failed_controls=list(failed_controls))
 
     def measured_text(self) -> str:
         if self.measured is None:

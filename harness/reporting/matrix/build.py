@@ -24,7 +24,7 @@ from typing import Iterable, Mapping, Sequence
 from harness.reporting.matrix.cells import (DECIDED, EMPTY_CELL, FAILED, MIXED, NO_ROWS, ClaimCell, row_category,
                                             row_text)
 from harness.reporting.matrix.read import ModelResults
-from harness.verdicts.declaration import Verdict
+from harness.verdicts.declaration import Kind, Verdict
 from harness.verdicts.declared import CLAIMS, declarations_sha256
 
 NO_RESULTS = "failed (no results from this run)"
@@ -97,12 +97,15 @@ class Matrix:
         return grouped
 
     def summary(self) -> dict[str, list[dict[str, object]]]:
-        """Claims that replicate on every model, on some (partly: a mixed cell with a replicating row),
-        on none, and those decided on no model; failed columns do not count."""
+        """Paper claims (``Kind.PAPER``) that replicate on every model, on some (partly: a mixed cell with a
+        replicating row), on none, and those decided on no model; failed columns do not count. Controls,
+        preconditions and the suite's own claims are listed apart (``others``)."""
         models = [c.model for c in self.columns if not c.failure]
         groups: dict[str, list[dict[str, object]]] = {"every model": [], "some models": [], "no model": [],
                                                       "decided on no model": []}
         for line in self.claims:
+            if kind_of(line.claim) != Kind.PAPER:
+                continue
             cells = {m: line.cells[m] for m in models}
             decided = {m: c for m, c in cells.items() if c.verdict in (*DECIDED, MIXED)}
             full = [m for m, c in decided.items() if c.verdict == Verdict.REPLICATES]
@@ -118,6 +121,22 @@ class Matrix:
             else:
                 groups["no model"].append(entry)
         return groups
+
+    def others(self) -> dict[str, list[dict[str, object]]]:
+        """The claims that are not the paper's (preconditions, controls, beyond the paper) by kind, each with
+        its claim-level verdict per model (failed columns left out)."""
+        models = [c.model for c in self.columns if not c.failure]
+        grouped: dict[str, list[dict[str, object]]] = {}
+        for line in self.claims:
+            if kind_of(line.claim) != Kind.PAPER:
+                grouped.setdefault(kind_of(line.claim), []).append(
+                    {"claim": line.claim, "verdicts": {m: str(line.cells[m].verdict) for m in models}})
+        return grouped
+
+
+def kind_of(claim: str) -> str:
+    """A claim's declared kind; one the current declarations do not know counts as a paper claim."""
+    return CLAIMS[claim].kind.value if claim in CLAIMS else Kind.PAPER.value
 
 
 def build_matrix(results: Sequence[ModelResults], *, run_id: str | None = None,
@@ -189,13 +208,19 @@ def _claim_lines(columns: Sequence[Column]) -> list[ClaimLine]:
         section = declared.section if declared else next((r["section"] for r in every_row if r.get("section")), "?")
         statement = declared.statement if declared else next((r["statement"] for r in every_row
                                                               if r.get("statement")), "")
-        cells = {c.model: (ClaimCell.of(rows_by_model[c.model]) if c.model in rows_by_model
+        cells = {c.model: (ClaimCell.of(rows_by_model[c.model], _claim_level(c, claim)) if c.model in rows_by_model
                            else ClaimCell(FAILED if c.results is None else NO_ROWS, {},
                                           EMPTY_CELL if c.results is None else ""))
                  for c in columns}
         paper = _one_paper_value(every_row) or (str(declared.paper) if declared else "")
         lines.append(ClaimLine(claim, section, statement, paper, cells, _test_lines(rows_by_model)))
     return lines
+
+
+def _claim_level(column: Column, claim: str) -> str | None:
+    """The model's own claim-level verdict of ``claim`` (files written before it existed have none)."""
+    verdict = (column.results.claim_verdicts.get(claim) or {}) if column.results else {}
+    return verdict.get("verdict")
 
 
 def _claim_order(claims: Iterable[str]) -> list[str]:

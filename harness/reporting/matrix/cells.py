@@ -17,7 +17,8 @@ from harness.verdicts.declaration import Verdict
 MIXED, SKIPPED, CRASHED, FAILED, NO_ROWS = "mixed", "skipped", "crashed", "failed", ""
 DECIDED = (Verdict.REPLICATES, Verdict.DOES_NOT_REPLICATE, Verdict.INCONCLUSIVE)
 TALLY_WORDS = {Verdict.DOES_NOT_REPLICATE: "do not", Verdict.INCONCLUSIVE: Verdict.INCONCLUSIVE.value,
-               Verdict.NOT_APPLICABLE: "n/a", SKIPPED: "skipped", CRASHED: "crashed"}
+               Verdict.NOT_APPLICABLE: "n/a", Verdict.NOT_INTERPRETABLE: "not interpretable", SKIPPED: "skipped",
+               CRASHED: "crashed"}
 EMPTY_CELL = "—"
 
 
@@ -48,7 +49,8 @@ def claim_verdict(tally: Mapping[str, int]) -> str:
         return decided[0]
     if decided:
         return MIXED
-    return next((c for c in (Verdict.NOT_APPLICABLE, CRASHED, SKIPPED) if tally.get(c)), NO_ROWS)
+    return next((c for c in (Verdict.NOT_INTERPRETABLE, Verdict.NOT_APPLICABLE, CRASHED, SKIPPED) if tally.get(c)),
+                NO_ROWS)
 
 
 def tally_text(tally: Mapping[str, int]) -> str:
@@ -69,9 +71,11 @@ class ClaimCell:
     text: str
 
     @classmethod
-    def of(cls, rows: Sequence[dict]) -> "ClaimCell":
+    def of(cls, rows: Sequence[dict], claim_level: str | None = None) -> "ClaimCell":
+        """The cell of a model's ``rows``: its verdict the model's own claim-level verdict (``results.json``'s
+        ``claim_verdicts``, combined by the claim's declared rule) where it has one, else ``claim_verdict``."""
         tally = dict(Counter(row_category(row) for row in rows))
-        verdict = claim_verdict(tally)
+        verdict = _verdict(claim_level) or claim_verdict(tally)
         if len(rows) == 1:
             return cls(verdict, tally, row_text(rows[0]))
         return cls(verdict, tally, f"{verdict}: {tally_text(tally)}")

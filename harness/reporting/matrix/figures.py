@@ -13,10 +13,10 @@ from harness.reporting.matrix.sweep import Sweep
 from harness.verdicts.declaration import Verdict
 
 COLOURS = {Verdict.REPLICATES: "#4caf50", Verdict.DOES_NOT_REPLICATE: "#e53935", Verdict.INCONCLUSIVE: "#fdd835",
-           MIXED: "#fb8c00", Verdict.NOT_APPLICABLE: "#d9d9d9", SKIPPED: "#ffffff", CRASHED: "#757575",
-           NO_ROWS: "#ffffff", FAILED: "#000000"}
-LEGEND = (Verdict.REPLICATES, Verdict.DOES_NOT_REPLICATE, Verdict.INCONCLUSIVE, MIXED, Verdict.NOT_APPLICABLE, SKIPPED,
-          CRASHED, FAILED)
+           MIXED: "#fb8c00", Verdict.NOT_APPLICABLE: "#d9d9d9", Verdict.NOT_INTERPRETABLE: "#8e24aa",
+           SKIPPED: "#ffffff", CRASHED: "#757575", NO_ROWS: "#ffffff", FAILED: "#000000"}
+LEGEND = (Verdict.REPLICATES, Verdict.DOES_NOT_REPLICATE, Verdict.INCONCLUSIVE, MIXED, Verdict.NOT_APPLICABLE,
+          Verdict.NOT_INTERPRETABLE, SKIPPED, CRASHED, FAILED)
 
 
 def draw_heatmap(figure, matrix: Matrix) -> None:
@@ -33,7 +33,8 @@ def draw_heatmap(figure, matrix: Matrix) -> None:
             ax.add_patch(Rectangle((x, y), 1, 1, facecolor=COLOURS[verdict], edgecolor="white",
                                    hatch="//" if verdict == FAILED else None))
             ax.text(x + 0.5, y + 0.5, _annotation(cell, verdict), ha="center", va="center", fontsize=7,
-                    color="white" if verdict in (FAILED, CRASHED, Verdict.DOES_NOT_REPLICATE) else "black")
+                    color="white" if verdict in (FAILED, CRASHED, Verdict.DOES_NOT_REPLICATE,
+                                                 Verdict.NOT_INTERPRETABLE) else "black")
     ax.set_xlim(0, len(columns))
     ax.set_ylim(len(claims), 0)
     ax.set_xticks([x + 0.5 for x in range(len(columns))],
@@ -44,7 +45,8 @@ def draw_heatmap(figure, matrix: Matrix) -> None:
         side.set_visible(False)
     ax.legend(handles=[Patch(facecolor=COLOURS[v], edgecolor="grey", hatch="//" if v == FAILED else None, label=v)
                        for v in LEGEND], loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
-    ax.set_title("Claim-level verdict per model (cell: replicating rows / rows)", fontsize=9)
+    ax.set_title("Claim-level verdict per model (its declared combine rule; cell: replicating rows / rows)",
+                 fontsize=9)
 
 
 def _annotation(cell: ClaimCell, verdict: str) -> str:
@@ -53,7 +55,7 @@ def _annotation(cell: ClaimCell, verdict: str) -> str:
     if verdict in (*DECIDED, MIXED) and total > 1:
         return f"{cell.tally.get(Verdict.REPLICATES, 0)}/{total}"
     return {Verdict.REPLICATES: "rep", Verdict.DOES_NOT_REPLICATE: "not", Verdict.INCONCLUSIVE: "inc",
-            Verdict.NOT_APPLICABLE: "n/a"}.get(verdict, verdict)
+            Verdict.NOT_APPLICABLE: "n/a", Verdict.NOT_INTERPRETABLE: "n/i"}.get(verdict, verdict)
 
 
 def draw_sweep(figure, sweep: Sweep) -> None:

@@ -25,6 +25,7 @@ class ModelResults:
     digest: str | None = None
     claims: list[dict] = field(default_factory=list)
     not_measured: list[dict] = field(default_factory=list)
+    claim_verdicts: dict = field(default_factory=dict)  # claim id -> its claim-level verdict (issue 25, item 6)
     data: dict = field(default_factory=dict)
     environment: dict = field(default_factory=dict)
     problem: str | None = None
@@ -79,6 +80,7 @@ def _load_one(path: Path) -> ModelResults:
     return ModelResults(path, model=content["model"], run_id=str(content.get("run_id") or ""),
                         digest=content.get("declarations_sha256"), claims=content["claims"],
                         not_measured=content["not_measured"], data=content.get("data") or {},
+                        claim_verdicts=content.get("claim_verdicts") or {},
                         environment=content["environment"])
 
 

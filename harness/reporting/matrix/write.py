@@ -45,6 +45,7 @@ def matrix_json(matrix: Matrix, sweep: Sweep) -> dict[str, object]:
                               for t in line.tests]}
                    for line in matrix.claims],
         "summary": matrix.summary(),
+        "others": matrix.others(),
         "sweep_relative_depth": {"ld_recovered": sweep.curves, "without_sweep": sweep.missing},
     }
 
@@ -114,6 +115,10 @@ def _summary_lines(matrix: Matrix) -> list[str]:
                      if group != "decided on no model" else
                      f"- Decided on no model (not applicable, skipped or crashed everywhere) ({len(entries)}): "
                      f"{', '.join(described) or 'none'}")
+    for kind, entries in matrix.others().items():
+        described = [f"{e['claim']} ({', '.join(f'{m}: {v or EMPTY_CELL}' for m, v in e['verdicts'].items())})"
+                     for e in entries]
+        lines.append(f"- Not paper claims, {kind} ({len(entries)}): {'; '.join(described)}")
     return lines
 
 
