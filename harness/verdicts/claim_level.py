@@ -70,10 +70,15 @@ class ClaimVerdict:
         return asdict(self) | {"rows": [asdict(row) for row in self.rows]}
 
 
+def parameters_of(test_id: str) -> frozenset[str]:
+    """A test id's parameter ids (``test_d1_methods_agree[layer0-pca-das]``: layer0, pca, das)."""
+    return frozenset(test_id.partition("[")[2].removesuffix("]").split("-"))
+
+
 def picked(test_id: str, token: str) -> bool:
     """Whether the row ``test_id`` is among the declaration's rows ``token``: one of its test-id parameters
     (``layer0`` in ``test_d1_methods_agree[layer0-pca-das]``); every row for ""."""
-    return not token or token in test_id.partition("[")[2].removesuffix("]").split("-")
+    return not token or token in parameters_of(test_id)
 
 
 def _p_values(record: ClaimRecord | None) -> tuple[float, float]:

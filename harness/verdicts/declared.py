@@ -458,6 +458,12 @@ def declared(claim_id: str) -> Claim:
                        f"declared: {', '.join(CLAIMS)}") from None
 
 
+def kind_of(claim_id: str) -> str:
+    """A claim's declared kind (``Kind``); one the current declarations do not know counts as a paper claim
+    (a results file written under other declarations)."""
+    return CLAIMS[claim_id].kind.value if claim_id in CLAIMS else Kind.PAPER.value
+
+
 def declarations_sha256() -> str:
     """A digest of every declaration (statement, statistic, rules, thresholds, cases, protocol): results
     decided under the same digest can be compared side by side (``harness.reporting.matrix``)."""

@@ -25,7 +25,7 @@ from harness.reporting.matrix.cells import (DECIDED, EMPTY_CELL, FAILED, MIXED, 
                                             row_text)
 from harness.reporting.matrix.read import ModelResults
 from harness.verdicts.declaration import Kind, Verdict
-from harness.verdicts.declared import CLAIMS, declarations_sha256
+from harness.verdicts.declared import CLAIMS, declarations_sha256, kind_of
 
 NO_RESULTS = "failed (no results from this run)"
 
@@ -132,11 +132,6 @@ class Matrix:
                 grouped.setdefault(kind_of(line.claim), []).append(
                     {"claim": line.claim, "verdicts": {m: str(line.cells[m].verdict) for m in models}})
         return grouped
-
-
-def kind_of(claim: str) -> str:
-    """A claim's declared kind; one the current declarations do not know counts as a paper claim."""
-    return CLAIMS[claim].kind.value if claim in CLAIMS else Kind.PAPER.value
 
 
 def build_matrix(results: Sequence[ModelResults], *, run_id: str | None = None,
