@@ -14,8 +14,8 @@ protocol's ``random_ablations`` (50) seeded random directions (one Gaussian vect
 each ablated exactly like DAS (same layers, positions and prompts). Metrics are the paper's, uncentred:
 Δ% LD = (mean LD_orig − mean LD_abl)/mean LD_orig × 100 (positive = LD fell) and accuracy = % of
 prompts with LD > 0 (100% before, by construction); "drop" is Δ% LD or accuracy points lost. Unit: the
-prompt; every CI is a studentized (bootstrap-t) bootstrap over prompts (1,000 resamples, seeded;
-docs/calibration.md: the procedure calibrated at n ≈ 24–27), paired (every ablation and every null
+prompt; every CI is a studentized (bootstrap-t) bootstrap over prompts, or a test inversion built on it
+(A3–A5's ratios), or a two-way bootstrap (A2) (1,000 resamples, seeded; docs/calibration.md), paired (every ablation and every null
 direction of a statistic recomputed on the same resampled prompts), undefined resamples counted.
 
 - A1 (metric × positions "all" / "all_but_first"): DAS drop minus the null's 97.5% quantile (the
@@ -25,17 +25,19 @@ direction of a statistic recomputed on the same resampled prompts), undefined re
   "all_but_first" leaves each prompt's first position alone (on SmolLM2 BOS is an attention sink with a
   residual norm ~100× the others, so even a random direction removed there moves the output; the
   report tabulates it).
-- A2 (positions): the null's 97.5% quantile of the random directions' |Δ% LD| (how far nearly every
-  random direction moves LD). Rule: < 2.
+- A2 (positions): the median (the protocol's ``spread_quantile``) of the random directions' |Δ% LD| (what
+  a random direction does), its CI the two-way percentile bootstrap (prompts and directions resampled), as
+  P2.random's and P5.random's; the upper quantiles are in the details. Rule: < 2.
 - A3 (DAS at commas only) and A4 (whole residual mean-ablated at commas, every layer, the layer's mean
   comma activation over the set), per metric: on pythia-2.8b the value itself against the paper (A3
   accuracy 82 ± 6, Δ% LD 17.5 ± 5; A4 81 ± 5, 17 ± 5); elsewhere the paired ratio (comma-only drop −
-  the null's mean comma-only drop) / (all-positions DAS drop − the null's mean all-positions drop),
-  undefined in a resample whose denominator is <= 0 (a ratio of effects nets out the expected random
-  effect; an upper quantile in its denominator would inflate it). Rule: >= 0.25. Also gated on that
-  denominator being > 0 on the data.
+  the null's mean comma-only drop) / (all-positions DAS drop − the null's mean all-positions drop) (a
+  ratio of effects nets out the expected random effect; an upper quantile in its denominator would
+  inflate it), its CI the Fieller-type interval (the values ρ where the paired studentized test of
+  N − ρD = 0 does not reject; unbounded where the denominator is unresolved; the ratio itself is never
+  resampled). Rule: >= 0.25. Also gated on that denominator being > 0 on the data.
 - A5: comma-only Δ% LD with every layer's attention frozen to the clean run / unfrozen (ratio, paired,
-  undefined where the unfrozen drop is <= 0). Rule: <= 0.40. Gated also on the unfrozen comma-only
+  Fieller-type CI as A3's). Rule: <= 0.40. Gated also on the unfrozen comma-only
   drop's 95% CI lying above 0 (there must be a comma effect to shrink).
 
 ``--ablation-hook`` picks the site: ``resid_post`` (default) reproduces the authors' off-by-one (fitted
@@ -48,6 +50,7 @@ from __future__ import annotations
 import pytest
 
 from harness.verdicts.declaration import ThresholdKind
+from harness.verdicts.declared import declared
 
 GATE = "zero_shot"
 POSITIONS = ["all", "all_but_first"]
@@ -94,13 +97,13 @@ def test_a1_direction_ablation_everywhere(metric, positions, request, sst_gate, 
 @pytest.mark.parametrize("positions", POSITIONS)
 def test_a2_random_direction_ablation_does_little(positions, request, sst_gate, claim):
     setup = "the paper's setup (BOS included)" if positions == "all" else "first position (BOS) left alone"
-    description = f"random directions ablated like A1, {setup}: the null's upper quantile of |Δ% LD|"
+    description = f"random directions ablated like A1, {setup}: the median of their |Δ% LD|"
     if not claim.applies(sst_gate[GATE], description=description):
         return
     sst_ablations, zero_shot_set = _ablations(request)
     accuracy = sst_ablations.null_drops("accuracy", positions)
     claim.check(
-        sst_ablations.null_spread(positions), preconditions=sst_gate[GATE], description=description,
+        sst_ablations.null_spread(positions, declared("A2").protocol["spread_quantile"]), preconditions=sst_gate[GATE], description=description,
         details=f"{_null(sst_ablations, 'ld_drop', positions)}; accuracy lost: mean {float(accuracy.mean()):.1f} "
                 f"points; DAS the same way: Δ% LD {sst_ablations.ld_drop(f'das_{positions}'):.1f}; "
                 + _details(sst_ablations, zero_shot_set, f"das_{positions}"),

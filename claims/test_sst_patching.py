@@ -10,14 +10,14 @@ length, and no cap on the number: P3-P5's declared protocol, ``SST_PATCHING_PROT
 that no sentence is in two pairs and clean labels are balanced: 80 pairs on SmolLM2-135M (24 before; n and
 the counts are in the report).
 Centring (§5.1): per run, over all pairs of the set or of the bootstrap resample; with balanced pairs the
-bias cancels from % LD recovered, which then equals the authors'. Every layer where a method has a
-direction is swept (DAS only at its fitted, trained layers). Unit: the pair; every CI is a percentile
+bias cancels from % LD recovered, which then equals the authors'. Every method is swept at the layers where
+DAS has a trained direction (the declared grid: one set of candidate layers for every method). Unit: the pair; every CI is a percentile
 bootstrap over pairs (1,000 resamples, seeded by ``suite_seed``).
 
 - P3 (per metric: % LD recovered, % logit flip): DAS at the layer chosen on the other half of the pairs
   (2-fold cross-fitting, folds stratified by label, the choice redone in every resample). Rule: >= 20%
   (pythia-1.4b: the paper's 47.0% / 53.5% ± 15).
-- P4 (per method): relative depth (layer / n_layers) of the method's best layer by % LD recovered on all
+- P4 (per method): relative depth (layer / n_layers) of the method's best layer of the grid by % LD recovered on all
   pairs; the CI redoes the choice in every resample. Rule: |depth − 0.5| < 0.35.
 - P5 (per method other than DAS): DAS minus the method, % LD recovered (points), each cross-fitted over
   the layers DAS was fitted at (the same candidate layers and folds for both; paired bootstrap). Rule:

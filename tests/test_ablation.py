@@ -4,7 +4,8 @@
 - ``real_positions`` drops pads, and with ``skip_first`` each row's first real token;
 - a batched ``run_ablations`` gives, per ablation, the logits of a separate run with hand-written hooks
   (directional projection, mean replacement, frozen attention);
-- restarted at the first ablated block from the clean residual there, the same logits as a full run;
+- restarted at the first ablated block from the clean residual there, the same logits as a full run, also
+  with a shared head (a scaffold's first tokens) run once per ablation;
 - freezing attention to the clean patterns without ablating anything reproduces the clean logits;
 - the §5.3 metrics: Δ% LD and accuracy.
 """
@@ -100,6 +101,29 @@ def test_restarted_ablations_equal_full_runs(tiny, site):
                       freeze_attention=True)
     with pytest.raises(ValueError, match="restarted"):
         run_ablations(bridge, tokens, attention_mask, [frozen], site, {}, restart=True)
+
+
+@pytest.mark.parametrize("site", ["resid_pre", "resid_post"])
+def test_a_shared_head_run_once_per_ablation_equals_full_runs(tiny, site):
+    """``shared_prefix``: unpadded prompts that start alike (a scaffold's head) run the head once per
+    ablation, with the ablation acting there too (all positions, or all but the first); the same logits."""
+    bridge = tiny.bridge
+    texts = ["Review Text: a fine film Review Sentiment:", "Review Text: a dull film Review Sentiment:"]
+    tokens, attention_mask = tokenize_padded(bridge, texts, prepend_bos=True)
+    assert bool((attention_mask == 1).all())
+    head = int((tokens[0] != tokens[1]).nonzero()[0])
+    generator = torch.Generator().manual_seed(4)
+    ablations = [Ablation(f"{where}@{layers}", "direction",
+                          {layer: torch.randn(bridge.cfg.d_model, generator=generator) for layer in layers},
+                          real_positions(attention_mask, skip_first=where == "rest"))
+                 for layers in [(1,), (0, 1)] for where in ("all", "rest")]
+    full = run_ablations(bridge, tokens, attention_mask, ablations, site)
+    shared = run_ablations(bridge, tokens, attention_mask, ablations, site, restart=True, shared_prefix=head,
+                           group_size=3)
+    for name, logits in full.items():
+        torch.testing.assert_close(shared[name], logits, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="shared prefix"):
+        run_ablations(bridge, tokens, attention_mask, ablations, site, restart=True, shared_prefix=head + 1)
 
 
 def test_ablations_split_over_forwards_and_read_out_equal_one_stacked_forward(tiny):

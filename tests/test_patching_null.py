@@ -3,8 +3,8 @@
 - ``null_directions`` is seeded, one unit vector per (direction, layer); ``null_layers`` keeps the fitted
   layers at the declared relative depth or deeper;
 - ``null_patching_sweep`` patches every null direction exactly as ``directional_patching_sweep`` patches a
-  method's direction (same scores, with the ToyMovieReview key/value prefix and with padded SST-style
-  prompts), in chunks of rows;
+  method's direction (same scores, with the ToyMovieReview key/value prefix), in chunks of rows (SST's
+  length groups: ``tests/test_sst_prompts.py``);
 - ``NullPatching.largest_abs`` is each direction's largest |% LD recovered| over the layers, on the pairs
   of each resample row;
 - ``null_quantile`` takes the quantile over directions on all pairs; its CI resamples the directions too
@@ -61,27 +61,6 @@ def test_the_null_is_patched_exactly_like_a_method(gpt2, monkeypatch, rows_per_r
     torch.testing.assert_close(found.clean, reference.clean)
     torch.testing.assert_close(found.corrupted, reference.corrupted)
     for k in range(3):
-        for i, layer in enumerate(layers):
-            torch.testing.assert_close(found.patched[k, i], reference.patched[f"k{k}", layer], atol=1e-5, rtol=0)
-
-
-def test_the_null_on_padded_prompts_equals_the_sweep(tiny):
-    """Left-padded, length-matched prompts with an attention mask (SST): the same equality."""
-    bridge = tiny.bridge
-    generator = torch.Generator().manual_seed(0)
-    tokens = torch.randint(10, 1000, (4, 6), generator=generator)
-    mask = torch.ones(4, 6, dtype=torch.long)
-    mask[2:, :2] = 0  # pairs (0, 1) and (2, 3): the second pair is shorter, left-padded
-    resid = residual_stream(bridge, tokens, attention_mask=mask)
-    clean, corrupted, pair_mask = resid[:, [0, 2]], resid[:, [1, 3]], mask[[0, 2]]
-    labels, answers = torch.tensor([1, 0]), torch.tensor([[11], [12]])
-    layers = [1, tiny.n_layers]
-    null = null_directions(2, layers, bridge.cfg.d_model, seed=3)
-    found = null_patching_sweep(bridge, clean, corrupted, labels, answers, null, layers, attention_mask=pair_mask)
-    reference = directional_patching_sweep(bridge, clean, corrupted, labels, answers,
-                                           {f"k{k}": {l: null[k, i] for i, l in enumerate(layers)} for k in range(2)},
-                                           attention_mask=pair_mask)
-    for k in range(2):
         for i, layer in enumerate(layers):
             torch.testing.assert_close(found.patched[k, i], reference.patched[f"k{k}", layer], atol=1e-5, rtol=0)
 

@@ -272,25 +272,27 @@ def test_a1_pairing_cancels_what_the_ablations_share():
     assert estimate.ci_high - estimate.ci_low < 0.05 * estimate.value
 
 
-def test_a2_is_the_nulls_quantile_of_absolute_drops():
+def test_a2_is_the_median_absolute_drop_over_directions_with_the_two_way_bootstrap():
     null = _null(spread=0.02)
     results = _results({}, {"all": null})
-    estimate = results.null_spread("all")
+    estimate = results.null_spread("all", 0.5)
     drops = torch.tensor([100 * (2 - torch.tensor(row).mean()) / 2 for row in null]).double()
-    assert estimate.value == pytest.approx(float(torch.quantile(drops.abs(), QUANTILE)), abs=1e-4)
-    assert estimate.ci_low >= 0 or estimate.ci_low < estimate.value < estimate.ci_high
+    assert estimate.value == pytest.approx(float(torch.quantile(drops.abs(), 0.5)), abs=1e-4)
+    assert estimate.ci_low <= estimate.value <= estimate.ci_high and "two-way" in estimate.method
+    assert estimate.n == 8 and estimate.unit == "prompts"
 
 
-def test_net_ratio_and_ratio_count_undefined_resamples():
+def test_net_ratio_and_ratio_are_fieller_intervals_of_the_paired_drops():
     null_comma, null_all = [[2.0] * 8] * 50, [[2.0] * 8] * 50
     results = _results({"comma": [1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0],
                         "all": [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0]}, {"comma": null_comma, "all": null_all})
     ratio = results.net_ratio("ld_drop", "comma", "comma", "all", "all")
     assert ratio.value == pytest.approx((0.5 / 8) / (1.5 / 8))
-    assert ratio.undefined > 0 and ratio.resamples == 1000  # resamples without prompts 0-2: denominator 0
+    assert ratio.method.startswith("paired, Fieller") and ratio.resamples == 1000
+    assert ratio.ci_low <= ratio.value <= ratio.ci_high
     assert results.net_drop("ld_drop", "comma", "comma").value == pytest.approx(100 * 1 / 16)
     frozen = results.ratio("comma", "all")
-    assert frozen.value == pytest.approx(1 / 3) and frozen.undefined >= ratio.undefined
+    assert frozen.value == pytest.approx(1 / 3) and frozen.ci_low <= frozen.value <= frozen.ci_high
     # a null shifted by a constant comes off both terms of the ratio
     shifted = _results({"comma": [1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0], "all": [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0]},
                        {"comma": [[1.9] * 8] * 50, "all": [[1.9] * 8] * 50})

@@ -7,7 +7,9 @@
   seeded subsample and counts every stage;
 - a left-padded prompt's final logits equal the prompt run alone, on GPT-2 (absolute positions) and
   NeoX (rotary), and ``run_from`` restarted from cached padded residuals gives the same logits;
-- ``answer_logits`` (length-sorted chunks) equals one forward per prompt.
+- ``answer_logits`` (length-sorted chunks) equals one forward per prompt;
+- the SST patching sweep (by length group, unpadded, with the scaffold head's key/value prefix) equals
+  each pair's own full forward.
 """
 
 from __future__ import annotations
@@ -114,31 +116,44 @@ def test_scaffold_prompts_and_answer_logits(gpt2):
             assert ranks[row].tolist() == [int((alone > alone[i]).sum()) for i in ids]
 
 
-def test_patching_sweep_on_padded_pairs_equals_full_forwards(tiny):
-    """``directional_patching_sweep`` with an attention mask (left-padded, length-matched pairs)."""
+def test_sst_sweep_by_length_group_equals_each_pairs_own_full_forward(tiny):
+    """``sst_patching_sweep``: pairs of several prompt lengths (run by length group, unpadded, the shared
+    scaffold head from a key/value prefix) give, pair by pair, the full forward of the corrupted prompt
+    alone patched along the direction from its clean prompt; the null's rows are the same patch."""
+    from harness.experiments.sst_patching import SSTPairs, sst_patching_sweep
+    from harness.interventions.prefix_cache import shared_prefix
     from harness.interventions.hook_names import resid as resid_hook_name
     from harness.interventions.edit import directional_patch, edit_hook
     from harness.measures.metrics import sentiment_score
-    from harness.interventions.sweep import directional_patching_sweep
 
     bridge, n_layers = tiny.bridge, tiny.n_layers
-    clean_texts = [CLASSIFICATION.format(s) for s in ("a truly fine film", "dull")]
-    corrupted_texts = [CLASSIFICATION.format(s) for s in ("a truly dull film", "fine")]
-    tokens, mask = tokenize_padded(bridge, clean_texts + corrupted_texts, prepend_bos=True)
-    assert torch.equal(mask[:2], mask[2:]) and (mask == 0).any()
-    resid = residual_stream(bridge, tokens, attention_mask=mask)
+    sentences = ["a truly fine film", "a truly dull film", "dull", "fine", "great fun", "bad fun"]
+    prompts = scaffold_prompts(bridge, CLASSIFICATION, sentences, [1, 0, 0, 1, 1, 0], range(6), prepend_bos=True)
+    pairs = SSTPairs(prompts, torch.tensor([0, 3, 4]), torch.tensor([1, 2, 5]), torch.tensor([1, 1, 1]), {})
+    assert torch.equal(pairs.attention_mask, prompts.attention_mask[pairs.corrupted_rows])  # length-matched
+    assert len(pairs.attention_mask.sum(-1).unique()) > 1  # several length groups, padded together
     answers = CLASSIFICATION.answer_ids(bridge.tokenizer)
     direction = torch.randn(bridge.cfg.d_model, generator=torch.Generator().manual_seed(0))
-    results = directional_patching_sweep(bridge, resid[:, :2], resid[:, 2:], torch.tensor([1, 0]), answers,
-                                         {"m": {layer: direction for layer in range(n_layers + 1)}}, attention_mask=mask[:2])
+    direction = direction / direction.norm()
+    layers = [1, n_layers]
+    results, null = sst_patching_sweep(bridge, pairs, answers, {"m": {layer: direction for layer in range(n_layers + 1)}},
+                                       direction.expand(1, len(layers), -1), layers)
     with torch.no_grad():
-        torch.testing.assert_close(results.clean, sentiment_score(bridge(tokens[:2], attention_mask=mask[:2])[:, -1], answers),
-                                   atol=1e-4, rtol=0)
-        for layer in range(n_layers + 1):
-            hook = edit_hook(directional_patch(direction, resid[layer, :2]))
-            full = bridge.run_with_hooks(tokens[2:], fwd_hooks=[(resid_hook_name(n_layers, layer), hook)],
-                                         attention_mask=mask[2:])[:, -1]
-            torch.testing.assert_close(results.patched["m", layer], sentiment_score(full, answers), atol=1e-4, rtol=0)
+        for pair, (clean_row, corrupted_row) in enumerate(zip(pairs.clean_rows, pairs.corrupted_rows)):
+            mask = prompts.attention_mask[clean_row].bool()
+            clean, corrupted = prompts.tokens[clean_row, mask][None], prompts.tokens[corrupted_row, mask][None]
+            resid = residual_stream(bridge, clean)
+            torch.testing.assert_close(results.clean[pair], sentiment_score(bridge(clean)[:, -1], answers)[0],
+                                       atol=1e-4, rtol=0)
+            for layer in range(n_layers + 1):
+                hook = edit_hook(directional_patch(direction, resid[layer]))
+                full = bridge.run_with_hooks(corrupted, fwd_hooks=[(resid_hook_name(n_layers, layer), hook)])[:, -1]
+                torch.testing.assert_close(results.patched["m", layer][pair], sentiment_score(full, answers)[0],
+                                           atol=1e-4, rtol=0)
+    for i, layer in enumerate(layers):
+        torch.testing.assert_close(null.patched[0, i], results.patched["m", layer], atol=1e-5, rtol=0)
+    assert shared_prefix(torch.tensor([[1, 2, 3, 4]]), torch.tensor([[1, 2, 5, 4]])) == 2
+    assert shared_prefix(torch.tensor([[1, 2, 3]]), torch.tensor([[1, 2, 3]])) == 2
 
 
 def test_centred_accuracy_subtracts_the_bias_over_all_sentences():

@@ -38,6 +38,7 @@ from torch import Tensor
 
 from harness.measures.metrics import centred_logit_diff
 from harness.runtime.progress import track
+from harness.runtime.unembedding import contiguous_unembedding
 from harness.measures.statistics import Estimate, wilson
 from harness.datasets.tokens import single_token_id, tokenize_padded
 
@@ -111,8 +112,8 @@ def answer_logits(
         rows = order[start:start + chunk_size]
         tokens, mask = tokenize_padded(bridge, [texts[i] for i in rows], prepend_bos)
         with torch.no_grad():
-            final = bridge(tokens.to(bridge.cfg.device), attention_mask=mask.to(bridge.cfg.device),
-                           logits_to_keep=1)[:, -1].float().cpu()
+            final = bridge.run_with_hooks(tokens.to(bridge.cfg.device), attention_mask=mask.to(bridge.cfg.device),
+                                          fwd_hooks=contiguous_unembedding(bridge), logits_to_keep=1)[:, -1].float().cpu()
         answers = final[:, ids]
         logits[rows] = answers
         ranks[rows] = (final[:, None, :] > answers[:, :, None]).sum(-1)

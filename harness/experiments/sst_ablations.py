@@ -23,10 +23,13 @@ acts at every ablated layer at once (``harness.interventions.ablation``).
 Statistics (``SSTAblations``; unit: the prompt; studentized (bootstrap-t) CI, ``harness.measures.intervals.
 interval``, every ablation and every null direction recomputed on the same resampled prompts, through
 ``harness.measures.unit_means``): a drop (Δ% LD, or accuracy points lost); a drop above the null (the drop
-minus the null's ``null_quantile`` quantile of the random directions' drops: A1); the null's spread (that
-quantile of the random directions' |Δ% LD|: A2); the net ratio (drop − the null's mean drop at those
-positions) / (reference drop − the null's mean drop at the reference's positions) (A3, A4) and the ratio
-of two Δ% LD (A5), each undefined (counted, not silently dropped) in a resample whose denominator is <= 0.
+minus the null's ``null_quantile`` quantile of the random directions' drops: A1); the null's spread (the
+protocol's ``spread_quantile``, the median, of the random directions' |Δ% LD|, its CI the two-way bootstrap
+of prompts and directions: A2);
+the net ratio (drop − the null's mean drop at those positions) / (reference drop − the null's mean drop at
+the reference's positions) (A3, A4) and the ratio of two Δ% LD (A5), each with the Fieller-type interval
+that inverts the studentized test of N − ρD = 0 (``harness.measures.ratio_interval``; the ratio itself is
+never resampled, so a denominator near 0 gives a wide or unbounded interval, not a biased one).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ from harness.measures.metrics import logit_diff, sentiment_score
 from harness.datasets.sst import SSTSplit
 from harness.experiments.corpus_projections import null_directions
 from harness.measures.intervals import interval
+from harness.measures.null_quantile import null_quantile
+from harness.measures.ratio_interval import ratio_estimate
 from harness.measures.statistics import Estimate
 from harness.measures.unit_means import column_means, unit_ids
 from harness.datasets.sst_prompts import (
@@ -250,11 +255,10 @@ class SSTAblations:
     def null_quantile_drop(self, metric: str, positions: str) -> float:
         return float(torch.quantile(self.null_drops(metric, positions).double(), self.null_quantile))
 
-    def _interval(self, metric: str, names: dict[str, Tensor], combine: Callable[[dict], Tensor],
-                  paired: bool = True) -> Estimate:
-        """``combine({key: drops [rows of names[key], *lead]})`` with its studentized CI over prompts: the
-        drop of ``metric`` of every row of every named LD series (``[n]`` or ``[k, n]``; NaN where a row
-        was not measured, its drop then over the prompts where it was), all on the same resampled prompts."""
+    def _statistic(self, metric: str, names: dict[str, Tensor], combine: Callable[[dict], Tensor]) -> Callable:
+        """``index -> combine({key: drops [rows of names[key], *lead]})``: the drop of ``metric`` of every row
+        of every named LD series (``[n]`` or ``[k, n]``; NaN where a row was not measured, its drop then over
+        the prompts where it was), all on the prompts of each row of ``index``."""
         _check_metric(metric)
         ablated = [values.reshape(-1, len(self.ld_orig)).double() for values in names.values()]
         columns = torch.cat([torch.where(torch.isfinite(part), self.ld_orig.double(), torch.nan) for part in ablated]
@@ -268,9 +272,20 @@ class SSTAblations:
             pairs = zip(means[:len(ablated)], means[len(ablated):])
             drops = [(orig - part) / orig * 100 if metric == "ld_drop" else orig - part for orig, part in pairs]
             return combine(dict(zip(names, drops)))
+        return statistic
 
-        estimate = interval(statistic, unit_ids(len(self.ld_orig)), unit="prompts")
+    def _interval(self, metric: str, names: dict[str, Tensor], combine: Callable[[dict], Tensor],
+                  paired: bool = True) -> Estimate:
+        """``combine`` of the drops (``_statistic``) with its studentized CI over prompts."""
+        estimate = interval(self._statistic(metric, names, combine), unit_ids(len(self.ld_orig)), unit="prompts")
         return dataclasses.replace(estimate, method=f"paired, {estimate.method}") if paired else estimate
+
+    def _ratio(self, metric: str, names: dict[str, Tensor], parts: Callable[[dict], tuple[Tensor, Tensor]]) -> Estimate:
+        """N/D of the drops, ``parts(drops) -> (N, D)``, with the Fieller-type CI over prompts (paired:
+        both on the same resampled prompts; ``harness.measures.ratio_interval``)."""
+        pair = self._statistic(metric, names, lambda d: torch.stack(parts(d), dim=-1))
+        estimate = ratio_estimate(pair, unit_ids(len(self.ld_orig)), unit="prompts")
+        return dataclasses.replace(estimate, method=f"paired, {estimate.method}")
 
     def estimate(self, metric: str, name: str) -> Estimate:
         """``metric`` ("ld_drop" or "accuracy") of ablation ``name``, studentized CI over prompts."""
@@ -282,10 +297,13 @@ class SSTAblations:
         return self._interval(metric, {name: self.ld[name], "null": self.null[positions]},
                               lambda d: d[name][0] - torch.quantile(d["null"], self.null_quantile, dim=0))
 
-    def null_spread(self, positions: str) -> Estimate:
-        """A2: the null's ``null_quantile`` quantile of the random directions' |Δ% LD| at ``positions``."""
-        return self._interval("ld_drop", {"null": self.null[positions]},
-                              lambda d: torch.quantile(d["null"].abs(), self.null_quantile, dim=0))
+    def null_spread(self, positions: str, quantile: float) -> Estimate:
+        """A2: the ``quantile`` over the random directions of their |Δ% LD| at ``positions``, its CI the
+        two-way percentile bootstrap (prompts and directions resampled: ``harness.measures.null_quantile``),
+        as P2.random's and P5.random's."""
+        statistic = self._statistic("ld_drop", {"null": self.null[positions]}, lambda d: d["null"].abs())
+        return null_quantile(lambda index: statistic(index).movedim(0, -1), len(self.ld_orig), quantile,
+                             unit="prompts")
 
     def net_drop(self, metric: str, name: str, positions: str) -> Estimate:
         """Drop of ``name`` minus the null's mean drop at ``positions`` (points)."""
@@ -294,20 +312,15 @@ class SSTAblations:
 
     def net_ratio(self, metric: str, name: str, positions: str, reference: str, reference_positions: str) -> Estimate:
         """A3/A4: (drop(name) − the null's mean drop at ``positions``) / (drop(reference) − the null's mean
-        drop at ``reference_positions``); undefined (counted) where the denominator is <= 0."""
-        def combine(d: dict) -> Tensor:
-            denominator = d[reference][0] - d["reference null"].mean(0)
-            ratio = (d[name][0] - d["null"].mean(0)) / denominator
-            return torch.where(denominator > 0, ratio, torch.full_like(ratio, float("nan")))
-        return self._interval(metric, {name: self.ld[name], "null": self.null[positions], reference: self.ld[reference],
-                                       "reference null": self.null[reference_positions]}, combine)
+        drop at ``reference_positions``), Fieller-type CI (unbounded where the denominator is unresolved)."""
+        return self._ratio(metric, {name: self.ld[name], "null": self.null[positions], reference: self.ld[reference],
+                                    "reference null": self.null[reference_positions]},
+                           lambda d: (d[name][0] - d["null"].mean(0), d[reference][0] - d["reference null"].mean(0)))
 
     def ratio(self, name: str, reference: str) -> Estimate:
-        """A5: Δ% LD(name) / Δ% LD(reference); undefined (counted) where the reference drop is <= 0."""
-        def combine(d: dict) -> Tensor:
-            ratio = d[name][0] / d[reference][0]
-            return torch.where(d[reference][0] > 0, ratio, torch.full_like(ratio, float("nan")))
-        return self._interval("ld_drop", {name: self.ld[name], reference: self.ld[reference]}, combine)
+        """A5: Δ% LD(name) / Δ% LD(reference), Fieller-type CI."""
+        return self._ratio("ld_drop", {name: self.ld[name], reference: self.ld[reference]},
+                           lambda d: (d[name][0], d[reference][0]))
 
 
 def _check_metric(metric: str) -> None:

@@ -46,7 +46,9 @@ from harness.datasets.sst import SSTSplit
 from harness.datasets.sst_prompts import (
     CLASSIFICATION, SEED, Classify, Scaffold, SSTPrompts, length_matched_pairs, scaffold_prompts, sentence_lengths,
 )
+from harness.interventions.prefix_cache import PrefixKV, shared_prefix
 from harness.interventions.sweep import NullPatching, PatchingResults, directional_patching_sweep, null_patching_sweep
+from harness.runtime.progress import track
 
 
 @dataclass(frozen=True)
@@ -137,15 +139,38 @@ def sst_patching_sweep(
     null: Float[Tensor, "count layer d_model"], null_layers: Sequence[int],
 ) -> tuple[PatchingResults, NullPatching]:
     """Every (method, layer) direction patched from each clean prompt into its corrupted one (§5.2), and
-    every random direction of the ``null`` at its layer of ``null_layers`` (P5.random), from one forward
-    pass over the distinct prompts."""
-    prompts = pairs.prompts
-    resid = residual_stream(bridge, prompts.tokens, attention_mask=prompts.attention_mask)
-    clean, corrupted = resid[:, pairs.clean_rows], resid[:, pairs.corrupted_rows]
-    results = directional_patching_sweep(bridge, clean, corrupted, pairs.labels, answer_ids, directions,
-                                         attention_mask=pairs.attention_mask)
-    return results, null_patching_sweep(bridge, clean, corrupted, pairs.labels, answer_ids, null, null_layers,
-                                        attention_mask=pairs.attention_mask)
+    every random direction of the ``null`` at its layer of ``null_layers`` (P5.random). The pairs run in
+    groups of one prompt length, unpadded (each prompt's own run, no compute on padding), and the positions
+    before a group's first differing token (BOS and the scaffold's head, where the patch is a no-op) are
+    computed once (``PrefixKV``)."""
+    lengths = pairs.attention_mask.sum(-1)
+    parts = []
+    for length in track(lengths.unique().tolist()):
+        rows = (lengths == length).nonzero().flatten()
+        clean_tokens = pairs.prompts.tokens[pairs.clean_rows[rows], -length:]
+        corrupted_tokens = pairs.prompts.tokens[pairs.corrupted_rows[rows], -length:]
+        resid = residual_stream(bridge, torch.cat([clean_tokens, corrupted_tokens]))
+        clean, corrupted = resid[:, :len(rows)], resid[:, len(rows):]
+        prefix = PrefixKV.shared(bridge, clean_tokens, corrupted_tokens, shared_prefix(clean_tokens, corrupted_tokens))
+        labels = pairs.labels[rows]
+        parts.append((rows, directional_patching_sweep(bridge, clean, corrupted, labels, answer_ids, directions, prefix),
+                      null_patching_sweep(bridge, clean, corrupted, labels, answer_ids, null, null_layers, prefix)))
+    scatter = _in_pair_order([rows for rows, _, _ in parts], len(lengths))
+    sweeps, nulls = [sweep for _, sweep, _ in parts], [part for _, _, part in parts]
+    results = PatchingResults(*(scatter([getattr(sweep, name) for sweep in sweeps]) for name in ("labels", "clean", "corrupted")),
+                              {key: scatter([sweep.patched[key] for sweep in sweeps]) for key in sweeps[0].patched})
+    return results, NullPatching(*(scatter([getattr(part, name) for part in nulls]) for name in ("labels", "clean", "corrupted")),
+                                 list(null_layers), scatter([part.patched for part in nulls]))
+
+
+def _in_pair_order(groups: list[Int[Tensor, "k"]], n: int):
+    """``scatter(values)``: one tensor whose last axis (pairs) holds each group's ``values`` at its rows."""
+    def scatter(values: list[Tensor]) -> Tensor:
+        out = values[0].new_empty(*values[0].shape[:-1], n)
+        for rows, value in zip(groups, values):
+            out[..., rows] = value
+        return out
+    return scatter
 
 
 @dataclass(frozen=True)

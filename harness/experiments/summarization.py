@@ -25,6 +25,7 @@ from scipy.stats import spearmanr
 from torch import Tensor
 
 from harness.runtime.disk_cache import cacheable
+from harness.runtime.unembedding import contiguous_unembedding
 from harness.measures.metrics import accuracy, ld_percent_change, logit_diff, sentiment_score
 from harness.measures.intervals import interval
 from harness.measures.statistics import Estimate, draws_estimate, resample_indices
@@ -108,7 +109,8 @@ def clean_effects(bridge, pairs: PromptPairs, distinct: PromptSet) -> ResampleEf
     """The clean run alone, as ``value_resample_effects`` records it (no condition resampled): M1's
     accuracy, the gate of M2–M3, from one forward pass over ``distinct``."""
     with torch.no_grad():
-        logits = bridge(distinct.tokens.to(bridge.cfg.device), logits_to_keep=1)[:, -1].float().cpu()
+        logits = bridge.run_with_hooks(distinct.tokens.to(bridge.cfg.device), fwd_hooks=contiguous_unembedding(bridge),
+                                       logits_to_keep=1)[:, -1].float().cpu()
     return ResampleEffects(pairs.clean.labels, sentiment_score(logits[pairs.clean_index], pairs.answer_ids), {})
 
 

@@ -36,6 +36,7 @@ from torch import Tensor
 
 from harness.interventions.ablation import Ablation, real_positions, run_ablations
 from harness.interventions.edit import unit
+from harness.interventions.prefix_cache import shared_prefix
 from harness.measures.metrics import logit_diff, sentiment_score
 from harness.datasets.sst_prompts import Scaffold, SSTCompetence, scaffold_prompts
 from harness.measures.intervals import interval
@@ -59,9 +60,9 @@ def ablation_scores(bridge, scaffold: Scaffold, sentences: Sequence[str], prepen
     at ``site``: ``"{method}:{positions}"`` on every sentence and ``"{method}:{positions}:random{k}"``
     (random direction k at the method's layer, computed once per layer) on the sentences ``random_rows``
     (NaN elsewhere), every method of ``chosen`` (method -> (layer, direction)) and position set of
-    ``positions`` ("all", "all_but_first"). Prompts run in chunks of similar length (sorted; each chunk
-    padded to its own longest prompt; the null's in smaller chunks, ``null_chunk_size``, as its many
-    directions fill the batch), at most ``group_size`` ablations stacked on the batch axis."""
+    ``positions`` ("all", "all_but_first"). Prompts run in chunks of one length (unpadded; the null's in
+    smaller chunks, ``null_chunk_size``, as its many directions fill the batch), the scaffold's head once per
+    ablation (``run_ablations(shared_prefix=...)``), at most ``group_size`` ablations stacked on the batch axis."""
     layers = sorted({layer for layer, _ in chosen.values()})
     scores: dict[str, Tensor] = {}
 
@@ -83,18 +84,21 @@ def ablation_scores(bridge, scaffold: Scaffold, sentences: Sequence[str], prepen
 
 def _score_chunks(bridge, scaffold: Scaffold, sentences: Sequence[str], rows: Sequence[int], prepend_bos: bool,
                   ablations, site: str, chunk_size: int, group_size: int, scores: dict[str, Tensor]) -> None:
-    """Fill ``scores[name][rows]`` with each ablation's sentiment score, ``rows`` in chunks of similar length."""
+    """Fill ``scores[name][rows]`` with each ablation's sentiment score, ``rows`` in chunks of one prompt length
+    (unpadded), the scaffold's head (the tokens every prompt of a chunk starts with) run once per ablation."""
     answer_ids = scaffold.answer_ids(bridge.tokenizer)
     rows = [int(row) for row in rows]
     lengths = {i: len(bridge.tokenizer.encode(scaffold.format(sentences[i]), add_special_tokens=False)) for i in rows}
     order = sorted(rows, key=lambda i: lengths[i])
-    for start in range(0, len(order), chunk_size):
-        chunk = order[start:start + chunk_size]
+    groups = [[i for i in order if lengths[i] == length] for length in sorted(set(lengths.values()))]
+    for chunk in (group[start:start + chunk_size] for group in groups for start in range(0, len(group), chunk_size)):
         prompts = scaffold_prompts(bridge, scaffold, [sentences[i] for i in chunk], [0] * len(chunk), chunk, prepend_bos)
         masks = {"all": real_positions(prompts.attention_mask),
                  "all_but_first": real_positions(prompts.attention_mask, skip_first=True)}
+        head = shared_prefix(prompts.tokens, prompts.tokens[:1].expand_as(prompts.tokens))
         out = run_ablations(bridge, prompts.tokens, prompts.attention_mask, ablations(masks), site, restart=True,
-                            group_size=group_size, readout=lambda logits: sentiment_score(logits, answer_ids))
+                            group_size=group_size, readout=lambda logits: sentiment_score(logits, answer_ids),
+                            shared_prefix=head)
         for name, value in out.items():
             scores.setdefault(name, torch.full((len(sentences),), torch.nan))[chunk] = value
 

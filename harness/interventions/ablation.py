@@ -37,6 +37,8 @@ from harness.interventions import hook_names
 from harness.interventions.attention import freeze_attention_hooks
 from harness.interventions.forward import activations, first_block, run_from
 from harness.interventions.edit import edit_hook, full_patch, project_out
+from harness.interventions.prefix_cache import PrefixKV
+from harness.runtime.unembedding import contiguous_unembedding
 from harness.measures.metrics import ld_percent_change
 
 SITES = ("resid_post", "resid_pre")
@@ -90,14 +92,21 @@ def run_ablations(
     restart: bool = False,
     group_size: int | None = None,
     readout: Callable[[Tensor], Tensor] | None = None,
+    shared_prefix: int = 0,
 ) -> dict[str, Float[Tensor, "n d_vocab"]]:
     """Final-position logits of every ablation (or ``readout`` of them, e.g. the answers' logit difference:
     a null of 50 random directions would otherwise keep 50 vocabularies per prompt); ablations of the same
     kind, layers and freezing share one forward pass (in chunks of ``chunk_size`` prompts; at most
     ``group_size`` ablations stacked in one pass). ``clean_patterns`` are needed to freeze. With
     ``restart`` (not with frozen attention), each group's run starts at its first ablated block from the
-    clean residual there."""
+    clean residual there. ``shared_prefix`` (with ``restart``; unpadded prompts whose first
+    ``shared_prefix`` tokens are the same, e.g. a scaffold's head): those positions run once per ablation,
+    not once per prompt, and every prompt's run attends to their keys and values (``PrefixKV``)."""
     n, n_layers = len(tokens), bridge.cfg.n_layers
+    if shared_prefix and not (restart and bool((attention_mask == 1).all())
+                              and torch.equal(tokens[:, :shared_prefix], tokens[:1, :shared_prefix].expand(n, -1))):
+        raise ValueError(f"a shared prefix of {shared_prefix} positions needs restart=True and unpadded prompts that "
+                         "agree on those tokens")
     groups: dict[tuple, list[Ablation]] = {}
     for ablation in ablations:
         if ablation.freeze_attention and clean_patterns is None:
@@ -115,17 +124,29 @@ def run_ablations(
         block_input = _block_inputs(bridge, tokens[rows], mask, set(starts.values())) if restart else {}
         for key, group in batches:
             kind, layers, freeze = key
-            hooks = _stacked_hooks(n_layers, kind, layers, group, rows, site)
+            hooks = _stacked_hooks(n_layers, kind, layers, group, rows, site, slice(shared_prefix, None))
             if freeze:
                 hooks += freeze_attention_hooks(
                     {layer: pattern[rows].repeat(len(group), 1, 1, 1) for layer, pattern in clean_patterns.items()})
             with torch.no_grad():
-                if restart:
+                if shared_prefix:
+                    if any(not bool((a.mask[rows][:, :shared_prefix] == a.mask[rows][:1, :shared_prefix]).all())
+                           for a in group):
+                        raise ValueError(f"an ablation's positions differ between prompts within the shared prefix "
+                                         f"of {shared_prefix}: it cannot run once for all of them")
+                    head_hooks = _stacked_hooks(n_layers, kind, layers, group, slice(rows.start, rows.start + 1), site,
+                                                slice(0, shared_prefix))
+                    head = PrefixKV.of(bridge, tokens[:1].expand(len(group), -1), shared_prefix, head_hooks)
+                    chunk = len(mask)
+                    out = run_from(bridge, block_input[starts[key]][:, shared_prefix:].repeat(len(group), 1, 1),
+                                   starts[key], hooks, prefix=head.rows(torch.arange(len(group)).repeat_interleave(chunk)))
+                elif restart:
                     out = run_from(bridge, block_input[starts[key]].repeat(len(group), 1, 1), starts[key], hooks,
                                    attention_mask=mask.repeat(len(group), 1))
                 else:
                     out = bridge.run_with_hooks(
-                        tokens[rows].repeat(len(group), 1).to(bridge.cfg.device), fwd_hooks=hooks,
+                        tokens[rows].repeat(len(group), 1).to(bridge.cfg.device),
+                        fwd_hooks=hooks + contiguous_unembedding(bridge),
                         attention_mask=mask.repeat(len(group), 1), logits_to_keep=1,
                     )[:, -1].float().cpu()
             for ablation, part in zip(group, out.chunk(len(group))):
@@ -142,9 +163,10 @@ def _block_inputs(bridge, tokens: Int[Tensor, "n pos"], attention_mask: Tensor, 
 
 
 def _stacked_hooks(n_layers: int, kind: str, layers: tuple[int, ...], group: list[Ablation], rows: slice,
-                   site: str) -> list[tuple[str, object]]:
-    """One hook per layer applying each stacked ablation's vector to its own rows and positions."""
-    mask = torch.cat([ablation.mask[rows] for ablation in group])
+                   site: str, positions: slice = slice(None)) -> list[tuple[str, object]]:
+    """One hook per layer applying each stacked ablation's vector to its own rows and positions (of the
+    prompts' ``positions``: the run computes those)."""
+    mask = torch.cat([ablation.mask[rows][:, positions] for ablation in group])
     n_rows = len(mask) // len(group)
     hooks = []
     for layer in layers:

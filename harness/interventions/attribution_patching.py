@@ -61,6 +61,7 @@ from harness.interventions import hook_names
 from harness.interventions.forward import block_inputs, run_from
 from harness.interventions.edit import edit_hook
 from harness.measures.metrics import sentiment_score
+from harness.runtime.unembedding import contiguous_unembedding
 from harness.interventions.path_patching import (
     ComponentCache, InputKind, Node, final_scores, receiver_heads, receiver_z_by_sender, set_heads, stage2_senders,
 )
@@ -156,7 +157,8 @@ def estimate_activation_patching(
         return hook
 
     with torch.enable_grad():
-        logits = bridge.run_with_hooks(clean_tokens.to(bridge.cfg.device), fwd_hooks=[(n, probe(n)) for n in every],
+        logits = bridge.run_with_hooks(clean_tokens.to(bridge.cfg.device),
+                                       fwd_hooks=[(n, probe(n)) for n in every] + contiguous_unembedding(bridge),
                                        logits_to_keep=1)
         score = sentiment_score(logits[:, -1].float().cpu(), answer_ids)
         gradients = dict(zip(every, torch.autograd.grad(score.sum(), [probes[name] for name in every])))

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from harness.interventions import hook_names
 from harness.interventions.generation import kv_cache_passed_through
+from harness.runtime.unembedding import contiguous_unembedding
 
 if TYPE_CHECKING:
     from transformers import DynamicCache
@@ -88,7 +89,8 @@ def run_from(
     prefix: "DynamicCache | None" = None,
 ) -> Float[Tensor, "batch d_vocab"]:
     """Final-position logits of a run restarted at boundary ``layer`` from ``block_input`` (the
-    residual entering ``first_block(layer)``), with ``fwd_hooks`` active (e.g. at ``hook_names.resid``).
+    residual entering ``first_block(layer)``), with ``fwd_hooks`` active (e.g. at ``hook_names.resid``)
+    and the unembedding contiguous (``harness.runtime.unembedding``).
     Inputs are left-padded, so the final position is every prompt's last real token. With ``prefix``
     (``harness.interventions.prefix_cache.PrefixKV.rows``), ``block_input`` holds the positions after the cached
     prefix only, and the run attends to the prefix's keys and values."""
@@ -98,7 +100,7 @@ def run_from(
         logits = bridge.run_with_hooks(
             block_input.to(bridge.cfg.device, bridge.cfg.dtype),
             start_at_layer=start,
-            fwd_hooks=list(fwd_hooks),
+            fwd_hooks=[*fwd_hooks, *contiguous_unembedding(bridge)],
             attention_mask=attention_mask,
             logits_to_keep=1,
             **cache,

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from harness.interventions import hook_names
 from harness.measures.metrics import sentiment_score
+from harness.runtime.unembedding import contiguous_unembedding
 from harness.interventions.path_patching import INPUT_KINDS, ComponentCache, InputKind, Node, all_senders, set_heads
 
 
@@ -36,7 +37,8 @@ def _frozen_hooks(clean: ComponentCache, corrupted: ComponentCache, sender: Node
 
 def _score(bridge, tokens: Tensor, hooks: list, answer_ids: Tensor) -> Tensor:
     with torch.no_grad():
-        logits = bridge.run_with_hooks(tokens.to(bridge.cfg.device), fwd_hooks=hooks, logits_to_keep=1)
+        logits = bridge.run_with_hooks(tokens.to(bridge.cfg.device), fwd_hooks=hooks + contiguous_unembedding(bridge),
+                                       logits_to_keep=1)
     return sentiment_score(logits[:, -1].float().cpu(), answer_ids)
 
 

@@ -16,6 +16,7 @@ the cache under the name transformers 5 passes it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -33,11 +34,13 @@ class PrefixKV:
     layers: tuple[tuple[Float[Tensor, "n kv_heads p d_head"], Float[Tensor, "n kv_heads p d_head"]], ...]
 
     @classmethod
-    def of(cls, bridge, tokens: Int[Tensor, "n pos"], length: int) -> "PrefixKV":
-        """The prefix keys and values of ``tokens[:, :length]`` (unpadded prompts), from one forward pass."""
+    def of(cls, bridge, tokens: Int[Tensor, "n pos"], length: int, fwd_hooks: Sequence = ()) -> "PrefixKV":
+        """The prefix keys and values of ``tokens[:, :length]`` (unpadded prompts), from one forward pass
+        with ``fwd_hooks`` active (an ablation that also acts on the prefix: their hooks see ``length``
+        positions)."""
         if not 0 < length < tokens.shape[1]:
             raise ValueError(f"prefix length must lie in 1..{tokens.shape[1] - 1}; got {length}")
-        with torch.no_grad(), kv_cache_passed_through(bridge):
+        with torch.no_grad(), kv_cache_passed_through(bridge), bridge.hooks(fwd_hooks=list(fwd_hooks)):
             _, cache = bridge(tokens[:, :length].to(bridge.cfg.device), return_type="logits_and_cache")
         layers = tuple((layer.keys, layer.values) for layer in cache.layers)
         if any(keys is None for keys, _ in layers):
@@ -59,3 +62,11 @@ class PrefixKV:
         """A fresh cache holding ``index``'s rows (a run appends its own positions to it)."""
         index = index.to(self.layers[0][0].device)
         return DynamicCache(ddp_cache_data=[(keys[index], values[index]) for keys, values in self.layers])
+
+
+def shared_prefix(first: Int[Tensor, "n pos"], second: Int[Tensor, "n pos"]) -> int:
+    """The number of leading positions where every row of ``first`` has the tokens of the same row of
+    ``second`` (a clean and its corrupted prompt; every prompt and the first: a scaffold's head), at most
+    ``pos - 1`` (a run computes one position at least)."""
+    differs = (first != second).any(0).nonzero().flatten()
+    return min(int(differs[0]) if len(differs) else first.shape[1], first.shape[1] - 1)

@@ -4,10 +4,11 @@ For each layer L and each method with a direction at L, the corrupted prompts ar
 position of residual boundary L patched along that method's direction from the clean run:
 x' = x_corr + (d·x_clean − d·x_corr) d. All methods of one layer share one forward pass (stacked
 along the batch, one direction per row), restarted at L from the corrupted run's saved residual.
-ToyMovieReview's clean and corrupted prompts agree before ADJ, where the patch is then a no-op: those
-positions' keys and values are computed once (``prefix``) and each run computes ADJ onwards only.
-Prompts of different lengths (SST, §2.3) are left-padded; pass their ``attention_mask``, which clean and
-corrupted must share (length-matched pairs).
+Clean and corrupted prompts agree before their first differing token (ToyMovieReview: ADJ; SST: the
+review's first word after the scaffold's head), where the patch is then a no-op: those positions' keys and
+values are computed once (``prefix``) and each run computes the positions from there on only. Prompts are
+unpadded and of one length (SST's length-matched pairs run by length group:
+``harness.experiments.sst_patching.sst_patching_sweep``).
 
 The random-direction null (P2.random, P5.random; issue 25, item 4): ``null_patching_sweep`` patches each
 of K seeded Gaussian directions (``null_directions``, one per layer as the paper's random baseline) at
@@ -38,7 +39,6 @@ from harness.measures.statistics import (
 
 METRICS = {"ld_recovered": logit_diff_recovered, "logit_flip": logit_flip}
 _ROWS_PER_RUN = 1024  # batch rows per patched forward (memory), not a protocol number
-_UNEMBED_IN = "unembed.hook_in"
 
 
 @cacheable  # the disk cache stores it (the sweeps' entries)
@@ -103,7 +103,6 @@ def directional_patching_sweep(
     labels: Int[Tensor, "n"],
     answer_ids: Int[Tensor, "2 n_answers"],
     directions: dict[str, dict[int, Float[Tensor, "d_model"]]],
-    attention_mask: Int[Tensor, "n pos"] | None = None,
     prefix: PrefixKV | None = None,
 ) -> PatchingResults:
     """Patch every (method, layer) direction, one forward pass per layer. With ``prefix`` (the corrupted
@@ -111,31 +110,23 @@ def directional_patching_sweep(
     prompts have the same tokens, so the patch changes nothing there), each run computes only the
     positions from there on (``harness.interventions.prefix_cache``)."""
     n_layers = clean_resid.shape[0] - 1
-    if prefix is not None and attention_mask is not None:
-        raise ValueError("a key/value prefix needs unpadded prompts; got an attention mask too")
-    results = PatchingResults(
-        labels=labels,
-        clean=_score_final(bridge, clean_resid, answer_ids, attention_mask),
-        corrupted=_score_final(bridge, corrupted_resid, answer_ids, attention_mask),
-    )
+    results = PatchingResults(labels, *unpatched_scores(bridge, clean_resid, corrupted_resid, answer_ids))
     for layer in track(range(n_layers + 1)):
         methods = [m for m in directions if layer in directions[m]]
         if not methods:
             continue
         stacked = torch.stack([directions[m][layer] for m in methods]).float()  # [M, d]
-        scores = patched_scores(bridge, clean_resid, corrupted_resid, layer, stacked, answer_ids, attention_mask, prefix)
+        scores = patched_scores(bridge, clean_resid, corrupted_resid, layer, stacked, answer_ids, prefix)
         for method, score in zip(methods, scores):
             results.patched[method, layer] = score
     return results
 
 
 def patched_scores(bridge, clean_resid: Tensor, corrupted_resid: Tensor, layer: int, stacked: Float[Tensor, "M d_model"],
-                   answer_ids: Tensor, attention_mask: Tensor | None, prefix: PrefixKV | None) -> Float[Tensor, "M n"]:
+                   answer_ids: Tensor, prefix: PrefixKV | None) -> Float[Tensor, "M n"]:
     """Sentiment scores of the corrupted runs patched at boundary ``layer`` along each of the M directions
     ``stacked`` (every position from ``prefix.length`` on), the directions stacked along the batch, at most
-    ``_ROWS_PER_RUN`` rows per forward. The unembedding reads a contiguous final residual: ``logits_to_keep``
-    leaves a strided slice, which ``torch.matmul`` multiplies by a batch-expanded unembedding (one
-    ``d_model × d_vocab`` product per row, ~70% of a one-block run on SmolLM2-135M)."""
+    ``_ROWS_PER_RUN`` rows per forward."""
     n_layers, n = clean_resid.shape[0] - 1, clean_resid.shape[1]
     start = 0 if prefix is None else prefix.length
     per_run = max(1, _ROWS_PER_RUN // n)
@@ -146,19 +137,11 @@ def patched_scores(bridge, clean_resid: Tensor, corrupted_resid: Tensor, layer: 
         source = clean_resid[layer][:, start:].repeat(m, 1, 1)
         base = block_inputs(corrupted_resid, layer)[:, start:].repeat(m, 1, 1)
         hook = edit_hook(directional_patch(per_row, source))
-        mask = None if attention_mask is None else attention_mask.repeat(m, 1)
         cache = None if prefix is None else prefix.rows(torch.arange(n).repeat(m))
         with torch.no_grad():
-            logits = run_from(bridge, base, layer, [(hook_names.resid(n_layers, layer), hook),
-                                                            *_contiguous_unembedding(bridge)],
-                              attention_mask=mask, prefix=cache)
+            logits = run_from(bridge, base, layer, [(hook_names.resid(n_layers, layer), hook)], prefix=cache)
         out.append(sentiment_score(logits, answer_ids).view(m, n))
     return torch.cat(out)
-
-
-def _contiguous_unembedding(bridge) -> list:
-    """A hook making the unembedding's input contiguous (``patched_scores``), where the bridge has one."""
-    return [(_UNEMBED_IN, lambda activation, hook=None: activation.contiguous())] if _UNEMBED_IN in bridge.hook_dict else []
 
 
 def null_directions(count: int, layers: Sequence[int], d_model: int, seed: int) -> Float[Tensor, "count layer d_model"]:
@@ -183,17 +166,15 @@ def null_patching_sweep(
     answer_ids: Int[Tensor, "2 n_answers"],
     null: Float[Tensor, "count layer d_model"],
     layers: Sequence[int],
-    attention_mask: Int[Tensor, "n pos"] | None = None,
     prefix: PrefixKV | None = None,
 ) -> "NullPatching":
     """Every null direction patched at its layer of ``layers``, exactly as a method's direction is
     (``directional_patching_sweep``: the same positions, pairs and clean/corrupted runs)."""
     if null.shape[1] != len(layers):
         raise ValueError(f"{null.shape[1]} null directions per draw for {len(layers)} layers")
-    scored = torch.stack([patched_scores(bridge, clean_resid, corrupted_resid, layer, null[:, i], answer_ids,
-                                         attention_mask, prefix) for i, layer in enumerate(track(layers))], dim=1)
-    return NullPatching(labels, _score_final(bridge, clean_resid, answer_ids, attention_mask),
-                        _score_final(bridge, corrupted_resid, answer_ids, attention_mask), list(layers), scored)
+    scored = torch.stack([patched_scores(bridge, clean_resid, corrupted_resid, layer, null[:, i], answer_ids, prefix)
+                          for i, layer in enumerate(track(layers))], dim=1)
+    return NullPatching(labels, *unpatched_scores(bridge, clean_resid, corrupted_resid, answer_ids), list(layers), scored)
 
 
 @cacheable  # the disk cache stores it (the null sweeps' entries)
@@ -229,13 +210,12 @@ class NullPatching:
                 f"{float(each.max()):.2f} over the {len(self)} directions; {len(self.labels)} pairs")
 
 
-def _score_final(bridge, resid: Tensor, answer_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-    """Scores of an unpatched run, from its saved residual at the last block's input."""
-    n_layers = resid.shape[0] - 1
+def unpatched_scores(bridge, clean_resid: Tensor, corrupted_resid: Tensor, answer_ids: Tensor) -> tuple[Tensor, Tensor]:
+    """Scores of the clean and the corrupted runs, each from its saved residual at the last block's input."""
+    n_layers = clean_resid.shape[0] - 1
     with torch.no_grad():
-        logits = run_from(bridge, block_inputs(resid, n_layers), n_layers, _contiguous_unembedding(bridge),
-                          attention_mask=attention_mask)
-    return sentiment_score(logits, answer_ids)
+        return tuple(sentiment_score(run_from(bridge, block_inputs(resid, n_layers), n_layers), answer_ids)
+                     for resid in (clean_resid, corrupted_resid))
 
 
 @dataclass(frozen=True)

@@ -75,10 +75,12 @@ class Estimate:
     tail: Tail | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("value", "ci_low", "ci_high"):
-            if not math.isfinite(getattr(self, name)):
-                raise ValueError(f"Estimate.{name} is {getattr(self, name)}: a claim's value and CI must be finite "
-                                 f"({self.method}, n = {self.n} {self.unit})")
+        # a CI may be unbounded (a ratio whose denominator the data do not resolve: ``ratio_interval``)
+        for name, bound in (("value", False), ("ci_low", True), ("ci_high", True)):
+            number = getattr(self, name)
+            if math.isnan(number) or (math.isinf(number) and not bound):
+                raise ValueError(f"Estimate.{name} is {number}: a claim's value must be finite and its CI bounds "
+                                 f"numbers ({self.method}, n = {self.n} {self.unit})")
         if self.tail is None and self.ci_low == self.value == self.ci_high:
             object.__setattr__(self, "tail", Point(self.value))
 

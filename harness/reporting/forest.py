@@ -8,10 +8,12 @@ g(x) = x − threshold ("above"), threshold − x ("below"), threshold − |x �
 drawn from g(ci_low)/h to g(ci_high)/h (reordered) with its point at g(value)/h. A row replicates
 exactly when its whole bar lies right of 0, does not replicate when it lies left of it; the axis is
 clipped at ±6 half-widths (an arrow marks a clipped end). A row whose CI has no width (a fixed value)
-is drawn as a point at ±6 on its side."""
+is drawn as a point at ±6 on its side; an unbounded CI (a ratio: ``harness.measures.ratio_interval``) runs to
+the edge, scaled by its finite side."""
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 from harness.verdicts.declaration import Kind, Verdict
@@ -38,7 +40,9 @@ def scaled(record: ClaimRecord) -> tuple[float, float, float] | None:
     ends = sorted((gap(record, record.ci_low), gap(record, record.ci_high)))
     if record.passes_when == "abs_below" and record.ci_low <= (record.centre or 0.0) <= record.ci_high:
         ends[1] = record.threshold  # the CI holds the centre: its best end is the threshold itself
-    half = (record.ci_high - record.ci_low) / 2
+    finite = [x for x in (record.ci_low, record.ci_high) if math.isfinite(x)]
+    half = ((record.ci_high - record.ci_low) / 2 if len(finite) == 2  # unbounded: scaled by its finite side
+            else max([abs(x - record.measured) for x in finite], default=1.0) or 1.0)
     clip = lambda value: max(-LIMIT, min(LIMIT, value))  # noqa: E731
     if half <= 0:
         side = LIMIT if gap(record, record.measured) > 0 else -LIMIT

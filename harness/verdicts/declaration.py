@@ -137,7 +137,7 @@ class Rule:
         boundary = min(boundaries, key=lambda b: abs(measured - b))
         distance = abs(measured - boundary)
         half_width = (measured - ci_low) if boundary < measured else (ci_high - measured)
-        if distance == 0 or half_width <= 0:
+        if distance == 0 or half_width <= 0 or math.isinf(half_width):  # an unbounded CI: no n is in sight
             return None
         return max(n, math.ceil(n * (half_width / distance) ** 2))
 

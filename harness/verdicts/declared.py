@@ -171,7 +171,8 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
     ),
     Claim(
         "P4", "§6.2 (P7)", "The best SST patching layer is intermediate",
-        "relative depth (layer / n_layers) of the method's best SST patching layer (% LD recovered); CI from "
+        "relative depth (layer / n_layers) of the method's best SST patching layer of the declared grid (% LD "
+        "recovered); CI from "
         "redoing the choice in every bootstrap resample of the pairs",
         PaperValue("intermediate layers", "gpt2-small, pythia-160m/410m/1.4b", "R"),
         Rule(0.35, "abs_below", QUALITATIVE, "strictly inside the first and last 15% of the depth", strict=True,
@@ -230,8 +231,8 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
     ),
     Claim(
         "A2", "§5.3, §6.1", "Ablating a random direction the same way does little",
-        f"the {_SST_Q:.1%} quantile of |Δ% LD| over {_NULL_N} seeded random directions each ablated like A1 (how far "
-        "nearly every random direction moves LD)",
+        f"the median of |Δ% LD| over {_NULL_N} seeded random directions each ablated like A1 (what a random "
+        "direction does), CI the two-way percentile bootstrap of prompts and directions",
         PaperValue("−0.3% to +0.2% (balanced sets)", "pythia-2.8b", "NB"),
         Rule(2.0, "abs_below", CONTROL, "the paper's random ablations stay within ±0.3%", strict=True), unit="%",
         preconditions="the model classifies SST (P0.zero_shot replicates)", protocol=SST_ABLATION_PROTOCOL,

@@ -87,7 +87,12 @@ TOY_PATCHING_PROTOCOL = _protocol(  # P1, P2, P2.random (§6.2), fixed before me
 )
 
 SST_PATCHING_PROTOCOL = _protocol(  # P3-P5 (§6.2), fixed before measuring (fixtures/sst_experiments.py)
-    {"n_pairs": None, "max_sentence_tokens": 20, **_PATCHING_NULL},
+    {"n_pairs": None, "max_sentence_tokens": 20, "layer_grid": "das", **_PATCHING_NULL},
+    layers="every method patched at the layers where {layer_grid} has a (trained) direction (0, 3, ..., 27 on "
+           "SmolLM2-135M; every layer where it has none): one grid for every method, so that P5 compares DAS with each method over the same "
+           "candidate layers and P4 reads each method's best layer among them; a run patched at boundary L computes "
+           "the blocks after L, so the grid costs about a third of every layer, for the time budget (the "
+           "ToyMovieReview sweep keeps every layer)",
     pairs="every eligible pair (n_pairs {n_pairs}: no cap; issue 25, item 7): length-matched SST pairs of sentences of "
           "at most {max_sentence_tokens} tokens, drawn in the session's seeded order until a class runs out: no "
           "sentence in two pairs, clean labels balanced (40 + 40 of 166 equal-length candidates on SmolLM2-135M's "
@@ -97,7 +102,7 @@ SST_PATCHING_PROTOCOL = _protocol(  # P3-P5 (§6.2), fixed before measuring (fix
 
 SST_ABLATION_PROTOCOL = _protocol(  # A1-A5 (§5.3, §6.1), fixed before measuring (fixtures/sst_experiments.py)
     {"max_prompt_tokens": 64, "top_k": 10, "max_per_class": None, "min_per_class": 10, "random_ablations": 50,
-     "null_quantile": 0.975},
+     "null_quantile": 0.975, "spread_quantile": 0.5},
     zero_shot_set="every eligible prompt: comma-holding zero-shot prompts of at most {max_prompt_tokens} tokens, "
                   "classified correctly with the answer in the top {top_k}, the larger class subsampled (seeded) to "
                   "the smaller's size, no cap per class (max_per_class {max_per_class}; 19 + 19 on SmolLM2-135M, "
@@ -105,9 +110,15 @@ SST_ABLATION_PROTOCOL = _protocol(  # A1-A5 (§5.3, §6.1), fixed before measuri
                   "{min_per_class} in a class",
     null="{random_ablations} seeded random directions (one Gaussian vector per ablated layer; the session's seed), "
          "each ablated exactly like DAS (same layers, positions, prompts) at all positions, all but the first and "
-         "commas; A1 subtracts the null's {null_quantile} quantile of drops, A2 reads that quantile of |Δ% LD|, "
-         "A3/A4 net out the null's mean drop; every statistic recomputed on the same resampled prompts "
-         "(studentized bootstrap)",
+         "commas; A1 subtracts the null's {null_quantile} quantile of drops (studentized bootstrap, the directions "
+         "fixed); A2 reads the {spread_quantile:.0%} quantile (the median) of |Δ% LD| over the directions, its CI the "
+         "two-way percentile bootstrap of prompts and directions (as P2.random's and P5.random's: an upper quantile "
+         "of {random_ablations} draws has no honest upper bound, docs/calibration.md); A3/A4 net out the null's mean "
+         "drop; every statistic recomputed on the same resampled prompts",
+    ratios="A3-A5's ratios N/D: the Fieller-type interval, the set of ρ where the studentized bootstrap test of "
+           "N − ρD = 0 does not reject at 2.5% on either side (harness.measures.ratio_interval); bounded when the "
+           "denominator is resolved, unbounded when it is not; the ratio itself is never resampled (on Gemma-3-270M "
+           "its bootstrap-t interval excluded its own point)",
 )
 
 SUMMARIZATION_PROTOCOL = _protocol(  # M3 (§6.4), fixed before measuring (fixtures/toy_mood_story.py)

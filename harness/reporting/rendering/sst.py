@@ -56,9 +56,10 @@ def _patching(patching: SSTPatching, report) -> None:
         "Directional patching onto SST (§5.2, §6.2 P3–P5)",
         f"Toy-fitted directions (ToyMovieReview train, ADJ) patched at every position of residual boundary L "
         f"of the corrupted SST prompt, CLASSIFICATION scaffold `{scaffold.template}` (answers "
-        f"{' / '.join(scaffold.answers)}), split **{patching.split_name}** ({patching.split_file}); every layer "
-        f"where the method has a direction (DAS only at its fitted layers). Prompts are left-padded with an "
-        f"attention mask.\n\n" + "\n".join(f"- {name}: {value}" for name, value in counts.items())
+        f"{' / '.join(scaffold.answers)}), split **{patching.split_name}** ({patching.split_file}); every method "
+        f"at the layers where DAS has a trained direction ({', '.join(map(str, results.layers('das'))) or 'none: every layer'}; "
+        f"P3's declared grid). Each pair's prompts run unpadded, by prompt length, the positions before the first "
+        f"token where clean and corrupted differ computed once.\n\n" + "\n".join(f"- {name}: {value}" for name, value in counts.items())
         + "\n\nBest layer per method:\n\n"
         + tabulate(rows, headers=["method", "% LD recovered", "% logit flip"], tablefmt="github"),
     )
