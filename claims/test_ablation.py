@@ -5,9 +5,13 @@ Zero-shot set (§2.3, ``harness.experiments.sst_ablations``): prompt ``{TEXT} Re
 (uncentred LD > 0) with the answer in the top 10, classes balanced by a subsample seeded with
 ``suite_seed`` (the larger class to the smaller's size, at most the protocol's cap per class). Where that
 leaves < 10 per class the top-10 filter is dropped: a recorded DEVIATION (every row's details and the
-report say so); it cannot make a claim replicate on its own, since every claim here is gated on
-P0.zero_shot (the model classifies the whole split with this prompt): when P0.zero_shot does not
-replicate, every row reads "not applicable" and the ablations are not run (``claim.applies``). Each
+report say so). Gate (the protocol's ``gate``, ``ablation_gate``), checked on the very prompts ablated:
+each class's mean clean LD on the set is at least the protocol's ``min_class_logit_diff`` (1 logit),
+since Δ% LD divides by it. Where the gate fails every row reads "not applicable" with the margins
+named and the ablations are not run (``claim.applies``: with their 150-run null they are the suite's
+costliest experiment per prompt, and the cold run's time budget has no room for them where the gate
+fails). P0.zero_shot, the whole split's accuracy, is reported but
+does not gate: it is a floor on a different set. Each
 ablation acts at every layer where DAS has a trained direction, all at once, each layer with its own
 ToyMovieReview DAS direction d_ℓ: x' = x − (x·d_ℓ) d_ℓ at the selected positions. The null: the
 protocol's ``random_ablations`` (50) seeded random directions (one Gaussian vector per ablated layer),
@@ -52,7 +56,6 @@ import pytest
 from harness.verdicts.declaration import ThresholdKind
 from harness.verdicts.declared import declared
 
-GATE = "zero_shot"
 POSITIONS = ["all", "all_but_first"]
 
 
@@ -78,15 +81,15 @@ def _null(results, metric: str, positions: str) -> str:
 @pytest.mark.claim("A1")
 @pytest.mark.parametrize("positions", POSITIONS)
 @pytest.mark.parametrize("metric", ["accuracy", "ld_drop"])
-def test_a1_direction_ablation_everywhere(metric, positions, request, sst_gate, claim):
+def test_a1_direction_ablation_everywhere(metric, positions, request, ablation_gate, claim):
     description = (f"DAS ablated at {positions.replace('_', ' ')} positions, every layer, minus the random null's "
                    f"upper quantile: {metric} drop (points)")
-    if not claim.applies(sst_gate[GATE], case=metric, description=description):
+    if not claim.applies(ablation_gate, case=metric, description=description):
         return
     sst_ablations, zero_shot_set = _ablations(request)
     das = f"das_{positions}"
     claim.check(
-        sst_ablations.above_null(metric, das, positions), case=metric, preconditions=sst_gate[GATE],
+        sst_ablations.above_null(metric, das, positions), case=metric, preconditions=ablation_gate,
         description=description,
         details=f"DAS drop {sst_ablations.drop(metric, das):.1f}; {_null(sst_ablations, metric, positions)}; "
                 + _details(sst_ablations, zero_shot_set, das),
@@ -95,15 +98,16 @@ def test_a1_direction_ablation_everywhere(metric, positions, request, sst_gate, 
 
 @pytest.mark.claim("A2")
 @pytest.mark.parametrize("positions", POSITIONS)
-def test_a2_random_direction_ablation_does_little(positions, request, sst_gate, claim):
+def test_a2_random_direction_ablation_does_little(positions, request, ablation_gate, claim):
     setup = "the paper's setup (BOS included)" if positions == "all" else "first position (BOS) left alone"
     description = f"random directions ablated like A1, {setup}: the median of their |Δ% LD|"
-    if not claim.applies(sst_gate[GATE], description=description):
+    if not claim.applies(ablation_gate, description=description):
         return
     sst_ablations, zero_shot_set = _ablations(request)
     accuracy = sst_ablations.null_drops("accuracy", positions)
     claim.check(
-        sst_ablations.null_spread(positions, declared("A2").protocol["spread_quantile"]), preconditions=sst_gate[GATE], description=description,
+        sst_ablations.null_spread(positions, declared("A2").protocol["spread_quantile"]), preconditions=ablation_gate,
+        description=description,
         details=f"{_null(sst_ablations, 'ld_drop', positions)}; accuracy lost: mean {float(accuracy.mean()):.1f} "
                 f"points; DAS the same way: Δ% LD {sst_ablations.ld_drop(f'das_{positions}'):.1f}; "
                 + _details(sst_ablations, zero_shot_set, f"das_{positions}"),
@@ -137,20 +141,20 @@ def _check_comma_ablation(claim, name: str, metric: str, request, gate: dict[str
 
 @pytest.mark.claim("A3")
 @pytest.mark.parametrize("metric", ["accuracy", "ld_drop"])
-def test_a3_direction_ablation_at_commas(metric, request, sst_gate, claim):
-    _check_comma_ablation(claim, "das_comma", metric, request, sst_gate[GATE])
+def test_a3_direction_ablation_at_commas(metric, request, ablation_gate, claim):
+    _check_comma_ablation(claim, "das_comma", metric, request, ablation_gate)
 
 
 @pytest.mark.claim("A4")
 @pytest.mark.parametrize("metric", ["accuracy", "ld_drop"])
-def test_a4_mean_ablation_at_commas(metric, request, sst_gate, claim):
-    _check_comma_ablation(claim, "mean_comma", metric, request, sst_gate[GATE])
+def test_a4_mean_ablation_at_commas(metric, request, ablation_gate, claim):
+    _check_comma_ablation(claim, "mean_comma", metric, request, ablation_gate)
 
 
 @pytest.mark.claim("A5")
-def test_a5_frozen_attention_removes_comma_effect(request, sst_gate, claim):
+def test_a5_frozen_attention_removes_comma_effect(request, ablation_gate, claim):
     description = "comma-only DAS ablation, Δ% LD with attention frozen / unfrozen"
-    if not claim.applies(sst_gate[GATE], description=description):
+    if not claim.applies(ablation_gate, description=description):
         return
     sst_ablations, zero_shot_set = _ablations(request)
     unfrozen = sst_ablations.estimate("ld_drop", "das_comma")
@@ -161,7 +165,7 @@ def test_a5_frozen_attention_removes_comma_effect(request, sst_gate, claim):
     else:
         estimate, what = sst_ablations.estimate("ld_drop", "das_comma_frozen"), "ratio undefined: frozen Δ% LD shown"
     claim.check(
-        estimate, preconditions=sst_gate[GATE] | effect, description=f"{description} ({what})",
+        estimate, preconditions=ablation_gate | effect, description=f"{description} ({what})",
         details=f"unfrozen Δ% LD {unfrozen.value:.2f} [{unfrozen.ci_low:.2f}, {unfrozen.ci_high:.2f}], frozen {frozen:.2f}; "
                 f"all positions frozen: Δ% LD {sst_ablations.ld_drop('das_all_frozen'):.1f}, accuracy "
                 f"{sst_ablations.accuracy('das_all_frozen'):.1f}%; {zero_shot_set.deviation()}",

@@ -317,3 +317,14 @@ def test_zero_shot_set_reports_its_fallback(gpt2):
     paper = build_zero_shot_set(gpt2.bridge, SPLIT, True, fake_classifier(top=set(SPLIT.sentences))[0], **PROTOCOL)
     assert fallback.fallback and "DEVIATION" in fallback.deviation()
     assert not paper.fallback and "DEVIATION" not in paper.deviation()
+
+
+def test_the_gate_reads_each_class_margin_on_the_ablated_prompts(gpt2):
+    """A1–A5's gate: each class's mean clean LD on the set itself, the margins named in the precondition."""
+    selected = build_zero_shot_set(gpt2.bridge, SPLIT, True, fake_classifier(top=set(SPLIT.sentences))[0], **PROTOCOL)
+    assert selected.logit_diffs.tolist() == [2.0] * len(selected.prompts)  # the fake logits ±1 each: LD 2, signed
+    assert selected.class_margins() == {"positive": 2.0, "negative": 2.0}
+    (held_name, held), = selected.gate(2.0).items()
+    (failed_name, failed), = selected.gate(2.5).items()
+    assert held and not failed
+    assert "(positive 2.00, negative 2.00)" in failed_name and ">= 2.5 " in failed_name

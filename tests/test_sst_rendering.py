@@ -36,7 +36,7 @@ def _results() -> list[object]:
     ablations = SSTAblations.from_scores(scores, labels, "resid_post", (0, 3), counts, 64, 0.975)
     measured = competence("classification", CLASSIFICATION, "dev", torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
                           torch.tensor([1, 0]))
-    return [SSTFiles({"dev": split}), ZeroShotSet(prompts, counts, 0.75, 64, 10, 10, fallback=True), ablations, patching, measured]
+    return [SSTFiles({"dev": split}), ZeroShotSet(prompts, counts, 0.75, 64, 10, 10, torch.tensor([2.0, 0.5]), fallback=True), ablations, patching, measured]
 
 
 def test_sst_results_render_their_sections_data_and_figures(tmp_path):
@@ -56,7 +56,8 @@ def test_sst_results_render_their_sections_data_and_figures(tmp_path):
     data = json.loads((tmp_path / "results.json").read_text())["data"]
     assert data["sst_files"] == {"dev": {"path": "/data/stsa.binary.dev", "sentences": 2, "positive": 1}}
     assert data["zero_shot_set"] == {"counts": _results()[1].counts, "raw_accuracy": 0.75, "fallback": True,
-                                     "deviation": _results()[1].deviation()}
+                                     "deviation": _results()[1].deviation(),
+                                     "class_mean_clean_ld": {"positive": 2.0, "negative": 0.5}}
     assert data["sst_competence"]["classification"]["centred_accuracy"] == 100
     assert data["sst_competence"]["classification"]["n"] == 2
     assert set(data["sst_ablations"]) == {"site", "layers", "counts", "ld_orig_mean", "ablations", "null",

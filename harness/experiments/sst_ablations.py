@@ -80,7 +80,20 @@ class ZeroShotSet:
     max_prompt_tokens: int  # the protocol's filters (module docstring)
     top_k: int
     min_per_class: int
+    logit_diffs: Float[Tensor, "n"]  # each selected prompt's clean (unablated) uncentred LD, in ``prompts`` order
     fallback: bool = False  # the paper's top-k filter was dropped (a recorded deviation)
+
+    def class_margins(self) -> dict[str, float]:
+        """Each class's mean clean LD on the set: the denominator of its Δ% LD."""
+        return {cls: float(self.logit_diffs[self.prompts.labels == label].mean()) for cls, label in (("positive", 1), ("negative", 0))}
+
+    def gate(self, min_class_logit_diff: float) -> dict[str, bool]:
+        """A1–A5's competence gate, on the prompts they ablate (not on the whole split): each class's mean
+        clean LD is at least the protocol's margin. The precondition's name carries the measured margins."""
+        margins = self.class_margins()
+        shown = ", ".join(f"{cls} {value:.2f}" for cls, value in margins.items())
+        return {f"the model classifies the ablated prompts: each class's mean clean LD >= {min_class_logit_diff:g} "
+                f"({shown})": min(margins.values()) >= min_class_logit_diff}
 
     def deviation(self) -> str:
         """What the claims' details and the report say about the set's construction."""
@@ -117,7 +130,7 @@ def build_zero_shot_set(bridge, split: SSTSplit, prepend_bos: bool, classify: Cl
     prompts = scaffold_prompts(bridge, ZERO_SHOT, [split.sentences[i] for i in selection.index],
                                labels[selection.index], selection.index, prepend_bos)
     return ZeroShotSet(prompts, counts, float((diffs[run] > 0).float().mean()), max_prompt_tokens, top_k, min_per_class,
-                       fallback=fallback)
+                       logit_diffs=diffs[selection.index], fallback=fallback)
 
 
 def ablation_directions(directions: dict[str, dict[int, Tensor]], layers) -> dict[str, dict[int, Tensor]]:

@@ -54,7 +54,7 @@ def _comma_ablation(claim_id: str, statement: str, statistic: str, *, accuracy: 
         f"(comma-only drop − the mean comma-only drop of {_NULL_N} seeded random directions) / (all-positions DAS "
         "drop − their mean all-positions drop)",
         PaperValue(f"accuracy {accuracy[0]:g}%, Δ% LD {ld_drop[0]:g}%", "pythia-2.8b", "NB"), generic,
-        preconditions="the model classifies SST (P0.zero_shot replicates)", protocol=SST_ABLATION_PROTOCOL,
+        preconditions=ABLATION_GATE, protocol=SST_ABLATION_PROTOCOL,
         cases={"accuracy": Case(paper=paper["accuracy"],
                                 paper_rule=_around(accuracy[0], accuracy[1], f"docs/PAPER.md §6.1 {accuracy[2]} ± {accuracy[1]:g}")),
                "ld_drop": Case(paper=paper["ld_drop"],
@@ -89,6 +89,8 @@ _EACH_CASE = Combine("every", reason="the paper reports each case: the claim hol
 _EACH_METHOD = Combine("every", reason="the methods find one direction (§4, §6.3): what the claim says of the "
                                        "direction holds for each method's")
 _PAPER_PROMPT = Combine("row", "paper_prompt", reason="the paper's prompt decides; the mirror prompt is the suite's")
+ABLATION_GATE = (f"the model classifies the prompts it is ablated on: each class's mean clean LD on the zero-shot set "
+                 f">= {SST_ABLATION_PROTOCOL['min_class_logit_diff']:g} (the protocol's gate)")
 _PAPER_SETUP = Combine("every", "all", reason="the paper ablates at every position (BOS included); the "
                                               "all-but-first rows are the suite's check, shown, not combined")
 
@@ -225,7 +227,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
                                rule=Rule(30.0, "above", GENERIC, "DAS lowers Δ% LD >= 30 points more than the "
                                                                  "random null's upper quantile"),
                                paper_rule=_around(71.0, 8.0, "docs/PAPER.md §6.1 ± 8"))},
-        preconditions="the model classifies SST (P0.zero_shot replicates)", protocol=SST_ABLATION_PROTOCOL,
+        preconditions=ABLATION_GATE, protocol=SST_ABLATION_PROTOCOL,
         combine=_PAPER_SETUP,
         controls=("A2",),
     ),
@@ -235,7 +237,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         "direction does), CI the two-way percentile bootstrap of prompts and directions",
         PaperValue("−0.3% to +0.2% (balanced sets)", "pythia-2.8b", "NB"),
         Rule(2.0, "abs_below", CONTROL, "the paper's random ablations stay within ±0.3%", strict=True), unit="%",
-        preconditions="the model classifies SST (P0.zero_shot replicates)", protocol=SST_ABLATION_PROTOCOL,
+        preconditions=ABLATION_GATE, protocol=SST_ABLATION_PROTOCOL,
         combine=_PAPER_SETUP,
         kind=Kind.CONTROL,
     ),
@@ -250,7 +252,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         "comma-only Δ% LD with attention frozen / unfrozen",
         PaperValue("−3.5% frozen vs −17% unfrozen (about a fifth)", "pythia-2.8b", "NB"),
         Rule(0.40, "below", QUALITATIVE, "at most 40% of the unfrozen effect"),
-        preconditions="P0.zero_shot replicates, and the unfrozen comma-only drop's 95% CI lies above 0",
+        preconditions=ABLATION_GATE + ", and the unfrozen comma-only drop's 95% CI lies above 0",
         protocol=SST_ABLATION_PROTOCOL, combine=_ONE_ROW,
     ),
     # M: the summarization motif (§2.2, §5.7, §6.4) -------------------------------------------------

@@ -102,7 +102,12 @@ SST_PATCHING_PROTOCOL = _protocol(  # P3-P5 (§6.2), fixed before measuring (fix
 
 SST_ABLATION_PROTOCOL = _protocol(  # A1-A5 (§5.3, §6.1), fixed before measuring (fixtures/sst_experiments.py)
     {"max_prompt_tokens": 64, "top_k": 10, "max_per_class": None, "min_per_class": 10, "random_ablations": 50,
-     "null_quantile": 0.975, "spread_quantile": 0.5},
+     "null_quantile": 0.975, "spread_quantile": 0.5, "min_class_logit_diff": 1.0},
+    gate="the model classifies the prompts it is ablated on: each class's mean clean (unablated) logit difference "
+         "on the zero-shot set is at least {min_class_logit_diff:g} (the right answer e ≈ 2.7 times as likely as the "
+         "other on average), since Δ% LD divides by it (issue 26: Gemma-3-270M's barely-correct negatives gave "
+         "class-wise Δ% LD of 1,479 for DAS and 1,028 for a random direction); checked on the very prompts A1–A5 "
+         "read, in place of P0.zero_shot's floor on the whole split",
     zero_shot_set="every eligible prompt: comma-holding zero-shot prompts of at most {max_prompt_tokens} tokens, "
                   "classified correctly with the answer in the top {top_k}, the larger class subsampled (seeded) to "
                   "the smaller's size, no cap per class (max_per_class {max_per_class}; 19 + 19 on SmolLM2-135M, "

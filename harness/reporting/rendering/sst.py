@@ -89,11 +89,13 @@ def _patching(patching: SSTPatching, report) -> None:
 @render.register(ZeroShotSet)
 def _zero_shot_set(zero_shot: ZeroShotSet, report) -> None:
     report.data["zero_shot_set"] = {"counts": zero_shot.counts, "raw_accuracy": zero_shot.raw_accuracy,
-                                    "fallback": zero_shot.fallback, "deviation": zero_shot.deviation()}
+                                    "fallback": zero_shot.fallback, "deviation": zero_shot.deviation(),
+                                    "class_mean_clean_ld": zero_shot.class_margins()}
     if zero_shot.fallback:
         report.add_section("Deviation: the zero-shot ablation set (§2.3)",
-                           f"{zero_shot.deviation()}. A1–A5 are measured on this set and gated on P0.zero_shot "
-                           "(the model's centred accuracy over the whole split); the counts are in the ablation section.")
+                           f"{zero_shot.deviation()}. A1–A5 are measured on this set and gated on it: each class's mean "
+                           "clean LD (" + ", ".join(f"{cls} {v:.2f}" for cls, v in zero_shot.class_margins().items())
+                           + ") must reach the protocol's margin; the counts are in the ablation section.")
 
 
 @render.register(SSTAblations)
