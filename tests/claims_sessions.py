@@ -113,6 +113,25 @@ def pytest_runtest_call(item):
         raise KeyError("a crash inside a claim test")
 """
 
+BREAK_PLUGIN = """
+import torch
+
+def pytest_configure(config):
+    import fixtures.model
+
+    load = fixtures.model.load_model
+
+    def load_broken(source, **kwargs):
+        loaded = load(source, **kwargs)
+        if source.name == "{model}":  # a processed weight perturbed after loading, as a wrong fold would
+            weight = next(p for n, p in loaded.bridge.original_model.named_parameters() if p.dim() == 2 and ".0." in n)
+            with torch.no_grad():
+                weight.add_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(0)) * weight.std() / 2)
+        return loaded
+
+    fixtures.model.load_model = load_broken
+"""
+
 UNKNOWN_MODELS = ("no-such-model", "missing/dir/model.gguf")
 
 
@@ -155,6 +174,17 @@ def dying_worker_session(two_models: list[Path], claims_cache: Path, tmp_path_fa
 
 
 @pytest.fixture(scope="session")
+def broken_model_session(two_models: list[Path], claims_cache: Path, tmp_path_factory: pytest.TempPathFactory,
+                         session_workers: ThreadPoolExecutor) -> Future:
+    """Session: both ``two_models``, the second's processed weights perturbed after loading (so it fails the
+    fidelity check)."""
+    root = tmp_path_factory.mktemp("broken-model-session")
+    (root / "break_plugin.py").write_text(BREAK_PLUGIN.format(model=names_of(two_models)[1]))
+    return session_workers.submit(lambda: run_claims(two_models, root, claims_cache, "-p", "break_plugin",
+                                                     pythonpath=root))
+
+
+@pytest.fixture(scope="session")
 def seeds_session(tiny_gguf: Path, claims_cache: Path, tmp_path_factory: pytest.TempPathFactory,
                   session_workers: ThreadPoolExecutor) -> Future:
     """Session: the GGUF under ``--seeds 2``."""
@@ -188,10 +218,11 @@ def unknown_among_several_session(tiny_gguf: Path, tmp_path_factory: pytest.Temp
 @pytest.fixture(scope="session")
 def bad_transfer_data_session(claims_cache: Path, tmp_path_factory: pytest.TempPathFactory,
                               session_workers: ThreadPoolExecutor) -> Future:
-    """Session: G1 with ``--transfer-data`` a file whose third line has no label; returns (session, the file)."""
+    """Session: G1 with ``--transfer-data`` a file whose third line is blank (skipped) and whose fourth holds a
+    label and no sentence; returns (session, the file)."""
     root = tmp_path_factory.mktemp("bad-transfer-data")
     bad = root / "reviews.all"
-    bad.write_text("1 good\n0 bad\noops\n")
+    bad.write_text("1 good\n0 bad\n\n1\n0 fine\n")
     return session_workers.submit(lambda: (Session(run_suite(
         "claims/test_transfer.py", "-k", "g1 and reviews and mean_diff", "-p", "no:cacheprovider",
         "--transfer-data", str(bad), "--claims-cache", str(claims_cache), "--report-dir", str(root / "reports"),
@@ -252,7 +283,7 @@ def expectations_session(tiny_gguf: Path, two_model_session: Future, claims_cach
 
 # Started in this order (a session that reads another's result after it).
 STARTED_AHEAD = ("two_model_session", "dying_worker_session", "seeds_session", "unknown_model_sessions",
-                 "unknown_among_several_session", "bad_transfer_data_session", "xdist_session",
+                 "unknown_among_several_session", "bad_transfer_data_session", "broken_model_session", "xdist_session",
                  "expectations_session")
 
 

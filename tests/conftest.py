@@ -27,6 +27,7 @@ from harness.models.loading import LoadedModel, converted_gguf_dir, default_cach
 from harness.datasets.toy_movie_review import ToyMovieReview, build_toy_movie_review
 from tests.claims_sessions import (  # noqa: F401  (the end-to-end sessions' fixtures, started ahead)
     bad_transfer_data_session,
+    broken_model_session,
     dying_worker_session,
     expectations_session,
     seeds_session,

@@ -10,7 +10,8 @@ GGUF file and a ``save_pretrained`` directory, check what the issue "Many models
   session's, the controller writes the matrix;
 - a worker that dies on one model leaves the other model's report and the matrix, with the dead
   model's column marked failed;
-- an unknown model among several stops the session before any model loads.
+- an unknown model among several stops the session before any model loads;
+- a model that fails the fidelity check errors each of its tests with one message, and the other model runs.
 """
 
 from __future__ import annotations
@@ -87,3 +88,26 @@ def test_an_unknown_model_among_several_stops_the_session_before_any_model_loads
     assert session.result.returncode == pytest.ExitCode.USAGE_ERROR, session.output[-3000:]
     assert "unknown --model 'no-such-model'" in session.output
     assert not session.reports.exists() and not (session.reports.parent / "cache").exists()
+
+
+def test_a_model_that_fails_the_fidelity_check_errors_its_own_tests_and_the_other_runs(
+        two_models, broken_model_session: Future) -> None:
+    """The second model's processed weights are perturbed after loading (``BREAK_PLUGIN``): every one of its
+    tests errors with the check's message, the first model's run as usual, and both reports record the check."""
+    result, reports = broken_model_session.result()
+    output = result.stdout + result.stderr
+    good, broken = names_of(two_models)
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED, output[-6000:]
+    errored = [line for line in result.stdout.splitlines() if line.startswith("ERROR claims/")]
+    assert errored and all(f"[{broken}-" in line for line in errored), output[-6000:]
+    message = (f"fidelity check failed on {broken}: the processed TransformerBridge's next-token log-probabilities "
+               "differ from the unprocessed Hugging Face model's by up to ")
+    assert output.count(message) == len(errored), output[-6000:]
+    assert len({line.split(message, 1)[1] for line in output.splitlines() if message in line}) == 1
+    assert outcome_counts(output)["errors"] == len(errored)
+    good_results = results_of(reports, good)
+    assert good_results["claims"] and good_results["environment"]["fidelity"].startswith("max |Δ log p| = ")
+    assert not good_results["environment"]["fidelity"].endswith("FAILED")
+    broken_results = results_of(reports, broken)
+    assert broken_results["environment"]["fidelity"].endswith(": FAILED") and not broken_results["claims"]
+    assert all(message in row["note"] for row in broken_results["not_measured"])

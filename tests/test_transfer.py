@@ -208,11 +208,15 @@ def test_item_residuals_read_the_last_token_and_the_token_mean(gpt2):
 # --transfer-data end to end ----------------------------------------------------------------------------
 
 def test_transfer_data_bad_file_stops_the_session(bad_transfer_data_session):
-    """A malformed --transfer-data file stops the session with one message naming file and line, before any
-    model loads (the datasets are the transfer fixture's first input)."""
+    """A --transfer-data file with a label and no sentence on a line stops the session at its start, before
+    any test is collected or run and before any model loads, with one message naming file and line (the blank
+    line before it is skipped); no report is written."""
     session, bad = bad_transfer_data_session.result()
     assert session.result.returncode == pytest.ExitCode.USAGE_ERROR, session.output[-3000:]
-    assert f"--transfer-data: {bad}:3: expected 'LABEL SENTENCE'" in session.output
+    assert (f"ERROR: --transfer-data: {bad}:4: expected 'LABEL SENTENCE' with LABEL 0 (negative) or 1 (positive); "
+            "got '1'") in session.output
+    assert "collected" not in session.output and "passed" not in session.output, session.output[-3000:]
+    assert not session.reports.exists()
 
 
 def test_ablation_scores_in_length_chunks_equal_each_prompt_alone(gpt2):
@@ -246,3 +250,35 @@ def test_ablation_scores_in_length_chunks_equal_each_prompt_alone(gpt2):
                 assert float(null) == float(scores[f"n:all_but_first:random{k}"][i])
             else:
                 assert torch.isnan(null)
+
+
+def test_a_label_with_no_sentence_is_refused_and_blank_lines_are_skipped(tmp_path):
+    path = _write(tmp_path / "reviews.all", ["1 good", "", "0 bad", " "])
+    assert read_dataset(path).sentences == ("good", "bad")
+    with pytest.raises(TransferDataError, match=rf"{path}:3: expected 'LABEL SENTENCE' with LABEL 0 \(negative\) or 1 "
+                                                r"\(positive\); got '1 '"):
+        read_dataset(_write(path, ["1 good", "0 bad", "1 "]))
+    with pytest.raises(TransferDataError, match=r"subjx\.all:2: .*LABEL 0 or 1 \(two classes\); got '0'"):
+        read_dataset(_write(tmp_path / "subjx.all", ["1 plot", "0"]))
+
+
+def test_the_session_start_hook_reads_every_dataset_and_refuses_a_bad_one(tmp_path):
+    """``fixtures/transfer.py``'s ``pytest_sessionstart``: the datasets go to the stash (the claims are
+    parametrized from it); a bad path or file is a usage error naming the option and what was wrong."""
+    from types import SimpleNamespace
+
+    from fixtures.settings import settings_key
+    from fixtures.transfer import pytest_sessionstart, transfer_key
+
+    def session(*paths):
+        stash = pytest.Stash()
+        stash[settings_key] = SimpleNamespace(transfer_data=tuple(paths))
+        return SimpleNamespace(config=SimpleNamespace(stash=stash))
+
+    good = session(_write(tmp_path / "reviews.all", ["1 good", "0 bad"]))
+    pytest_sessionstart(good)
+    assert list(good.config.stash[transfer_key]) == ["mpqa", "subj", "reviews"]
+    with pytest.raises(pytest.UsageError, match=rf"^--transfer-data: {tmp_path}/bad\.all:1: expected 'LABEL SENTENCE'"):
+        pytest_sessionstart(session(_write(tmp_path / "bad.all", ["1", "0 bad"])))
+    with pytest.raises(pytest.UsageError, match=rf"^--transfer-data: {tmp_path / 'nowhere'} does not exist"):
+        pytest_sessionstart(session(tmp_path / "nowhere"))

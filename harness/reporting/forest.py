@@ -22,6 +22,7 @@ from harness.verdicts.record import ClaimRecord
 COLOURS = {Verdict.REPLICATES.value: "#2e7d32", Verdict.DOES_NOT_REPLICATE.value: "#c62828",
            Verdict.INCONCLUSIVE.value: "#f9a825", Verdict.NOT_INTERPRETABLE.value: "#8e24aa"}
 LIMIT = 6.0
+FILENAME = "verdicts_forest.png"  # under reports/<model>/figures/ (REPORT.md and report.html show it first)
 
 
 def gap(record: ClaimRecord, x: float) -> float:

@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 
 from tabulate import tabulate
 
+from harness.reporting.forest import FILENAME as FOREST
 from harness.runtime import progress
 from harness.verdicts.declaration import Kind, Verdict
 from harness.verdicts.record import ClaimRecord
@@ -108,6 +109,7 @@ class ReportBuilder:
         self.figures[filename] = draw
 
     def write(self, directory: Path) -> Path:
+        from harness.reporting.html import write_model_page
         from harness.reporting.rendering import render
 
         for result in self.results:
@@ -120,8 +122,10 @@ class ReportBuilder:
         for stale in set(figure_dir.glob("*.png")) - set(rendered):  # a previous run's figure this run did not draw
             stale.unlink()
         environment = self.environment()
-        (directory / "results.json").write_text(json.dumps(self._json(environment), indent=2, default=str) + "\n")
+        results = self._json(environment)
+        (directory / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
         (directory / "REPORT.md").write_text(self._markdown(environment, [p for p in rendered if p]))
+        write_model_page(results, figure_dir, directory / "report.html")
         return directory / "REPORT.md"
 
     def _add_forest(self) -> None:
@@ -356,7 +360,6 @@ class ReportBuilder:
         return path
 
 
-FOREST = "verdicts_forest.png"
 KIND_TITLES = {Kind.PAPER.value: "Paper claims", Kind.PRECONDITION.value: "Preconditions",
                Kind.CONTROL.value: "Controls", Kind.BEYOND.value: "Beyond the paper"}
 

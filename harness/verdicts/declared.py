@@ -353,7 +353,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
     Claim(
         "R1", "§5.4", "The direction's tails on natural text hold sentiment tokens",
         f"tail score: {_TAIL:.1%}/{1 - _TAIL:.1%} tails, share of each tail's majority non-neutral label, averaged "
-        "(CI: word types resampled)",
+        "(CI: word types resampled), on SST-2 sentences where the paper reads OpenWebText (a deviation: the protocol)",
         PaperValue("unknown (GPT-4 labels on OWT; no checked number, docs/PAPER.md §6.5)", "gpt2-small", "REVIEW"),
         Rule(0.7, "above", GENERIC, "the suite's floor"), protocol=NATURAL_TEXT_PROTOCOL, combine=_EACH_METHOD,
     ),

@@ -54,7 +54,9 @@ NATURAL_TEXT_PROTOCOL = _protocol(  # R1, R1.auroc (§5.4), fixed before measuri
     {"corpus_sentences": 3000, "corpus_seed": 0, "tail_quantile": 0.001, "null_directions": 100,
      "null_quantile": 0.975, "auroc_floor": 0.8},
     corpus="a seeded (seed {corpus_seed}: the same under every --seeds seed) subsample of {corpus_sentences} SST-2 "
-           "train sentences, for the time budget",
+           "train sentences, for the time budget, in place of the paper's OpenWebText (not shipped, and no host but "
+           "the package registries is reachable): a DEVIATION that favours the claim, since every SST-2 sentence is "
+           "a review, so the direction's tails meet sentiment tokens far more often than on OWT's mixed web text",
     tails="the tokens at or below the {tail_quantile:.1%} quantile of all projections, and at or above the "
           "mirror quantile",
     unit="the word type (a lexicon label is a property of the word, and its tokens' residuals are alike): "
@@ -174,3 +176,18 @@ LAYER_CHOICE_PROTOCOL = _protocol(  # D2, P1-P5, K3: a layer chosen on data that
                  "accuracy); layers within {tie_tolerance} of the best are tied, and ties go to the {tie_prefer} "
                  "layer by depth (the argmax would take the shallowest)",
 )
+
+FIDELITY_PROTOCOL = {  # the load-time check of the weight processing (harness/models/fidelity.py, fixtures/model.py)
+    "prompts": ("I thought this movie was wonderful, I loved it.", "The food was cold and the service was slow.",
+                "Conclusion: This movie is", "She opened the letter and smiled."),
+    # largest |Δ log p| allowed, over every real position and vocabulary entry, by --dtype
+    "tolerance": {"float32": 1e-3, "bfloat16": 3.0, "float16": 0.5},
+    "why": "measured on CPU (torch 2.13, the 4 prompts, BOS prepended): float32 4.6e-05 on smollm2-135m and 2.7e-05 "
+           "on gemma3-270m (1e-3 leaves a margin over 20x); bfloat16 0.90 and 0.61, float16 0.096 on smollm2-135m "
+           "(the maximum is over the whole vocabulary, where a half-precision logit of the tail rounds by a tenth or "
+           "more and each side rounds differently after processing; 3.0 and 0.5 leave a margin over 3x and 5x). "
+           "gemma3-270m gives no finite logits in float16, processed or not: the check stops it and says so. A "
+           "processed weight of block 0 perturbed by half its spread moved them by 0.7 to 9 on the tiny models "
+           "(tests/test_fidelity.py), so float32 catches such an error by a wide margin and half precision only a "
+           "gross one",
+}

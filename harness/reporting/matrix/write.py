@@ -1,5 +1,5 @@
 """Writing the matrix: ``MATRIX.md`` (files used and left out, claims by model, summary, figures, every
-test row), ``matrix.json`` and the figures, under one output directory."""
+test row), ``matrix.json``, the figures and ``MATRIX.html``, under one output directory."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Sequence
 
 from tabulate import tabulate
 
+from harness.reporting.html.matrix_page import write_matrix_page
 from harness.reporting.matrix.build import Column, Matrix
 from harness.reporting.matrix.cells import EMPTY_CELL
 from harness.reporting.matrix.figures import draw_heatmap, draw_sweep, render_figure
@@ -16,7 +17,8 @@ from harness.reporting.matrix.sweep import Sweep, sweep_by_relative_depth
 
 
 def write_matrix(matrix: Matrix, out_dir: Path | str) -> Path:
-    """Write ``MATRIX.md``, ``matrix.json`` and the two figures under ``out_dir``; returns MATRIX.md's path."""
+    """Write ``MATRIX.md``, ``matrix.json``, the two figures and ``MATRIX.html`` (``harness.reporting.html``)
+    under ``out_dir``; returns MATRIX.md's path."""
     out_dir = Path(out_dir)
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -24,9 +26,11 @@ def write_matrix(matrix: Matrix, out_dir: Path | str) -> Path:
     drawn = [path for path in (render_figure(figures / "matrix_heatmap.png", lambda f: draw_heatmap(f, matrix)),
                                render_figure(figures / "sweep_relative_depth.png", lambda f: draw_sweep(f, sweep)))
              if path]
-    (out_dir / "matrix.json").write_text(json.dumps(matrix_json(matrix, sweep), indent=2, default=str) + "\n")
+    data = matrix_json(matrix, sweep)
+    (out_dir / "matrix.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     path = out_dir / "MATRIX.md"
     path.write_text(matrix_markdown(matrix, sweep, [p.relative_to(out_dir) for p in drawn]))
+    write_matrix_page(data, figures, out_dir / "MATRIX.html")
     return path
 
 

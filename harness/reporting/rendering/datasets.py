@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from harness.reporting.rendering import render
+from harness.datasets.data_files import DataFiles
+from harness.reporting.rendering import render, shown_path
 from harness.datasets.toy_movie_review import TEMPLATE, ToyMovieReviewSummary
 
 
@@ -24,3 +25,18 @@ def _toy_movie_review(summary: ToyMovieReviewSummary, report) -> None:
         f"test {len(data.test_pairs)}. Located positions (first test prompt): {positions}; "
         f"tokens: {summary.first_test_tokens}",
     )
+
+
+@render.register
+def _data_files(result: DataFiles, report) -> None:
+    report.data["data_files"] = [{"option": f.option, "name": f.name, "path": shown_path(f.path), "sentences": f.sentences,
+                                  "positive": f.positive, "blank_lines_skipped": f.blank_lines} for f in result.files]
+    rows = [[f.name, f.option, shown_path(f.path), f.sentences, f.positive, f.sentences - f.positive, f.blank_lines]
+            for f in result.files]
+    report.add_section(
+        "Data files (read at session start)",
+        "Every data file was read and checked before any test ran (a line that is not `LABEL SENTENCE`, a label "
+        "with no sentence included, stops the session naming file and line); blank lines separate nothing and "
+        "are skipped, counted here.\n\n"
+        + tabulate(rows, headers=["data", "from", "path", "sentences", "label 1", "label 0", "blank lines skipped"],
+                   tablefmt="github"))
