@@ -7,11 +7,10 @@ Zero-shot set (§2.3, ``harness.experiments.sst_ablations``): prompt ``{TEXT} Re
 leaves < 10 per class the top-10 filter is dropped: a recorded DEVIATION (every row's details and the
 report say so). Gate (the protocol's ``gate``, ``ablation_gate``), checked on the very prompts ablated:
 each class's mean clean LD on the set is at least the protocol's ``min_class_logit_diff`` (1 logit),
-since Δ% LD divides by it. Where the gate fails every row reads "not applicable" with the margins
-named and the ablations are not run (``claim.applies``: with their 150-run null they are the suite's
-costliest experiment per prompt, and the cold run's time budget has no room for them where the gate
-fails). P0.zero_shot, the whole split's accuracy, is reported but
-does not gate: it is a floor on a different set. Each
+since Δ% LD divides by it. The ablations always run: where the gate fails every row still shows its
+value and CI, with the verdict "not applicable" and the margins named (issue 26: a gate shows its
+numbers). P0.zero_shot, the whole split's accuracy, is reported but does not gate: it is a floor on a
+different set. Each
 ablation acts at every layer where DAS has a trained direction, all at once, each layer with its own
 ToyMovieReview DAS direction d_ℓ: x' = x − (x·d_ℓ) d_ℓ at the selected positions. The null: the
 protocol's ``random_ablations`` (50) seeded random directions (one Gaussian vector per ablated layer),
@@ -66,11 +65,6 @@ def _details(results, zero_shot_set, name: str) -> str:
             f"{zero_shot_set.deviation()}")
 
 
-def _ablations(request: pytest.FixtureRequest):
-    """The ablation experiment and its prompts, computed on first use (only once the gate holds)."""
-    return request.getfixturevalue("sst_ablations"), request.getfixturevalue("zero_shot_set")
-
-
 def _null(results, metric: str, positions: str) -> str:
     drops = results.null_drops(metric, positions)
     return (f"null ({results.null_count} random directions at {positions.replace('_', ' ')}): mean drop "
@@ -81,12 +75,9 @@ def _null(results, metric: str, positions: str) -> str:
 @pytest.mark.claim("A1")
 @pytest.mark.parametrize("positions", POSITIONS)
 @pytest.mark.parametrize("metric", ["accuracy", "ld_drop"])
-def test_a1_direction_ablation_everywhere(metric, positions, request, ablation_gate, claim):
+def test_a1_direction_ablation_everywhere(metric, positions, sst_ablations, zero_shot_set, ablation_gate, claim):
     description = (f"DAS ablated at {positions.replace('_', ' ')} positions, every layer, minus the random null's "
                    f"upper quantile: {metric} drop (points)")
-    if not claim.applies(ablation_gate, case=metric, description=description):
-        return
-    sst_ablations, zero_shot_set = _ablations(request)
     das = f"das_{positions}"
     claim.check(
         sst_ablations.above_null(metric, das, positions), case=metric, preconditions=ablation_gate,
@@ -98,12 +89,9 @@ def test_a1_direction_ablation_everywhere(metric, positions, request, ablation_g
 
 @pytest.mark.claim("A2")
 @pytest.mark.parametrize("positions", POSITIONS)
-def test_a2_random_direction_ablation_does_little(positions, request, ablation_gate, claim):
+def test_a2_random_direction_ablation_does_little(positions, sst_ablations, zero_shot_set, ablation_gate, claim):
     setup = "the paper's setup (BOS included)" if positions == "all" else "first position (BOS) left alone"
     description = f"random directions ablated like A1, {setup}: the median of their |Δ% LD|"
-    if not claim.applies(ablation_gate, description=description):
-        return
-    sst_ablations, zero_shot_set = _ablations(request)
     accuracy = sst_ablations.null_drops("accuracy", positions)
     claim.check(
         sst_ablations.null_spread(positions, declared("A2").protocol["spread_quantile"]), preconditions=ablation_gate,
@@ -114,11 +102,8 @@ def test_a2_random_direction_ablation_does_little(positions, request, ablation_g
     )
 
 
-def _check_comma_ablation(claim, name: str, metric: str, request, gate: dict[str, bool]) -> None:
+def _check_comma_ablation(claim, name: str, metric: str, results, zero_shot_set, gate: dict[str, bool]) -> None:
     """A3/A4 (module docstring): the raw value on the paper's model, else the paired net ratio."""
-    if not claim.applies(gate, case=metric, description=f"{name.replace('_', ' ')} ablation: {metric}"):
-        return
-    results, zero_shot_set = _ablations(request)
     if claim.rule(metric).kind is ThresholdKind.PAPER:
         estimate, preconditions = results.estimate(metric, name), gate
         what = f"{metric} (the paper's number)"
@@ -141,22 +126,19 @@ def _check_comma_ablation(claim, name: str, metric: str, request, gate: dict[str
 
 @pytest.mark.claim("A3")
 @pytest.mark.parametrize("metric", ["accuracy", "ld_drop"])
-def test_a3_direction_ablation_at_commas(metric, request, ablation_gate, claim):
-    _check_comma_ablation(claim, "das_comma", metric, request, ablation_gate)
+def test_a3_direction_ablation_at_commas(metric, sst_ablations, zero_shot_set, ablation_gate, claim):
+    _check_comma_ablation(claim, "das_comma", metric, sst_ablations, zero_shot_set, ablation_gate)
 
 
 @pytest.mark.claim("A4")
 @pytest.mark.parametrize("metric", ["accuracy", "ld_drop"])
-def test_a4_mean_ablation_at_commas(metric, request, ablation_gate, claim):
-    _check_comma_ablation(claim, "mean_comma", metric, request, ablation_gate)
+def test_a4_mean_ablation_at_commas(metric, sst_ablations, zero_shot_set, ablation_gate, claim):
+    _check_comma_ablation(claim, "mean_comma", metric, sst_ablations, zero_shot_set, ablation_gate)
 
 
 @pytest.mark.claim("A5")
-def test_a5_frozen_attention_removes_comma_effect(request, ablation_gate, claim):
+def test_a5_frozen_attention_removes_comma_effect(sst_ablations, zero_shot_set, ablation_gate, claim):
     description = "comma-only DAS ablation, Δ% LD with attention frozen / unfrozen"
-    if not claim.applies(ablation_gate, description=description):
-        return
-    sst_ablations, zero_shot_set = _ablations(request)
     unfrozen = sst_ablations.estimate("ld_drop", "das_comma")
     frozen = sst_ablations.drop("ld_drop", "das_comma_frozen")
     effect = {"the unfrozen comma-only drop's 95% CI lies above 0": unfrozen.ci_low > 0}

@@ -36,7 +36,7 @@ def test_the_report_shows_the_diagnostic(tmp_path):
     report.record(outlier_dimensions(resid, "tiny sample"))
     report.write(tmp_path)
     text = (tmp_path / "REPORT.md").read_text()
-    assert "## Residual anisotropy: outlier dimensions (issue 26)" in text
+    assert "## Residual anisotropy: outlier dimensions" in text
     assert "boundary 2, coordinate 3" in text
     data = json.loads((tmp_path / "results.json").read_text())["data"]["anisotropy"]
     assert [b["top_coordinates"][0] for b in data["boundaries"]][2] == 3

@@ -18,7 +18,7 @@ def _anisotropy(result: Anisotropy, report) -> None:
     rows = [[b.boundary, f"{b.mean_norm:.1f}", f"{b.top_coordinates[0]}, {b.top_coordinates[1]}",
              f"{b.top1_share:.1%}", f"{b.top2_share:.1%}", f"{b.effective_dims:.1f}"] for b in result.boundaries]
     report.add_section(
-        "Residual anisotropy: outlier dimensions (issue 26)",
+        "Residual anisotropy: outlier dimensions",
         f"Read on the {result.reading}. A coordinate's share of the squared norm is also its share of a random "
         "unit direction's projection variance: where one coordinate carries most of the norm, cosine and projection "
         "readings (R1, D1) and random-direction ablations (A2, G2) read mostly that coordinate. Largest: "
