@@ -23,10 +23,18 @@ TransformerLens 4.3 cache bug (``harness/interventions/generation.py``; ``tests/
 generation without the cache token for token). The unit is the generated sample; per run n = 250
 samples (5 coefficients × 50).
 
-- S1: Spearman ρ over the 250 samples between |coef| and whether the sample has the steered-to label
-  (0/1). CI: percentile bootstrap resampling the 50 samples within each coefficient (1,000
-  resamples, seeded by ``suite_seed``). Replicates when the CI lies above 0 (the share rises).
-- S1.strongest: the steered-to label's share at the strongest coefficient, Wilson CI over its 50
+Fluency control (S1's protocol, ``harness/experiments/steering_fluency.py``): a strong edit turns the
+continuation into noise that the lexicon reads neutral, so S1 and S1.strongest are read on each run's
+fluent range, the coefficients from 0 up to the first at which fewer than the protocol's share of the
+samples are fluent (continuation NLL under the unsteered model at most the unsteered samples' 95%
+quantile). A run whose range holds no nonzero coefficient has no trend to read: those two rows are
+"not applicable", the fluent share per coefficient named. The degenerate coefficients stay in the
+details and the report.
+
+- S1: Spearman ρ over the samples of the fluent range between |coef| and whether the sample has the
+  steered-to label (0/1). CI: percentile bootstrap resampling the 50 samples within each coefficient
+  (1,000 resamples, seeded by ``suite_seed``). Replicates when the CI lies above 0 (the share rises).
+- S1.strongest: the steered-to label's share at the strongest fluent coefficient, Wilson CI over its 50
   samples; replicates when the CI lies above 50%.
 - S1.unsteered: the same share at coefficient 0, Wilson CI over 50 samples; replicates when the CI
   lies at or below 20%.
@@ -43,36 +51,52 @@ RUN_IDS = ["paper_prompt", "mirror"]
 CASES = {RUNS[0]: None, RUNS[1]: "mirror"}  # the mirror's paper value: "not in the paper"
 
 
-def _details(run, steering) -> str:
-    shares = ", ".join(f"{c:+.1f}: {100 * s:.0f}%" for c, s in zip(run.coefficients, run.share(run.target).tolist()))
+def _details(run_name: str, steering, fluency) -> str:
+    run, k = steering.runs[run_name], fluency.fluent_range(run_name)
+    shares = ", ".join(f"{c:+.1f}: {100 * s:.0f}% ({100 * f:.0f}% fluent{'' if i < k else ', degenerate'})" for i, (c, s, f)
+                       in enumerate(zip(run.coefficients, run.share(run.target).tolist(), fluency.fluent_share(run_name).tolist())))
     return (f"{LABEL_NAMES[run.target]} share by coefficient at `{steering.hook}` ({run.labels.shape[1]} samples "
-            f"each, scale {steering.strongest:.2f}): {shares}")
+            f"each, scale {steering.strongest:.2f}): {shares}; {fluency.describe()}")
+
+
+def _fluent_range(fluency, run_name: str) -> dict[str, bool]:
+    """S1's and S1.strongest's precondition: the run's fluent range holds a nonzero coefficient."""
+    run, k = fluency.runs[run_name], fluency.fluent_range(run_name)
+    shares = ", ".join(f"{c:+.2f}: {100 * f:.0f}%" for c, f in zip(run.coefficients, fluency.fluent_share(run_name).tolist()))
+    return {f"steering keeps the text fluent at a nonzero coefficient (fluent range: the first {k} of "
+            f"{len(run.coefficients)} coefficients; fluent share {shares})": k >= 2}
 
 
 @pytest.mark.claim("S1")
 @pytest.mark.parametrize("run_name", RUNS, ids=RUN_IDS)
-def test_s1_steered_share_rises_with_coefficient(run_name, steering, claim):
-    run = steering.runs[run_name]
-    claim.check(steering.trend(run_name), case=CASES[run_name],
-                description=f"{run_name}: Spearman ρ over samples, |coef| vs having the {LABEL_NAMES[run.target]} label",
-                details=_details(run, steering))
+def test_s1_steered_share_rises_with_coefficient(run_name, steering, steering_fluency, claim):
+    run, fluent = steering.runs[run_name], _fluent_range(steering_fluency, run_name)
+    description = (f"{run_name}: Spearman ρ over the fluent range's samples, |coef| vs having the "
+                   f"{LABEL_NAMES[run.target]} label")
+    details = _details(run_name, steering, steering_fluency)
+    if not claim.applies(fluent, case=CASES[run_name], description=description, details=details):
+        return
+    claim.check(steering_fluency.trend(run_name, steering.seed), case=CASES[run_name], preconditions=fluent,
+                description=description, details=details)
 
 
-def _check_share(claim, steering, run_name: str, index: int) -> None:
+def _check_share(claim, steering, fluency, run_name: str, index: int, preconditions: dict[str, bool]) -> None:
     """The steered-to label's share at coefficient ``index`` of the run, in %, Wilson CI."""
     run = steering.runs[run_name]
-    claim.check(run.share_estimate(index), case=CASES[run_name],
+    claim.check(run.share_estimate(index), case=CASES[run_name], preconditions=preconditions,
                 description=f"{run_name}: {LABEL_NAMES[run.target]} share at coef {run.coefficients[index]:+.2f}",
-                details=_details(run, steering))
+                details=_details(run_name, steering, fluency))
 
 
 @pytest.mark.claim("S1.strongest")
 @pytest.mark.parametrize("run_name", RUNS, ids=RUN_IDS)
-def test_s1_strongest_coefficient_steers_most_samples(run_name, steering, claim):
-    _check_share(claim, steering, run_name, -1)
+def test_s1_strongest_coefficient_steers_most_samples(run_name, steering, steering_fluency, claim):
+    """At the strongest coefficient of the fluent range (where it holds only 0, that one: not applicable)."""
+    fluent = _fluent_range(steering_fluency, run_name)
+    _check_share(claim, steering, steering_fluency, run_name, max(steering_fluency.fluent_range(run_name), 1) - 1, fluent)
 
 
 @pytest.mark.claim("S1.unsteered")
 @pytest.mark.parametrize("run_name", RUNS, ids=RUN_IDS)
-def test_s1_unsteered_share_is_low(run_name, steering, claim):
-    _check_share(claim, steering, run_name, 0)
+def test_s1_unsteered_share_is_low(run_name, steering, steering_fluency, claim):
+    _check_share(claim, steering, steering_fluency, run_name, 0, {})

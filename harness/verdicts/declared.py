@@ -91,6 +91,8 @@ _EACH_METHOD = Combine("every", reason="the methods find one direction (§4, §6
 _PAPER_PROMPT = Combine("row", "paper_prompt", reason="the paper's prompt decides; the mirror prompt is the suite's")
 ABLATION_GATE = (f"the model classifies the prompts it is ablated on: each class's mean clean LD on the zero-shot set "
                  f">= {SST_ABLATION_PROTOCOL['min_class_logit_diff']:g} (the protocol's gate)")
+_FLUENT = ("steering keeps the text fluent at a nonzero coefficient: the fluent range (the protocol's fluency "
+           "control) holds more than coefficient 0")
 _PAPER_SETUP = Combine("every", "all", reason="the paper ablates at every position (BOS included); the "
                                               "all-but-first rows are the suite's check, shown, not combined")
 
@@ -371,21 +373,22 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
     ),
     Claim(
         "S1", "§5.5", "The steered sentiment share rises with the coefficient",
-        "Spearman ρ over samples between |coef| and the sample having the steered-to label (CI: samples "
-        "resampled within each coefficient)",
+        "Spearman ρ over the samples of the fluent range (the protocol's fluency control) between |coef| and the "
+        "sample having the steered-to label (CI: samples resampled within each coefficient)",
         PaperValue("the negative share rises with |coef| (figure; no numbers)", STEERING_MODEL, "R"),
         Rule(0.0, "above", QUALITATIVE, "rises: ρ > 0", strict=True),
         cases={"mirror": Case(paper=PaperValue("not in the paper (the suite's mirror of its experiment)"))},
-        protocol=STEERING_PROTOCOL, combine=_PAPER_PROMPT,
+        protocol=STEERING_PROTOCOL, combine=_PAPER_PROMPT, preconditions=_FLUENT,
         controls=("S1.unsteered",),
     ),
     Claim(
         "S1.strongest", "§5.5", "The strongest coefficient steers most samples",
-        "the steered-to label's share at the strongest coefficient",
+        "the steered-to label's share at the strongest coefficient of the fluent range (the protocol's fluency "
+        "control)",
         PaperValue("the negative share rises with |coef| (figure; no numbers)", STEERING_MODEL, "R"),
         Rule(50.0, "above", QUALITATIVE, "a majority", strict=True), unit="%",
         cases={"mirror": Case(paper=PaperValue("not in the paper (the suite's mirror of its experiment)"))},
-        protocol=STEERING_PROTOCOL, combine=_PAPER_PROMPT,
+        protocol=STEERING_PROTOCOL, combine=_PAPER_PROMPT, preconditions=_FLUENT,
         controls=("S1.unsteered",),
     ),
     Claim(

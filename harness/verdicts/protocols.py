@@ -21,15 +21,21 @@ def _protocol(numbers: dict, **prose: str) -> dict:
     return {**numbers, **{key: text.format(**words) for key, text in prose.items()}}
 
 
-STEERING_PROTOCOL = {  # fixed before measuring (issue "Verdicts", item 7)
-    "hook": "the early layer's resid_pre (the paper's blocks.0.hook_resid_post on gpt2-small)",
-    "scale": "median residual norm at the hook over the prompt's tokens, BOS left out (on gpt2-small: the "
-             "paper's integer grid 0 to -20)",
-    "coefficient_fractions": (0.0, 0.25, 0.5, 0.75, 1.0),
-    "samples_per_coefficient": 50,
-    "why": "the grid spans edits from none to as large as the residual itself; the strongest edit equals the "
-           "typical residual norm, beyond which the direction would dominate the stream",
-}
+STEERING_PROTOCOL = _protocol(  # fixed before measuring (issue "Verdicts", item 7; fluency: issue 26, item 6)
+    {"coefficient_fractions": (0.0, 0.25, 0.5, 0.75, 1.0), "samples_per_coefficient": 50,
+     "fluency_quantile": 0.95, "min_fluent_share": 0.75},
+    hook="the early layer's resid_pre (the paper's blocks.0.hook_resid_post on gpt2-small)",
+    scale="median residual norm at the hook over the prompt's tokens, BOS left out (on gpt2-small: the paper's "
+          "integer grid 0 to -20)",
+    why="the grid spans edits from none to as large as the residual itself; the strongest edit equals the typical "
+        "residual norm, beyond which the direction would dominate the stream",
+    fluency="the control (harness.experiments.steering_fluency): a sample is fluent when its continuation's mean "
+            "NLL per token under the unsteered model (the continuation alone, from BOS: no penalty for disagreeing "
+            "with the prompt) is at most the {fluency_quantile} quantile of the unsteered samples' NLLs (both "
+            "prompts pooled); a run's fluent range runs from coefficient 0 up to the first coefficient with fewer "
+            "than {min_fluent_share} of its samples fluent; S1 and S1.strongest are read on the fluent range, since "
+            "text turned to noise reads neutral to the lexicon (issue 26: the share rose, then fell, over the grid)",
+)
 
 TRANSFER_PROTOCOL = _protocol(  # G1-G3, fixed before measuring (fixtures/transfer.py passes the numbers)
     {"per_class": 150, "sample_seed": 0, "null_directions": 100, "null_quantile": 0.975, "random_ablations": 50,
