@@ -27,9 +27,10 @@ Fluency control (S1's protocol, ``harness/experiments/steering_fluency.py``): a 
 continuation into noise that the lexicon reads neutral, so S1 and S1.strongest are read on each run's
 fluent range, the coefficients from 0 up to the first at which fewer than the protocol's share of the
 samples are fluent (continuation NLL under the unsteered model at most the unsteered samples' 95%
-quantile). A run whose range holds no nonzero coefficient has no trend to read: those two rows are
-"not applicable", the fluent share per coefficient named. The degenerate coefficients stay in the
-details and the report.
+quantile). The range is chosen on a separate selection draw (20 samples per coefficient, its own
+sampling seed), never on the samples S1 reads. A run whose range holds no nonzero coefficient has no
+trend to read: those two rows are "not applicable", the fluent share per coefficient named. The
+degenerate coefficients stay in the details and the report.
 
 - S1: Spearman ρ over the samples of the fluent range between |coef| and whether the sample has the
   steered-to label (0/1). CI: percentile bootstrap resampling the 50 samples within each coefficient
@@ -53,7 +54,8 @@ CASES = {RUNS[0]: None, RUNS[1]: "mirror"}  # the mirror's paper value: "not in 
 
 def _details(run_name: str, steering, fluency) -> str:
     run, k = steering.runs[run_name], fluency.fluent_range(run_name)
-    shares = ", ".join(f"{c:+.1f}: {100 * s:.0f}% ({100 * f:.0f}% fluent{'' if i < k else ', degenerate'})" for i, (c, s, f)
+    shares = ", ".join(f"{c:+.1f}: {100 * s:.0f}% ({100 * f:.0f}% of the selection draw fluent{'' if i < k else ', degenerate'})"
+                       for i, (c, s, f)
                        in enumerate(zip(run.coefficients, run.share(run.target).tolist(), fluency.fluent_share(run_name).tolist())))
     return (f"{LABEL_NAMES[run.target]} share by coefficient at `{steering.hook}` ({run.labels.shape[1]} samples "
             f"each, scale {steering.strongest:.2f}): {shares}; {fluency.describe()}")
@@ -63,8 +65,8 @@ def _fluent_range(fluency, run_name: str) -> dict[str, bool]:
     """S1's and S1.strongest's precondition: the run's fluent range holds a nonzero coefficient."""
     run, k = fluency.runs[run_name], fluency.fluent_range(run_name)
     shares = ", ".join(f"{c:+.2f}: {100 * f:.0f}%" for c, f in zip(run.coefficients, fluency.fluent_share(run_name).tolist()))
-    return {f"steering keeps the text fluent at a nonzero coefficient (fluent range: the first {k} of "
-            f"{len(run.coefficients)} coefficients; fluent share {shares})": k >= 2}
+    return {f"steering keeps the text fluent at a nonzero coefficient (fluent range, chosen on the selection draw: the "
+            f"first {k} of {len(run.coefficients)} coefficients; fluent share {shares})": k >= 2}
 
 
 @pytest.mark.claim("S1")

@@ -2,9 +2,11 @@
 
 - ``text_nll`` is each text's mean NLL per token under the model, every token from the one before (the
   first from BOS where prepended), the same batched (right-padded) as one at a time; NaN without a token;
-- a sample is fluent at most at the unsteered samples' declared quantile (both runs pooled); the fluent
-  range stops at the first coefficient under the declared share, and a later fluent coefficient does not
-  extend it; the trend on the range equals ``rank_trend`` on those coefficients alone;
+- a sample is fluent at most at the selection draw's unsteered samples' declared quantile (both runs
+  pooled); the fluent range comes from the selection draw alone (the main draw's NLLs change nothing), stops
+  at the first coefficient under the declared share, and a later fluent coefficient does not extend it; the
+  trend on the range equals ``rank_trend`` on the main draw's coefficients of the range alone; draws on
+  different grids are refused;
 - the renderer writes the section, the data and the figure.
 """
 
@@ -18,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from harness.datasets.lexicon import NEGATIVE, POSITIVE
 from harness.experiments.steering import SteeringRun, rank_trend
-from harness.experiments.steering_fluency import SteeringFluency, continuation_nll, text_nll
+from harness.experiments.steering_fluency import SampledDraw, SteeringFluency, continuation_nll, text_nll
 from harness.measures.statistics import seeded
 from harness.reporting.report import ReportBuilder
 from harness.reporting.rendering import render
@@ -51,23 +53,32 @@ def _run(target: int, labels: list[list[int]]) -> SteeringRun:
     return SteeringRun("p", target, coefficients, tuple(("t",) * labels.shape[1] for _ in coefficients), labels)
 
 
-def test_the_fluent_range_stops_at_the_first_degenerate_coefficient():
-    runs = {"a": _run(NEGATIVE, [[1, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]]),
-            "b": _run(POSITIVE, [[1, 0, 0, 0], [2, 2, 0, 0], [2, 2, 2, 0], [2, 2, 2, 2]])}
+def test_the_fluent_range_is_chosen_on_the_selection_draw_and_read_on_the_main_one():
+    selection = {"a": _run(NEGATIVE, [[1, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]]),
+                 "b": _run(POSITIVE, [[1, 0, 0, 0], [2, 2, 0, 0], [2, 2, 2, 0], [2, 2, 2, 2]])}
+    main = {"a": _run(NEGATIVE, [[1, 1, 1], [0, 1, 1], [0, 0, 1], [0, 0, 0]]),
+            "b": _run(POSITIVE, [[1, 0, 0], [2, 0, 0], [2, 2, 0], [2, 2, 2]])}
     nll = {"a": torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 9.0], [9.0, 9.0, 9.0, 1.0], [1.0] * 4]),
            "b": torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0], [9.0, 9.0, 9.0, 9.0]])}
-    fluency = SteeringFluency(runs, {k: v.double() for k, v in nll.items()}, quantile=1.0, min_fluent_share=0.75)
-    assert fluency.threshold == 4.0  # the largest unsteered NLL of both runs
+    main_nll = {name: torch.full((4, 3), 99.0, dtype=torch.float64) for name in main}  # never fluent: no say
+    fluency = SteeringFluency(SampledDraw(main, main_nll), SampledDraw(selection, {k: v.double() for k, v in nll.items()}),
+                              quantile=1.0, min_fluent_share=0.75)
+    assert fluency.threshold == 4.0  # the largest unsteered NLL of the selection draw, both runs
     assert fluency.fluent_share("a").tolist() == [1.0, 0.75, 0.25, 1.0]
+    assert fluency.fluent_share("a", "main").tolist() == [0.0] * 4
     assert fluency.fluent_range("a") == 2  # coefficient 3 is fluent again, after a degenerate one: outside
     assert fluency.fluent_range("b") == 3
     restricted = fluency.restricted("b")
-    assert restricted.coefficients == (0.0, 1.0, 2.0) and torch.equal(restricted.labels, runs["b"].labels[:3])
+    assert restricted.coefficients == (0.0, 1.0, 2.0) and torch.equal(restricted.labels, main["b"].labels[:3])
     with seeded(0):
-        expected = rank_trend(torch.tensor([0.0, 1.0, 2.0]), (runs["b"].labels[:3] == POSITIVE).double())
+        expected = rank_trend(torch.tensor([0.0, 1.0, 2.0]), (main["b"].labels[:3] == POSITIVE).double())
     assert fluency.trend("b", 0) == expected
-    nan = {k: torch.where(v > 8, torch.nan, v) for k, v in fluency.nll.items()}
-    assert SteeringFluency(runs, nan, 1.0, 0.75).fluent_share("b").tolist() == [1.0, 1.0, 1.0, 0.0]
+    nan = {k: torch.where(v > 8, torch.nan, v).double() for k, v in nll.items()}
+    assert SteeringFluency(SampledDraw(main, main_nll), SampledDraw(selection, nan), 1.0, 0.75).fluent_share("b").tolist() \
+        == [1.0, 1.0, 1.0, 0.0]
+    shorter = {"a": _run(NEGATIVE, [[1], [0]]), "b": _run(POSITIVE, [[1], [2]])}
+    with pytest.raises(ValueError, match="coefficients"):
+        SteeringFluency(SampledDraw(shorter, main_nll), SampledDraw(selection, nll), 1.0, 0.75)
 
 
 def test_continuation_nll_reads_every_run_and_the_renderer_shows_the_range(gpt2):
@@ -76,10 +87,10 @@ def test_continuation_nll_reads_every_run_and_the_renderer_shows_the_range(gpt2)
     nll = continuation_nll(gpt2.bridge, runs, gpt2.prepend_bos)
     assert nll["a"].shape == (2, 2) and torch.isnan(nll["a"][1, 1])
     report = ReportBuilder(model_name="tiny", settings={})
-    render(SteeringFluency(runs, nll, 0.95, 0.75), report)
+    render(SteeringFluency(SampledDraw(runs, nll), SampledDraw(runs, nll), 0.95, 0.75), report)
     section = report.sections["Steering fluency control (§5.5, S1)"]
     assert "fluent range: the first 0 of 2" in section  # one of the two unsteered samples is above the 95% quantile
-    assert report.data["steering_fluency"]["runs"]["a"]["fluent_share"] == [0.5, 0.5]
+    assert report.data["steering_fluency"]["runs"]["a"]["fluent_share_selection"] == [0.5, 0.5]
     figure = plt.figure()
     try:
         report.figures["steering_fluency.png"](figure)

@@ -11,8 +11,11 @@ that has nothing to do with sentiment. The control, declared in S1's protocol (`
 - a sample is fluent when that NLL is at most the protocol's ``fluency_quantile`` quantile of the
   unsteered (coefficient 0) continuations' NLLs, both prompts pooled; an empty continuation is not fluent;
 - the fluent range of a run is its coefficients from 0 up to the first at which fewer than the protocol's
-  ``min_fluent_share`` of the samples are fluent (``SteeringFluency.fluent_range``); S1's trend and
-  S1.strongest are read on it, and the report shows the degenerate coefficients beside it.
+  ``min_fluent_share`` of the samples are fluent (``SteeringFluency.fluent_range``);
+- the threshold and the range are chosen on a separate draw of continuations (the protocol's
+  ``selection_samples_per_coefficient``, sampled with its own seed), and S1's trend and S1.strongest
+  are read on the main draw over that range: the range is never selected on the samples it is read on.
+  The report shows the degenerate coefficients beside it.
 """
 
 from __future__ import annotations
@@ -57,35 +60,57 @@ def text_nll(bridge, texts: Sequence[str], prepend_bos: bool, batch_size: int = 
 
 
 @dataclass(frozen=True)
-class SteeringFluency:
-    """The runs, each sample's continuation NLL per run (``[coefficient, sample]``) and the protocol's control."""
+class SampledDraw:
+    """One draw of steered continuations per run (``harness.experiments.steering.steering_run``) and each
+    sample's continuation NLL (``continuation_nll``, ``[coefficient, sample]``)."""
 
     runs: dict[str, SteeringRun]
     nll: dict[str, Float[Tensor, "coefficients samples"]]
+
+    def fluent(self, run_name: str, threshold: float) -> Bool[Tensor, "coefficients samples"]:
+        nll = self.nll[run_name]
+        return torch.isfinite(nll) & (nll <= threshold)
+
+
+@dataclass(frozen=True)
+class SteeringFluency:
+    """S1's fluency control: the fluent range is chosen on ``selection``, a separate draw (its own sampling
+    seed), and S1 reads ``main`` on it, so the range is not selected on the samples it is read on."""
+
+    main: SampledDraw  # the draw S1, S1.strongest and S1.unsteered read
+    selection: SampledDraw  # the draw the threshold and the fluent range come from
     quantile: float  # the protocol's fluency_quantile
     min_fluent_share: float  # the protocol's min_fluent_share
 
+    def __post_init__(self) -> None:
+        for name, run in self.main.runs.items():
+            if self.selection.runs[name].coefficients != run.coefficients:
+                raise ValueError(f"{name}: the selection draw's coefficients {self.selection.runs[name].coefficients} "
+                                 f"are not the main draw's {run.coefficients}")
+
+    @property
+    def runs(self) -> dict[str, SteeringRun]:
+        return self.main.runs
+
     @property
     def threshold(self) -> float:
-        """The unsteered continuations' ``quantile`` quantile of NLL, both runs pooled."""
-        unsteered = torch.cat([nll[0] for nll in self.nll.values()])
+        """The selection draw's unsteered continuations' ``quantile`` quantile of NLL, both runs pooled."""
+        unsteered = torch.cat([nll[0] for nll in self.selection.nll.values()])
         return float(torch.quantile(unsteered[torch.isfinite(unsteered)], self.quantile))
 
-    def fluent(self, run_name: str) -> Bool[Tensor, "coefficients samples"]:
-        nll = self.nll[run_name]
-        return torch.isfinite(nll) & (nll <= self.threshold)
-
-    def fluent_share(self, run_name: str) -> Float[Tensor, "coefficients"]:
-        return self.fluent(run_name).double().mean(-1)
+    def fluent_share(self, run_name: str, draw: str = "selection") -> Float[Tensor, "coefficients"]:
+        """Per coefficient, the share of fluent samples of the ``draw`` ("selection" or "main")."""
+        return getattr(self, draw).fluent(run_name, self.threshold).double().mean(-1)
 
     def fluent_range(self, run_name: str) -> int:
-        """How many coefficients, from 0 on, keep at least ``min_fluent_share`` of their samples fluent."""
+        """How many coefficients, from 0 on, keep at least ``min_fluent_share`` of the selection draw's
+        samples fluent."""
         ok = (self.fluent_share(run_name) >= self.min_fluent_share).tolist() + [False]
         return ok.index(False)
 
     def restricted(self, run_name: str) -> SteeringRun:
-        """The run on its fluent range only (every sample of those coefficients)."""
-        run, k = self.runs[run_name], self.fluent_range(run_name)
+        """The main draw's run on the fluent range only (every sample of those coefficients)."""
+        run, k = self.main.runs[run_name], self.fluent_range(run_name)
         return dataclasses.replace(run, coefficients=run.coefficients[:k], continuations=run.continuations[:k],
                                    labels=run.labels[:k])
 
@@ -95,9 +120,11 @@ class SteeringFluency:
             return self.restricted(run_name).trend()
 
     def describe(self) -> str:
-        return (f"a sample is fluent when its continuation's NLL per token under the unsteered model is <= "
-                f"{self.threshold:.2f} nats (the unsteered samples' {self.quantile:.0%} quantile); the fluent range "
-                f"runs from coefficient 0 up to the first coefficient with < {self.min_fluent_share:.0%} fluent samples")
+        per = self.selection.nll[next(iter(self.selection.nll))].shape[1]
+        return (f"the fluent range is chosen on a separate draw of {per} samples per coefficient: a sample is fluent "
+                f"when its continuation's NLL per token under the unsteered model is <= {self.threshold:.2f} nats "
+                f"(that draw's unsteered samples' {self.quantile:.0%} quantile), and the range runs from coefficient 0 "
+                f"up to the first coefficient with < {self.min_fluent_share:.0%} fluent samples")
 
 
 def continuation_nll(bridge, runs: dict[str, SteeringRun], prepend_bos: bool) -> dict[str, Float[Tensor, "c s"]]:

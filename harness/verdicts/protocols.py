@@ -23,7 +23,8 @@ def _protocol(numbers: dict, **prose: str) -> dict:
 
 STEERING_PROTOCOL = _protocol(  # fixed before measuring (issue "Verdicts", item 7; fluency: issue 26, item 6)
     {"coefficient_fractions": (0.0, 0.25, 0.5, 0.75, 1.0), "samples_per_coefficient": 50,
-     "fluency_quantile": 0.95, "min_fluent_share": 0.75},
+     "fluency_quantile": 0.95, "min_fluent_share": 0.75, "selection_samples_per_coefficient": 20,
+     "selection_seed_offset": 1000},
     hook="the early layer's resid_pre (the paper's blocks.0.hook_resid_post on gpt2-small)",
     scale="median residual norm at the hook over the prompt's tokens, BOS left out (on gpt2-small: the paper's "
           "integer grid 0 to -20)",
@@ -33,8 +34,11 @@ STEERING_PROTOCOL = _protocol(  # fixed before measuring (issue "Verdicts", item
             "NLL per token under the unsteered model (the continuation alone, from BOS: no penalty for disagreeing "
             "with the prompt) is at most the {fluency_quantile} quantile of the unsteered samples' NLLs (both "
             "prompts pooled); a run's fluent range runs from coefficient 0 up to the first coefficient with fewer "
-            "than {min_fluent_share} of its samples fluent; S1 and S1.strongest are read on the fluent range, since "
-            "text turned to noise reads neutral to the lexicon (issue 26: the share rose, then fell, over the grid)",
+            "than {min_fluent_share} of its samples fluent; the threshold and the range come from a separate draw of "
+            "{selection_samples_per_coefficient} samples per coefficient (sampling seed: the main draw's + "
+            "{selection_seed_offset}), and S1 and S1.strongest read the main draw on that range (a selection made on "
+            "other data), since text turned to noise reads neutral to the lexicon (issue 26: the share rose, then "
+            "fell, over the grid)",
 )
 
 TRANSFER_PROTOCOL = _protocol(  # G1-G3, fixed before measuring (fixtures/transfer.py passes the numbers)

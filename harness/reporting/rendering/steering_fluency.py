@@ -1,5 +1,6 @@
 """Renderer of S1's fluency control (§5.5, ``harness.experiments.steering_fluency``): per run and coefficient,
-the steered-to share, the fluent share and the median continuation NLL, the fluent range marked, and
+the steered-to share, the fluent share of both draws and the median continuation NLL, the fluent range
+(chosen on the selection draw) marked, and
 steering_fluency.png (steered-to share over all samples and over fluent samples, fluent share)."""
 
 from __future__ import annotations
@@ -18,21 +19,22 @@ def _steering_fluency(fluency: SteeringFluency, report) -> None:
              "fluent range; the coefficients after it are shown as degenerate."]
     data = {}
     for name, run in fluency.runs.items():
-        k, fluent, nll = fluency.fluent_range(name), fluency.fluent(name), fluency.nll[name]
+        k, fluent, nll = fluency.fluent_range(name), fluency.main.fluent(name, fluency.threshold), fluency.main.nll[name]
         hits = run.labels == run.target
         rows = []
         for i, c in enumerate(run.coefficients):
             among_fluent = hits[i][fluent[i]].double().mean() * 100 if fluent[i].any() else float("nan")
             finite = nll[i][torch.isfinite(nll[i])]
             rows.append([f"{c:+.2f}", f"{hits[i].double().mean() * 100:.0f}", f"{among_fluent:.0f}",
-                         f"{fluent[i].double().mean() * 100:.0f}",
+                         f"{fluency.fluent_share(name)[i] * 100:.0f}", f"{fluent[i].double().mean() * 100:.0f}",
                          f"{finite.median():.2f}" if len(finite) else "n/a", "fluent" if i < k else "degenerate"])
-        data[name] = {"fluent_range": k, "fluent_share": fluency.fluent_share(name).tolist(),
-                      "nll": nll.tolist()}
+        data[name] = {"fluent_range": k, "fluent_share_selection": fluency.fluent_share(name).tolist(),
+                      "fluent_share_main": fluency.fluent_share(name, "main").tolist(), "nll_main": nll.tolist(),
+                      "nll_selection": fluency.selection.nll[name].tolist()}
         lines += [f"\n**{name}**: fluent range: the first {k} of {len(run.coefficients)} coefficients\n",
                   tabulate(rows, headers=["coef", f"{LABEL_NAMES[run.target]} %", f"{LABEL_NAMES[run.target]} % "
-                                          "of fluent samples", "fluent %", "median NLL (nats/token)", "range"],
-                           tablefmt="github")]
+                                          "of fluent samples", "fluent % (selection draw)", "fluent % (main draw)",
+                                          "median NLL (nats/token)", "range"], tablefmt="github")]
     report.data["steering_fluency"] = {"threshold": fluency.threshold, "quantile": fluency.quantile,
                                        "min_fluent_share": fluency.min_fluent_share, "runs": data}
     report.add_section("Steering fluency control (§5.5, S1)", "\n".join(lines))
@@ -40,11 +42,12 @@ def _steering_fluency(fluency: SteeringFluency, report) -> None:
     def draw(figure) -> None:
         axes = figure.subplots(1, len(fluency.runs), sharey=True, squeeze=False)[0]
         for ax, (name, run) in zip(axes, fluency.runs.items()):
-            fluent, hits = fluency.fluent(name), (run.labels == run.target).double()
+            fluent, hits = fluency.main.fluent(name, fluency.threshold), (run.labels == run.target).double()
             ax.plot(run.coefficients, hits.mean(-1) * 100, "o-", label=f"{LABEL_NAMES[run.target]} %, all samples")
             ax.plot(run.coefficients, [float(h[f].mean() * 100) if f.any() else float("nan")
                                        for h, f in zip(hits, fluent)], "s--", label=f"{LABEL_NAMES[run.target]} %, fluent samples")
-            ax.plot(run.coefficients, fluency.fluent_share(name) * 100, "^:", color="tab:grey", label="fluent %")
+            ax.plot(run.coefficients, fluency.fluent_share(name) * 100, "^:", color="tab:grey",
+                    label="fluent %, selection draw")
             k = fluency.fluent_range(name)
             if k < len(run.coefficients):
                 ax.axvspan(run.coefficients[max(k, 1) - 1], run.coefficients[-1], color="tab:red", alpha=0.08,
