@@ -32,6 +32,14 @@ as word types: the word types carry the dependence.
   details list it. No random-direction null in its rule: the tail scores of the same 100 random
   directions are reported in the details (on SmolLM2: median 0.06, 97.5% quantile 0.21, maximum 0.25),
   far under the floor, and recomputing 100 tail scores in each of 1,000 resamples would cost minutes.
+- R1.isotropy (the control of R1 and R1.auroc): the coordinate of largest mean square carries at most half of
+  a token's squared norm on average (the protocol's isotropy). Where one coordinate carries more (Gemma-3
+  from layer 2 on, ``harness.measures.anisotropy``), every token's cosine is divided by that coordinate's
+  size, and R1's and R1.auroc's rows read "not interpretable" with their values, not "does not replicate".
+- R1.standardized, R1.auroc.standardized (the robust reading, its own rows beside the paper's): the same
+  statistics, rules and null on the tokens standardized coordinate by coordinate over the corpus, read as
+  cos(z, d), so that no coordinate outweighs another
+  (``harness.experiments.corpus_projections.standardized_cosines``; Timkey & van Schijndel 2021).
 - R1.auroc: the AUROC between lexicon-positive and lexicon-negative tokens (directions are oriented
   + = positive) minus max(0.8, the 97.5% quantile of the AUROCs of 100 random Gaussian directions),
   both recomputed on every resample of the labelled word types (paired, as G1), so the null's own
@@ -62,38 +70,73 @@ def _details(corpus_projections, early_directions, method: str) -> str:
             f"{early_directions.source_layer[method]}, residual at `{early_directions.hook}`")
 
 
+def _check_tails(claim, corpus, early_directions, method: str) -> None:
+    """R1's tail score of ``method`` under ``corpus``'s reading."""
+    tails = tail_score(corpus.projections[method], corpus.labels, corpus.tail_quantile)
+    quantile = corpus.tail_quantile
+    low, median, high = corpus.null_tail_range()
+    claim.check(
+        corpus.tail_score(method),
+        description=f"{method}: tail score ({quantile:.1%}/{1 - quantile:.1%} tails, majority non-neutral share), "
+                    f"{corpus.reading}",
+        details=(f"low tail {LABEL_NAMES[tails.low_label]} {tails.low_share:.2f} of {tails.low_count}, high tail "
+                 f"{LABEL_NAMES[tails.high_label]} {tails.high_share:.2f} of {tails.high_count} tokens; "
+                 f"{len(corpus.random_null_tail_score)} unoriented random directions' tail scores "
+                 f"(seed {corpus.seed}, reported, not in the rule): median {median:.3f}, 95% range "
+                 f"[{low:.3f}, {high:.3f}]; " + _details(corpus, early_directions, method)),
+    )
+
+
+def _check_separation(claim, corpus, early_directions, method: str) -> None:
+    """R1.auroc's statistic of ``method`` under ``corpus``'s reading."""
+    low, median, high = corpus.null_range()
+    threshold = corpus.auroc_threshold_estimate()
+    claim.check(
+        corpus.auroc_above_null(method),
+        description=f"{method}: AUROC of the projection (lexicon-positive vs -negative tokens) minus "
+                    f"max({corpus.auroc_floor:g}, the null's {corpus.null_quantile:.1%} quantile), {corpus.reading}",
+        details=(f"AUROC {_ci(corpus.auroc(method))}; threshold {_ci(threshold)}, the null's quantile "
+                 f"above the floor in {corpus.null_binds():.1%} of the resamples; null of "
+                 f"{len(corpus.random_null_auroc)} unoriented random directions (seed "
+                 f"{corpus.seed}): median {median:.3f}, 95% range [{low:.3f}, {high:.3f}]; the suite's "
+                 f"random direction: {_ci(corpus.auroc('random'))}; " + _details(corpus, early_directions, method)),
+    )
+
+
+@pytest.mark.claim("R1.isotropy")
+def test_r1_isotropy_no_coordinate_dominates(corpus_projections, early_directions, claim):
+    share = corpus_projections.top_coordinate_share()
+    claim.check(
+        share,
+        description=f"coordinate {corpus_projections.top_coordinate}'s mean share of a token's squared norm",
+        details=(f"the coordinate of largest mean square over the corpus's tokens at `{early_directions.hook}` "
+                 f"carries {share.value:.1%} of a token's squared norm on average (an isotropic residual: "
+                 f"1/{len(early_directions.directions['random'])} per coordinate); where it carries more than "
+                 f"{claim.declaration.protocol['max_top_coordinate_share']:.0%} (the protocol's isotropy), R1's and "
+                 "R1.auroc's cosine rows are not interpretable"),
+    )
+
+
 @pytest.mark.claim("R1")
 @pytest.mark.parametrize("method", methods(controls=False))
 def test_r1_tails_hold_sentiment_tokens(method, corpus_projections, early_directions, claim):
-    tails = tail_score(corpus_projections.projections[method], corpus_projections.labels,
-                       corpus_projections.tail_quantile)
-    quantile = corpus_projections.tail_quantile
-    low, median, high = corpus_projections.null_tail_range()
-    claim.check(
-        corpus_projections.tail_score(method),
-        description=f"{method}: tail score ({quantile:.1%}/{1 - quantile:.1%} tails, majority non-neutral share)",
-        details=(f"low tail {LABEL_NAMES[tails.low_label]} {tails.low_share:.2f} of {tails.low_count}, high tail "
-                 f"{LABEL_NAMES[tails.high_label]} {tails.high_share:.2f} of {tails.high_count} tokens; "
-                 f"{len(corpus_projections.random_null_tail_score)} unoriented random directions' tail scores "
-                 f"(seed {corpus_projections.seed}, reported, not in the rule): median {median:.3f}, 95% range "
-                 f"[{low:.3f}, {high:.3f}]; " + _details(corpus_projections, early_directions, method)),
-    )
+    _check_tails(claim, corpus_projections, early_directions, method)
 
 
 @pytest.mark.claim("R1.auroc")
 @pytest.mark.parametrize("method", methods(controls=False))
 def test_r1_projection_separates_positive_from_negative_tokens(method, corpus_projections, early_directions, claim):
-    low, median, high = corpus_projections.null_range()
-    threshold = corpus_projections.auroc_threshold_estimate()
-    claim.check(
-        corpus_projections.auroc_above_null(method),
-        description=f"{method}: AUROC of the projection (lexicon-positive vs -negative tokens) minus "
-                    f"max({corpus_projections.auroc_floor:g}, the null's {corpus_projections.null_quantile:.1%} "
-                    "quantile)",
-        details=(f"AUROC {_ci(corpus_projections.auroc(method))}; threshold {_ci(threshold)}, the null's quantile "
-                 f"above the floor in {corpus_projections.null_binds():.1%} of the resamples; null of "
-                 f"{len(corpus_projections.random_null_auroc)} unoriented random directions (seed "
-                 f"{corpus_projections.seed}): median {median:.3f}, 95% range [{low:.3f}, {high:.3f}]; the suite's "
-                 f"random direction: {_ci(corpus_projections.auroc('random'))}; "
-                 + _details(corpus_projections, early_directions, method)),
-    )
+    _check_separation(claim, corpus_projections, early_directions, method)
+
+
+@pytest.mark.claim("R1.standardized")
+@pytest.mark.parametrize("method", methods(controls=False))
+def test_r1_standardized_tails_hold_sentiment_tokens(method, standardized_projections, early_directions, claim):
+    _check_tails(claim, standardized_projections, early_directions, method)
+
+
+@pytest.mark.claim("R1.auroc.standardized")
+@pytest.mark.parametrize("method", methods(controls=False))
+def test_r1_auroc_standardized_separates_positive_from_negative_tokens(method, standardized_projections,
+                                                                      early_directions, claim):
+    _check_separation(claim, standardized_projections, early_directions, method)

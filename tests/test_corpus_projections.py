@@ -22,7 +22,8 @@ import pytest
 import torch
 
 from harness.experiments.corpus_projections import (
-    CorpusProjections, aligned_token_labels, project_corpus, random_null_aurocs, sample_corpus, word_type, word_types,
+    STANDARDIZED, CorpusProjections, aligned_token_labels, project_corpus, random_null_aurocs, sample_corpus,
+    standardized_cosines, word_type, word_types,
 )
 from harness.experiments.correlation import (
     auroc, auroc_of_counts, cosine_projections, of_drawn_units, residuals_at, tail_score,
@@ -121,6 +122,43 @@ def test_project_corpus_labels_and_projects_every_token(gpt2, tokenizer, labelle
         [tail_score(row, payload["labels"], PROTOCOL["tail_quantile"]).score for row in payload["null_projections"]]))
     ids, types = word_types(tokenizer, TEXTS, payload["labels"])
     assert torch.equal(payload["word_ids"], ids) and payload["word_types"] == types
+    # the robust reading: the same directions and null, standardized; the isotropy control's shares
+    mean, std = resid.double().mean(0), resid.double().std(0)
+    z = (resid.double() - mean) / std
+    for name, direction in directions.items():
+        theirs = torch.nn.functional.cosine_similarity(z, direction.double()[None], dim=-1)
+        assert torch.allclose(payload["standardized"]["projections"][name].double(), theirs, atol=1e-5)
+    assert payload["standardized"]["null_projections"].shape == null.shape
+    assert payload["standardized"]["random_null_auroc"].shape == (100,)
+    squares = resid.double() ** 2
+    assert payload["top_coordinate"] == int(squares.mean(0).argmax())
+    assert torch.allclose(payload["top_share"].double(), squares[:, payload["top_coordinate"]] / squares.sum(-1),
+                          atol=1e-6)
+
+
+def test_standardized_cosines_ignore_a_coordinate_that_dominates_the_norm():
+    """A coordinate with a huge, widely spread value sets every raw cosine, even for a direction that reads it
+    only a little; the standardized cosine orders the tokens as the direction reads the standardized tokens,
+    and shifting or rescaling any coordinate does not change it."""
+    generator = torch.Generator().manual_seed(0)
+    tokens, direction = torch.randn(500, 16, generator=generator), torch.zeros(16)
+    direction[1], direction[0] = 1.0, 0.05  # the direction reads coordinate 1, and a little of the outlier 0
+    rogue = tokens.clone()
+    rogue[:, 0] = 1000 * torch.randn(500, generator=generator)
+    mean, std = rogue.double().mean(0), rogue.double().std(0)
+    robust = standardized_cosines(rogue, direction[None], mean, std)[0]
+    assert spearman(robust, tokens[:, 1]) > 0.9
+    assert spearman(cosine_projections(rogue, direction), tokens[:, 1]) < 0.6
+    z = (rogue.double() - mean) / std
+    assert torch.allclose(robust.double(), torch.nn.functional.cosine_similarity(z, direction.double()[None]),
+                          atol=1e-5)
+    moved = rogue * torch.linspace(0.5, 3, 16) + torch.arange(16.0)
+    again = standardized_cosines(moved, direction[None], moved.double().mean(0), moved.double().std(0))[0]
+    assert torch.allclose(again, robust, atol=1e-5)
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(np.corrcoef(a.argsort().argsort().double(), b.argsort().argsort().double())[0, 1])
 
 
 def null_directions_projected(resid: torch.Tensor, seed: int) -> torch.Tensor:
@@ -152,9 +190,31 @@ def corpus_projections(null: torch.Tensor, seed: int = 0, nulls: int = 20, signa
     projections = {m: effect + 0.3 * torch.randn(len(labels), generator=generator) + 0.8 * labels for m in methods()}
     null_projections = torch.randn(nulls, len(labels), generator=generator) + signal * labels
     early = early_directions({m: {layer: torch.randn(8) for layer in range(13)} for m in methods()}, 12)
+    standardized = {"projections": {m: -p for m, p in projections.items()}, "null_projections": -null_projections,
+                    "random_null_auroc": 1 - null, "random_null_tail_score": torch.rand(nulls)}
     return CorpusProjections("a corpus", 80, labels, projections, null, early, "a labeller", lengths,
                              PROTOCOL["tail_quantile"], PROTOCOL["auroc_floor"], PROTOCOL["null_quantile"], word_ids,
-                             null_projections, torch.rand(nulls), seed=seed, resamples=200)
+                             null_projections, torch.rand(nulls), seed=seed, resamples=200,
+                             standardized=standardized, top_coordinate=3, top_share=(word_ids % 5) / 10)
+
+
+def test_the_standardized_reading_is_the_same_corpus_read_again():
+    corpus = corpus_projections(torch.rand(100), seed=1)
+    corpus.auroc("kmeans")
+    robust = corpus.standardized_reading()
+    assert robust.reading == STANDARDIZED and corpus.reading != STANDARDIZED
+    assert torch.equal(robust.labels, corpus.labels) and torch.equal(robust.word_ids, corpus.word_ids)
+    assert robust.auroc("kmeans").value == pytest.approx(1 - corpus.auroc("kmeans").value)  # its own cache
+    with pytest.raises(ValueError, match="without the standardized reading"):
+        robust.standardized_reading()
+
+
+def test_the_isotropy_control_is_the_mean_share_over_tokens_with_a_ci_over_word_types():
+    corpus = corpus_projections(torch.rand(100), seed=1)
+    share = corpus.top_coordinate_share()
+    assert share.value == pytest.approx(float(corpus.top_share.double().mean()))
+    assert share.ci_low <= share.value <= share.ci_high and share.n == 60 and share.unit == "word types"
+    assert corpus.top_coordinate_share() is share
 
 
 def test_corpus_projections_estimate_over_word_types_under_their_seed():

@@ -11,6 +11,14 @@ around 0.5 on both sides), seeded by the session's seed, with their projections,
 The corpus size and seed, the tail quantile, the null's size and R1.auroc's floor and null quantile are
 R1's declared protocol (``harness.verdicts.protocols.NATURAL_TEXT_PROTOCOL``), passed in by the fixture.
 
+Outlier dimensions (issue 26, item 5; ``harness.measures.anisotropy``): where one residual coordinate carries
+most of every token's squared norm (Gemma-3 from layer 2 on), a cosine divides each token's readout by that
+coordinate's size, and the reading is mostly that coordinate. Two declared answers, from the same pass:
+the isotropy control R1.isotropy (``top_share``: the largest coordinate's share of each token's squared norm;
+R1 and R1.auroc rest on it), and the robust reading R1.standardized / R1.auroc.standardized
+(``standardized_cosines``: the tokens standardized coordinate by coordinate, every direction and the null
+read the same way), decided as rows of their own beside the paper's cosine.
+
 The unit is the word type (the lower-cased word without its surrounding punctuation: the lexicon's key).
 A lexicon label is a property of the word type, so every occurrence of a word carries the same label,
 and its tokens' early-layer residuals are alike (on SmolLM2, 90–91% of the labelled tokens' projection
@@ -32,9 +40,10 @@ chance". Computed once and shared by the claims and the report.
 
 from __future__ import annotations
 
+import dataclasses
 import string
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -49,8 +58,10 @@ from harness.datasets.lexicon import NEUTRAL, POSITIVE, VaderLabeller, token_wor
 from harness.datasets.sst import SSTSplit
 from harness.measures.cluster_auroc import jackknife_se, pair_counts
 from harness.measures.intervals import Resampled, resampled
+from harness.interventions.edit import unit
 from harness.measures.statistics import SENTENCE_RESAMPLES, Estimate, resample_indices, seeded
 
+COSINE, STANDARDIZED = "cosine", "standardized cosine"  # CorpusProjections.reading
 _ROWS = 25  # resamples evaluated together in ``CorpusProjections._separation`` (memory: rows × types × directions)
 
 
@@ -117,6 +128,28 @@ def random_null_aurocs(
     return torch.tensor([auroc(cosine_projections(resid, d), labels) for d in null])
 
 
+def standardized_cosines(resid: Float[Tensor, "n d_model"], directions: Float[Tensor, "k d_model"],
+                         mean: Float[Tensor, "d_model"], std: Float[Tensor, "d_model"]) -> Float[Tensor, "k n"]:
+    """R1's robust reading: cos(z, d) for every token x and direction d, with z = (x − μ)/σ coordinate by
+    coordinate (μ, σ over the corpus's tokens: Timkey & van Schijndel's 2021 standardization against rogue
+    dimensions). Every coordinate of z has mean 0 and spread 1, so none sets the tokens' norms or their
+    readouts: a coordinate with a huge mean or variance weighs what any other does (module docstring)."""
+    z = unit((resid.double() - mean) / std)
+    return (unit(directions.double()) @ z.T).float()
+
+
+def _readings(stacked: Tensor, directions: Mapping[str, Tensor], null: Tensor, labels: Tensor,
+              tail_quantile: float, project: Callable[[Tensor], Tensor]) -> dict:
+    """``projections`` (method -> [n_tokens]), ``null_projections`` [count, n_tokens] and the null's
+    ``random_null_auroc`` and ``random_null_tail_score`` [count], every direction read by ``project``."""
+    names = list(directions)
+    methods = project(torch.stack([directions[m].double() for m in names])) if names else torch.zeros(0)
+    nulls = project(null.double())
+    return {"projections": dict(zip(names, methods)), "null_projections": nulls,
+            "random_null_auroc": torch.tensor([auroc(row, labels) for row in nulls]),
+            "random_null_tail_score": torch.tensor([tail_score(row, labels, tail_quantile).score for row in nulls])}
+
+
 def project_corpus(bridge, tokenizer, texts: Sequence[str], layer: int, directions: Mapping[str, Tensor],
                    labeller: VaderLabeller, prepend_bos: bool, null_count: int, tail_quantile: float,
                    null_seed: int = 0) -> dict:
@@ -124,18 +157,26 @@ def project_corpus(bridge, tokenizer, texts: Sequence[str], layer: int, directio
     ``sentence_lengths`` [n_texts] (tokens per text, in order), ``projections`` (method -> [n_tokens]) and,
     for ``null_count`` random directions (``null_directions``) seeded with ``null_seed``,
     ``null_projections`` [count, n_tokens], ``random_null_auroc`` and ``random_null_tail_score`` [count]
-    (tails at ``tail_quantile``), over every token of ``texts`` at boundary ``layer``."""
+    (tails at ``tail_quantile``), over every token of ``texts`` at boundary ``layer``; the same four under
+    ``standardized`` for the robust reading (``standardized_cosines``); and the isotropy control's
+    ``top_coordinate`` (the largest mean square) and ``top_share`` [n_tokens] (its share of each token's
+    squared norm)."""
     resid = residuals_at(bridge, texts, layer, prepend_bos)
     labels = aligned_token_labels(tokenizer, labeller, texts, resid)
     ids, types = word_types(tokenizer, texts, labels)
     stacked = torch.cat(resid)
-    null = torch.stack([cosine_projections(stacked, d)
-                        for d in null_directions(null_count, stacked.shape[1], null_seed)])
+    null = null_directions(null_count, stacked.shape[1], null_seed)
+    mean, std = stacked.double().mean(0), stacked.double().std(0)
+    std = std.clamp(min=float(std.max()) * 1e-6)  # a constant coordinate reads 0, not NaN
+    squares = stacked.double() ** 2
+    top = int(squares.mean(0).argmax())
     return {"labels": labels, "word_ids": ids, "word_types": types,
             "sentence_lengths": torch.tensor([rows.shape[0] for rows in resid]),
-            "projections": {m: cosine_projections(stacked, d) for m, d in directions.items()},
-            "null_projections": null, "random_null_auroc": torch.tensor([auroc(row, labels) for row in null]),
-            "random_null_tail_score": torch.tensor([tail_score(row, labels, tail_quantile).score for row in null])}
+            **_readings(stacked, directions, null, labels, tail_quantile,
+                        lambda d: torch.stack([cosine_projections(stacked, row) for row in d])),
+            "standardized": _readings(stacked, directions, null, labels, tail_quantile,
+                                      lambda d: standardized_cosines(stacked, d, mean, std)),
+            "top_coordinate": top, "top_share": (squares[:, top] / squares.sum(-1)).float()}
 
 
 @dataclass(frozen=True)
@@ -159,7 +200,34 @@ class CorpusProjections:
     random_null_tail_score: torch.Tensor  # the tail score of each random direction
     seed: int = 0  # the session's seed: the null's directions and the bootstrap
     resamples: int = SENTENCE_RESAMPLES
+    reading: str = COSINE  # how a token is read along a direction: COSINE (the paper's) or STANDARDIZED
+    standardized: Mapping[str, Tensor] | None = None  # project_corpus's "standardized" readings
+    top_coordinate: int | None = None  # the coordinate with the largest mean square over the corpus's tokens
+    top_share: Tensor | None = None  # [n_tokens] its share of each token's squared norm (R1.isotropy)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def standardized_reading(self) -> "CorpusProjections":
+        """The same corpus, tokens and null read by ``standardized_cosines`` (R1's robust reading)."""
+        if self.standardized is None:
+            raise ValueError("this corpus was projected without the standardized reading (project_corpus adds it)")
+        return dataclasses.replace(self, reading=STANDARDIZED, standardized=None, _cache={}, **self.standardized)
+
+    def top_coordinate_share(self) -> Estimate:
+        """R1.isotropy's statistic: the mean over tokens of ``top_coordinate``'s share of the token's squared
+        residual norm, percentile CI over word types (cluster bootstrap, the session's seed)."""
+        if "top_share" not in self._cache:
+            types, clusters = self.word_ids.unique(return_inverse=True)
+            share_sums = torch.zeros(len(types), dtype=torch.float64).index_add_(0, clusters, self.top_share.double())
+            lengths = torch.bincount(clusters, minlength=len(types)).double()
+
+            def statistic(counts: Tensor) -> Tensor:
+                return (counts.double() @ share_sums) / (counts.double() @ lengths)
+
+            with seeded(self.seed):
+                draws = resampled(of_drawn_units(statistic, len(types)), torch.arange(len(types)),
+                                  resamples=self.resamples, method="percentile")
+            self._cache["top_share"] = draws.estimate("percentile", "word types", "cluster bootstrap over word types")
+        return self._cache["top_share"]
 
     @property
     def sentence_ids(self) -> torch.Tensor:

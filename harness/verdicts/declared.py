@@ -96,6 +96,37 @@ _FLUENT = ("steering keeps the text fluent at a nonzero coefficient: the fluent 
 _PAPER_SETUP = Combine("every", "all", reason="the paper ablates at every position (BOS included); the "
                                               "all-but-first rows are the suite's check, shown, not combined")
 
+# R: natural text (§5.4): the paper's cosine reading, and its robust reading (issue 26, item 5) -------------
+_R1 = Claim(
+    "R1", "§5.4", "The direction's tails on natural text hold sentiment tokens",
+    f"tail score: {_TAIL:.1%}/{1 - _TAIL:.1%} tails, share of each tail's majority non-neutral label, averaged "
+    "(CI: word types resampled), on SST-2 sentences where the paper reads OpenWebText (a deviation: the protocol)",
+    PaperValue("unknown (GPT-4 labels on OWT; no checked number, docs/PAPER.md §6.5)", "gpt2-small", "REVIEW"),
+    Rule(0.7, "above", GENERIC, "the suite's floor"), protocol=NATURAL_TEXT_PROTOCOL, combine=_EACH_METHOD,
+    controls=("R1.isotropy",))
+_R1_AUROC = Claim(
+    "R1.auroc", "§5.4", "The projection separates positive from negative tokens",
+    "AUROC of the projection, lexicon-positive vs lexicon-negative tokens, minus the larger of "
+    f"{NATURAL_TEXT_PROTOCOL['auroc_floor']:g} and the {NATURAL_TEXT_PROTOCOL['null_quantile']:.1%} quantile of "
+    f"the AUROCs of {NATURAL_TEXT_PROTOCOL['null_directions']} seeded random directions (unoriented, as the "
+    "paper's random baseline), both recomputed in every resample of the labelled word types (paired)",
+    PaperValue("unknown (docs/PAPER.md §6.5)", "gpt2-small"),
+    Rule(0.0, "above", GENERIC, f"beats both the suite's floor {NATURAL_TEXT_PROTOCOL['auroc_floor']:g} and chance "
+                                f"(the random directions' {NATURAL_TEXT_PROTOCOL['null_quantile']:.1%} quantile)",
+         strict=True),
+    protocol=NATURAL_TEXT_PROTOCOL, combine=_EACH_METHOD, controls=("R1.isotropy",))
+
+
+def _standardized(claim: Claim, claim_id: str) -> Claim:
+    """An R1 claim read robustly (the protocol's robust_reading), without the isotropy control."""
+    return dataclasses.replace(
+        claim, id=claim_id, statement=claim.statement + " (standardized reading)",
+        statistic=claim.statistic + "; every token standardized coordinate by coordinate and read as cos(z, d) "
+                                    "(the protocol's robust_reading), the null read the same way",
+        paper=PaperValue("not in the paper: the claim read robustly to outlier dimensions (issue 26, item 5)"),
+        kind=Kind.ROBUST, controls=())
+
+
 CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
     Claim(
         "D1", "§6.3", "The five methods find the same direction",
@@ -352,25 +383,17 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         combine=_ONE_ROW,
     ),
     # R, S, N: natural text, steering, negation (§5.4–§5.6) ------------------------------------------
+    _R1, _R1_AUROC,
     Claim(
-        "R1", "§5.4", "The direction's tails on natural text hold sentiment tokens",
-        f"tail score: {_TAIL:.1%}/{1 - _TAIL:.1%} tails, share of each tail's majority non-neutral label, averaged "
-        "(CI: word types resampled), on SST-2 sentences where the paper reads OpenWebText (a deviation: the protocol)",
-        PaperValue("unknown (GPT-4 labels on OWT; no checked number, docs/PAPER.md §6.5)", "gpt2-small", "REVIEW"),
-        Rule(0.7, "above", GENERIC, "the suite's floor"), protocol=NATURAL_TEXT_PROTOCOL, combine=_EACH_METHOD,
+        "R1.isotropy", "§5.4", "No residual coordinate dominates the tokens R1 reads",
+        "the mean over the corpus's tokens of the largest-mean-square coordinate's share of the token's squared "
+        "residual norm at R1's layer (CI: word types resampled)",
+        PaperValue("not in the paper: a control of the cosine reading (issue 26, item 5)"),
+        Rule(NATURAL_TEXT_PROTOCOL["max_top_coordinate_share"], "below", CONTROL,
+             "beyond it one coordinate sets every token's cosine (the protocol's isotropy)"),
+        protocol=NATURAL_TEXT_PROTOCOL, combine=_ONE_ROW, kind=Kind.CONTROL,
     ),
-    Claim(
-        "R1.auroc", "§5.4", "The projection separates positive from negative tokens",
-        "AUROC of the projection, lexicon-positive vs lexicon-negative tokens, minus the larger of "
-        f"{NATURAL_TEXT_PROTOCOL['auroc_floor']:g} and the {NATURAL_TEXT_PROTOCOL['null_quantile']:.1%} quantile of "
-        f"the AUROCs of {NATURAL_TEXT_PROTOCOL['null_directions']} seeded random directions (unoriented, as the "
-        "paper's random baseline), both recomputed in every resample of the labelled word types (paired)",
-        PaperValue("unknown (docs/PAPER.md §6.5)", "gpt2-small"),
-        Rule(0.0, "above", GENERIC, f"beats both the suite's floor {NATURAL_TEXT_PROTOCOL['auroc_floor']:g} and chance "
-                                    f"(the random directions' {NATURAL_TEXT_PROTOCOL['null_quantile']:.1%} quantile)",
-             strict=True),
-        protocol=NATURAL_TEXT_PROTOCOL, combine=_EACH_METHOD,
-    ),
+    _standardized(_R1, "R1.standardized"), _standardized(_R1_AUROC, "R1.auroc.standardized"),
     Claim(
         "S1", "§5.5", "The steered sentiment share rises with the coefficient",
         "Spearman ρ over the samples of the fluent range (the protocol's fluency control) between |coef| and the "

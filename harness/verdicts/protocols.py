@@ -62,7 +62,7 @@ TRANSFER_PROTOCOL = _protocol(  # G1-G3, fixed before measuring (fixtures/transf
 
 NATURAL_TEXT_PROTOCOL = _protocol(  # R1, R1.auroc (§5.4), fixed before measuring (fixtures/correlation.py)
     {"corpus_sentences": 3000, "corpus_seed": 0, "tail_quantile": 0.001, "null_directions": 100,
-     "null_quantile": 0.975, "auroc_floor": 0.8},
+     "null_quantile": 0.975, "auroc_floor": 0.8, "max_top_coordinate_share": 0.5},
     corpus="a seeded (seed {corpus_seed}: the same under every --seeds seed) subsample of {corpus_sentences} SST-2 "
            "train sentences, for the time budget, in place of the paper's OpenWebText (not shipped, and no host but "
            "the package registries is reachable): a DEVIATION that favours the claim, since every SST-2 sentence is "
@@ -75,6 +75,14 @@ NATURAL_TEXT_PROTOCOL = _protocol(  # R1, R1.auroc (§5.4), fixed before measuri
     null="{null_directions} seeded Gaussian directions, unoriented (the paper's random baseline); R1.auroc's "
          "statistic is the AUROC minus the larger of {auroc_floor} and the null AUROCs' {null_quantile} quantile, "
          "both recomputed in every resample (paired); R1's rule has no null (the null's tail scores are reported)",
+    isotropy="R1.isotropy, the control of R1 and R1.auroc: the coordinate with the largest mean square over the "
+             "corpus's tokens carries at most {max_top_coordinate_share} of a token's squared norm on average; "
+             "beyond it a cosine reads mostly that one coordinate (a random unit direction's projection variance "
+             "splits over the coordinates as the squared norm does), and the cosine rows are not interpretable",
+    robust_reading="R1.standardized and R1.auroc.standardized: the same statistics, rules and null, every token "
+                   "standardized coordinate by coordinate over the corpus (z = (x − mean) / std, so that no "
+                   "coordinate outweighs another) and read as cos(z, d) (Timkey & van Schijndel 2021, rogue "
+                   "dimensions); declared before measuring, decided as rows of their own",
 )
 
 _PATCHING_NULL = {"null_directions": 50, "null_min_depth": 0.5, "null_quantile": 0.5}  # P2.random, P5.random

@@ -1,7 +1,8 @@
 """Renderers of the natural-text results (§5.4-§5.6): the correlational evaluation with
 correlation_label_share.png (bands: 95% CI over word types) and correlation_auroc.png (AUROC with its CI
-against the random-direction null), steering with steering_curve.png (Wilson 95% bars), negation with
-negation_layers.png (bands: 95% CI of the mean over sentences)."""
+against the random-direction null), again with the suffix _standardized for R1's robust reading; steering
+with steering_curve.png (Wilson 95% bars); negation with negation_layers.png (bands: 95% CI of the mean over
+sentences)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
-from harness.experiments.corpus_projections import CorpusProjections
+from harness.experiments.corpus_projections import STANDARDIZED, CorpusProjections
 from harness.experiments.correlation import tail_score
 from harness.directions.registry import methods
 from harness.datasets.lexicon import LABEL_NAMES, NEGATIVE, NEUTRAL, POSITIVE, label_counts
@@ -38,6 +39,10 @@ def _with_ci(estimate: Estimate) -> str:
     return f"{estimate.value:.3f} [{estimate.ci_low:.3f}, {estimate.ci_high:.3f}]"
 
 
+def _interval(estimate: Estimate) -> list[float]:
+    return [estimate.value, estimate.ci_low, estimate.ci_high]
+
+
 def _bin_share_bands(corpus: CorpusProjections, bins: torch.Tensor, label: int, n_bins: int) -> tuple[np.ndarray, ...]:
     """Per projection bin, the share of ``label`` among its tokens and its 95% CI over word types
     (``harness.measures.statistics.binned_share_bands``, the session's seed); an empty bin is drawn as a gap."""
@@ -59,16 +64,27 @@ def _correlation(corpus: CorpusProjections, report) -> None:
     counts = label_counts(corpus.labels.tolist())
     null_low, null_median, null_high = corpus.null_range()
     resamples = corpus.auroc(next(iter(corpus.projections))).resamples
-    report.data["correlation"] = {"corpus": corpus.corpus, "labeller": corpus.labeller, "layer": early.layer,
-                                  "direction_layers": early.source_layer, "label_counts": counts, "methods": data,
-                                  "n_sentences": len(corpus.sentence_lengths), "seed": corpus.seed,
-                                  "random_null_auroc": corpus.random_null_auroc.tolist(),
-                                  "auroc_threshold": corpus.auroc_threshold}
+    robust = corpus.reading == STANDARDIZED
+    suffix = "_standardized" if robust else ""
+    report.data["correlation" + suffix] = {
+        "corpus": corpus.corpus, "labeller": corpus.labeller, "layer": early.layer, "reading": corpus.reading,
+        "direction_layers": early.source_layer, "label_counts": counts, "methods": data,
+        "n_sentences": len(corpus.sentence_lengths), "seed": corpus.seed,
+        "random_null_auroc": corpus.random_null_auroc.tolist(), "auroc_threshold": corpus.auroc_threshold,
+        **({} if robust or corpus.top_share is None else {"top_coordinate": corpus.top_coordinate,
+                                                          "top_share": _interval(corpus.top_coordinate_share())})}
+    reading = (f"standardized cosine cos(z, d) of the residual at `{early.hook}`, z = (x − mean) / std coordinate "
+               "by coordinate over the corpus's tokens (R1's robust reading: R1.standardized, R1.auroc.standardized)"
+               if robust else f"cosine of the residual at `{early.hook}`")
+    isotropy = ("" if robust or corpus.top_share is None else
+                f" Isotropy control (R1.isotropy): coordinate {corpus.top_coordinate} carries "
+                f"{_with_ci(corpus.top_coordinate_share())} of a token's squared norm on average (mean over tokens, "
+                "CI over word types).")
     report.add_section(
-        "Correlational evaluation on natural text (§5.4)",
+        "Correlational evaluation on natural text (§5.4)" + (", standardized reading" if robust else ""),
         f"Corpus: {corpus.corpus}; {len(corpus.labels)} tokens in {len(corpus.sentence_lengths)} sentences (BOS and "
-        f"padding left out). Labeller: {corpus.labeller}. Token labels: {counts}. Projection: cosine of the residual "
-        f"at `{early.hook}` with each method's direction, {early.describe()}. Tails at the "
+        f"padding left out). Labeller: {corpus.labeller}. Token labels: {counts}. Projection: {reading} with each "
+        f"method's direction, {early.describe()}.{isotropy} Tails at the "
         f"{corpus.tail_quantile:.1%} / {1 - corpus.tail_quantile:.1%} quantiles; "
         "each tail's majority non-neutral label and its share (neutral counted in the denominator). 95% CIs: "
         f"cluster bootstrap over word types ({resamples} resamples, seed {corpus.seed}; a drawn word type keeps "
@@ -87,7 +103,7 @@ def _correlation(corpus: CorpusProjections, report) -> None:
     )
 
     def draw(figure) -> None:
-        axes = _panels(figure, corpus.projections, "cosine projection", "share of tokens in bin",
+        axes = _panels(figure, corpus.projections, corpus.reading, "share of tokens in bin",
                        f"Lexicon label share by projection bin (20 equal-width bins; bands: 95% CI over word types), "
                        f"layer {early.layer}: {report.model_name}")
         for ax, values in zip(axes, corpus.projections.values()):
@@ -112,11 +128,12 @@ def _correlation(corpus: CorpusProjections, report) -> None:
                     fmt="o", color="tab:blue", capsize=3, label="AUROC, 95% CI over word types")
         ax.set_xticks(range(len(names)), names)
         ax.set_ylabel("AUROC, lexicon-positive vs -negative tokens")
-        ax.set_title(f"Projection AUROC at layer {early.layer} against chance: {report.model_name}", fontsize=9)
+        ax.set_title(f"Projection AUROC ({corpus.reading}) at layer {early.layer} against chance: {report.model_name}",
+                     fontsize=9)
         ax.legend(fontsize=7)
 
-    report.add_figure("correlation_label_share.png", draw)
-    report.add_figure("correlation_auroc.png", draw_auroc)
+    report.add_figure(f"correlation_label_share{suffix}.png", draw)
+    report.add_figure(f"correlation_auroc{suffix}.png", draw_auroc)
 
 
 def _with_share(estimate: Estimate) -> str:
