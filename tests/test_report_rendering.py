@@ -32,6 +32,32 @@ def test_recorded_results_are_rendered_when_written(tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["data"]["measured"] == 1.5
 
 
+@dataclass(frozen=True)
+class _PerSeed:
+    value: float
+
+
+@render.register
+def _render_per_seed(result: _PerSeed, report) -> None:
+    report.add_section("Shared", f"value {result.value}, rendered under seed {report.rendering_seed}")
+    report.add_section(f"Own, seed {report.rendering_seed}", f"value {result.value}")
+    report.data.setdefault("nested", {})["value"] = result.value
+
+
+def test_under_seeds_a_section_several_seeds_write_is_the_first_seeds(tmp_path):
+    """The rows are seed 0's; so are the sections beside them, whichever seed's result is recorded last."""
+    builder = ReportBuilder(model_name="tiny", settings={})
+    for seed in (0, 1, 2):
+        builder.seed = seed
+        builder.record(_PerSeed(10.0 + seed))
+    builder.write(tmp_path)
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "## Shared\n\nvalue 10.0, rendered under seed 0" in text
+    assert all(f"## Own, seed {seed}\n\nvalue {10.0 + seed}" in text for seed in (0, 1, 2))
+    assert text.index("## Shared") < text.index("## Own, seed 0") < text.index("## Own, seed 1")
+    assert json.loads((tmp_path / "results.json").read_text())["data"]["nested"] == {"value": 10.0}
+
+
 def test_a_previous_runs_figure_that_this_run_does_not_draw_is_removed(tmp_path):
     """E.g. a claim family whose gate now fails (its experiment not run): its old figure must not stay."""
     (tmp_path / "figures").mkdir()

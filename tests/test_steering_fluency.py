@@ -91,6 +91,13 @@ def test_continuation_nll_reads_every_run_and_the_renderer_shows_the_range(gpt2)
     section = report.sections["Steering fluency control (§5.5, S1)"]
     assert "fluent range: the first 0 of 2" in section  # one of the two unsteered samples is above the 95% quantile
     assert report.data["steering_fluency"]["runs"]["a"]["fluent_share_selection"] == [0.5, 0.5]
+    assert "S1 is not applicable" in section and report.data["steering_fluency"]["runs"]["a"]["fluent_range_trend"] is None
+    wide = SteeringFluency(SampledDraw(runs, nll), SampledDraw(runs, {"a": torch.zeros(2, 2)}), 0.95, 0.75)
+    report.rendering_seed = 3
+    render(wide, report)
+    rho = wide.trend("a", 3)
+    assert f"S1's Spearman ρ on it {rho.value:.3f} [{rho.ci_low:.3f}, {rho.ci_high:.3f}]" in \
+        report.sections["Steering fluency control (§5.5, S1)"]
     figure = plt.figure()
     try:
         report.figures["steering_fluency.png"](figure)

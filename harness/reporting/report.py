@@ -9,6 +9,7 @@ nothing in it is typed by hand.
 
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import subprocess
@@ -84,11 +85,14 @@ class ReportBuilder:
     timings: dict[str, float] = field(default_factory=dict)
     model_info: dict[str, object] = field(default_factory=dict)
     run_id: str = ""  # the session's id: every model's results of one run carry it (``harness.reporting.matrix``)
+    seed: int = 0  # the seed results are recorded under now (``--seeds``: set by the ``suite_seed`` fixture)
+    rendering_seed: int = 0  # while ``write`` renders a result: the seed it was recorded under
     started: float = field(default_factory=time.time)
 
     def record(self, result: object) -> None:
-        """Keep a result for the report; its renderer turns it into sections and figures at ``write``."""
-        self.results.append(result)
+        """Keep a result for the report, with the seed it was made under (``seed``); its renderer turns it
+        into sections and figures at ``write``."""
+        self.results.append((self.seed, result))
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -112,8 +116,7 @@ class ReportBuilder:
         from harness.reporting.html import write_model_page
         from harness.reporting.rendering import render
 
-        for result in self.results:
-            render(result, self)
+        self._render_results(render)
         self._add_forest()
         directory.mkdir(parents=True, exist_ok=True)
         figure_dir = directory / "figures"
@@ -127,6 +130,21 @@ class ReportBuilder:
         (directory / "REPORT.md").write_text(self._markdown(environment, [p for p in rendered if p]))
         write_model_page(results, figure_dir, directory / "report.html")
         return directory / "REPORT.md"
+
+    def _render_results(self, render: Callable) -> None:
+        """Render every recorded result. Under ``--seeds`` a section, figure or data entry that several seeds
+        write is the first seed's, as the report's rows are; sections only another seed writes (its DAS
+        training) follow."""
+        first = min((seed for seed, _ in self.results), default=0)
+        for seed, result in sorted(self.results, key=lambda item: item[0] != first):
+            self.rendering_seed = seed
+            render(result, self)
+            if seed == first:
+                kept = (dict(self.sections), dict(self.figures), copy.deepcopy(self.data))  # renderers nest data
+        if self.results:
+            for mine, theirs in zip((self.sections, self.figures, self.data), kept):
+                mine.update(theirs)
+        self.rendering_seed = first
 
     def _add_forest(self) -> None:
         """The verdict figure at the top of the report (``harness.reporting.forest``)."""

@@ -1,6 +1,6 @@
 """Renderer of S1's fluency control (§5.5, ``harness.experiments.steering_fluency``): per run and coefficient,
 the steered-to share, the fluent share of both draws and the median continuation NLL, the fluent range
-(chosen on the selection draw) marked, and
+(chosen on the selection draw) marked with S1's Spearman ρ on it (bootstrap under the result's seed), and
 steering_fluency.png (steered-to share over all samples and over fluent samples, fluent share)."""
 
 from __future__ import annotations
@@ -31,7 +31,11 @@ def _steering_fluency(fluency: SteeringFluency, report) -> None:
         data[name] = {"fluent_range": k, "fluent_share_selection": fluency.fluent_share(name).tolist(),
                       "fluent_share_main": fluency.fluent_share(name, "main").tolist(), "nll_main": nll.tolist(),
                       "nll_selection": fluency.selection.nll[name].tolist()}
-        lines += [f"\n**{name}**: fluent range: the first {k} of {len(run.coefficients)} coefficients\n",
+        rho = fluency.trend(name, report.rendering_seed) if k >= 2 else None  # S1's statistic, its seed
+        trend = (f"S1's Spearman ρ on it {rho.value:.3f} [{rho.ci_low:.3f}, {rho.ci_high:.3f}]" if rho else
+                 "S1 is not applicable: no steered coefficient is fluent")
+        data[name]["fluent_range_trend"] = [rho.value, rho.ci_low, rho.ci_high] if rho else None
+        lines += [f"\n**{name}**: fluent range: the first {k} of {len(run.coefficients)} coefficients; {trend}\n",
                   tabulate(rows, headers=["coef", f"{LABEL_NAMES[run.target]} %", f"{LABEL_NAMES[run.target]} % "
                                           "of fluent samples", "fluent % (selection draw)", "fluent % (main draw)",
                                           "median NLL (nats/token)", "range"], tablefmt="github")]
