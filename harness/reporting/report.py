@@ -379,7 +379,8 @@ class ReportBuilder:
 
 
 KIND_TITLES = {Kind.PAPER.value: "Paper claims", Kind.PRECONDITION.value: "Preconditions",
-               Kind.CONTROL.value: "Controls", Kind.BEYOND.value: "Beyond the paper"}
+               Kind.CONTROL.value: "Controls", Kind.ROBUST.value: "Robust readings",
+               Kind.BEYOND.value: "Beyond the paper"}
 
 
 def _counts_text(counts: dict[str, int]) -> str:

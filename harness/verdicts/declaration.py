@@ -47,8 +47,8 @@ class Kind(StrEnum):
     PAPER = "paper claim"  # a claim the paper makes
     PRECONDITION = "precondition"  # what the model must do for paper claims to be tested on it (P0, M1)
     CONTROL = "control"  # a check that the measurement means what it says (random directions, unsteered text)
-    BEYOND = "beyond the paper"  # the suite's own extension (transfer to other data sets)
     ROBUST = "robust reading"  # a paper claim read in a way outlier dimensions cannot dominate (issue 26, item 5)
+    BEYOND = "beyond the paper"  # the suite's own extension (transfer to other data sets)
 
 
 @dataclass(frozen=True)

@@ -170,8 +170,9 @@ def _steering(setup: SteeringSetup, report) -> None:
                 for i, c in enumerate(run.coefficients)]
         trend = setup.trend(name)
         data[name]["trend"] = [trend.value, trend.ci_low, trend.ci_high]
-        lines += [f"\n**{name}**: `{run.prompt}`; Spearman ρ over the whole grid (|coef| vs {LABEL_NAMES[run.target]}, "
-                  f"over samples; shown: S1 reads the fluent range, next section) {_with_ci(trend)}\n",
+        lines += [f"\n**{name}**: `{run.prompt}`; Spearman ρ over the whole grid (|coef| vs "
+                  f"{LABEL_NAMES[run.target]}, over samples; shown: S1 reads the fluent range, next section) "
+                  f"{_with_ci(trend)}\n",
                   tabulate(rows, headers=["coef", "negative % [Wilson 95%]", "neutral %", "positive %",
                                           "first 3 continuations"], tablefmt="github")]
     report.data["steering"] = {"hook": setup.hook, "residual_norm": setup.residual_norm,
