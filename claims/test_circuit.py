@@ -14,7 +14,12 @@ pairs*, the unit of every CI below (n = the distinct test prompts); 1,000 resamp
   test pairs (the effects recomputed on each resample; the ranking is fixed by the train pairs).
 - K1.paper_heads, gpt2-small only: how many of the paper's 8 heads (``GPT2_CIRCUIT_HEADS``) are among
   the 12 heads with the largest |effect| on the train pairs; CI: bootstrap over train pairs, the
-  ranking redone in each resample.
+  ranking redone in each resample. On any other model the row is "not applicable: needs gpt2-small".
+- K4, pythia-2.8b only (its heads): how many of the paper's 12 ToyMoodStory heads (docs/PAPER.md §6.4 [R],
+  K4's protocol) are among the 24 heads with the largest |stage-1 effect| on ToyMoodStory's pairs (the
+  paper's stories, no filler), when the model solves ToyMoodStory (M1); CI: cluster bootstrap over name
+  pairs (a pair's four variants share its names), the ranking redone in each resample. Elsewhere "not
+  applicable: needs pythia-2.8b", and nothing runs.
 - K2: the circuit (top 6 stage-1 heads + top 3 stage-2 writers, "about 9") patched clean → corrupted
   on the test pairs: % of the logit difference its full head outputs recover (the paper's 75% LD and
   97% flip are [REVIEW] numbers, unverifiable, shown only). CI: studentized bootstrap over test pairs.
@@ -51,7 +56,7 @@ import math
 import pytest
 import torch
 
-from harness.experiments.circuit import ld_ratio, named_heads_among_top, share_of
+from harness.experiments.circuit import ld_ratio, named_heads_among_top, named_heads_estimate, share_of, top_heads
 from harness.measures.metrics import logit_diff_recovered, logit_flip
 from harness.models.paper import GPT2_CIRCUIT_HEADS
 from harness.measures.intervals import interval
@@ -86,10 +91,16 @@ def test_k1_circuit_is_sparse(toy_circuit, claim):
                         f"{selection_share:.3f}")
 
 
+def _needs_paper_model(claim) -> dict[str, bool]:
+    model = claim.declaration.paper.model
+    return {f"the paper names these heads on {model} (needs {model})": _on_paper_model(claim)}
+
+
 @pytest.mark.claim("K1.paper_heads")
-def test_k1_paper_heads_among_top_heads(toy_circuit, claim):
-    if not _on_paper_model(claim):
-        pytest.skip(f"the paper names its circuit heads on {claim.declaration.paper.model} only")
+def test_k1_paper_heads_among_top_heads(request, claim):
+    if not claim.applies(_needs_paper_model(claim)):
+        return
+    toy_circuit = request.getfixturevalue("toy_circuit")
     heads, scores = toy_circuit.selection.head_scores()
     s = toy_circuit.selection
     estimate = bootstrap(named_heads_among_top([str(n) for n in heads], GPT2_CIRCUIT_HEADS, TOP_K), scores, s.clean, s.corrupted, s.labels,
@@ -97,6 +108,27 @@ def test_k1_paper_heads_among_top_heads(toy_circuit, claim):
     top = [str(node) for node in toy_circuit.top_heads(TOP_K)]
     claim.check(estimate, description=f"paper's 8 circuit heads among the top {TOP_K} by |path effect| (train pairs)",
                 details=f"top {TOP_K}: {', '.join(top)}; found {sorted(set(top) & set(GPT2_CIRCUIT_HEADS))}")
+
+
+@pytest.mark.claim("K4")
+def test_k4_mood_story_paper_heads_among_top_heads(request, claim):
+    """On pythia-2.8b: the paper's ToyMoodStory heads among the top heads by |stage-1 path effect|; on any other
+    model not applicable (the heads are pythia-2.8b's), and nothing runs."""
+    needs = _needs_paper_model(claim)
+    if not claim.applies(needs):
+        return
+    solved = {"the model solves ToyMoodStory (M1 replicates)": request.getfixturevalue("mood_story_solved")}
+    if not claim.applies(solved):
+        return
+    protocol = claim.declaration.protocol
+    effects = request.getfixturevalue("mood_story_heads")
+    named, k = protocol["paper_heads"], protocol["top_heads"]
+    name_pair = torch.arange(len(effects.labels)) // 4  # a name pair's four variants (datasets/toy_mood_story.py)
+    estimate = named_heads_estimate(effects, named, k, name_pair, "name pairs")
+    top = [str(node) for node in top_heads(*effects.head_effects(), k)]
+    claim.check(estimate, description=f"the paper's {len(named)} ToyMoodStory heads among the top {k} by |path "
+                                      "effect| on the final residual",
+                details=f"top {k}: {', '.join(top)}; found {sorted(set(top) & set(named))}")
 
 
 def _per_pair(results, key: str) -> tuple:

@@ -358,3 +358,25 @@ def test_ld_ratio_is_direction_over_full_recovered():
     full, direction = corrupted + 0.8 * (clean - corrupted), corrupted + 0.4 * (clean - corrupted)
     assert torch.isclose(ld_ratio(direction, full, clean, corrupted, labels), torch.tensor(0.5))
     assert torch.isclose(logit_diff_recovered(full, clean, corrupted, labels), torch.tensor(80.0))
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "neox"])
+def test_k4_ranks_every_head_on_toy_mood_story_pairs_by_name_pair(tiny_models, architecture):
+    """K4's ranking is stage 1 on ToyMoodStory's pairs (the harness call it wraps), its count of named heads
+    is resampled by name pair (n = the name pairs), and its CI holds its value."""
+    from harness.datasets.toy_mood_story import build_toy_mood_story
+    from harness.experiments.circuit import named_heads_estimate, pair_direct_effects
+
+    model = tiny_models[architecture]
+    pairs = build_toy_mood_story(model.bridge, prepend_bos=True).pairs
+    effects = pair_direct_effects(model.bridge, pairs, "stage1-mood-story")
+    senders, scores = path_patch_to_logits(model.bridge, component_cache(model.bridge, pairs.clean.tokens),
+                                           component_cache(model.bridge, pairs.corrupted.tokens), pairs.answer_ids)
+    assert [(n.layer, n.head) for n in effects.senders] == [(n.layer, n.head) for n in senders]
+    assert torch.allclose(effects.scores, scores)
+    named = tuple(str(n) for n in top_heads(*effects.head_effects(), 3))  # the top 3: all among the top 4
+    clusters = torch.arange(len(pairs)) // 4
+    estimate = named_heads_estimate(effects, named, 4, clusters, "name pairs")
+    assert estimate.value == 3 and estimate.n == len(pairs) // 4 and estimate.unit == "name pairs"
+    assert estimate.ci_low <= estimate.value <= estimate.ci_high <= 3
+    assert named_heads_estimate(effects, ("9.9",), 4, clusters, "name pairs").value == 0  # a head the model lacks

@@ -51,7 +51,9 @@ from harness.interventions.circuit_patching import patch_head_outputs
 from harness.interventions.forward import block_inputs, run_from
 from harness.experiments.head_roles import HeadRole, classify_heads
 from harness.interventions.edit import edit_hook, full_patch, position_mask
+from harness.measures.intervals import interval
 from harness.measures.metrics import logit_diff_recovered, sentiment_score
+from harness.measures.statistics import Estimate
 from harness.interventions.path_patching import (
     INPUT_KINDS, ComponentCache, Node, component_cache, final_scores, path_effect, path_patch_to_heads,
     path_patch_to_logits,
@@ -207,6 +209,22 @@ def named_heads_among_top(heads: list[str], named: tuple[str, ...], k: int):
         magnitude = path_effect(scores, clean, corrupted, labels).abs()
         return is_named[magnitude.topk(k, dim=0).indices].sum(0).double()
     return statistic
+
+
+def pair_direct_effects(bridge, pairs: PromptPairs, name: str, run_stage: StageRunner = run_uncached) -> DirectEffects:
+    """Stage 1 alone on ``pairs`` (K4: ToyMoodStory's), one stage ``name`` of ``run_stage``."""
+    runs = _Runs(bridge, pairs)
+    return direct_effects(run_stage(name, pairs_key(pairs), lambda: stage1(bridge, *runs(), pairs.answer_ids)),
+                          pairs.clean.labels)
+
+
+def named_heads_estimate(effects: DirectEffects, named: tuple[str, ...], k: int, clusters: Tensor,
+                         unit: str) -> Estimate:
+    """K4: how many ``named`` heads are among the top ``k`` by |path effect|, with its percentile CI over
+    ``clusters`` of pairs resampled (each keeps its pairs; the ranking redone in each resample)."""
+    heads, scores = effects.head_scores()
+    return interval(named_heads_among_top([str(n) for n in heads], named, k), scores, effects.clean,
+                    effects.corrupted, effects.labels, unit=unit, method="percentile", clusters=clusters)
 
 
 def ld_ratio(direction, full, clean, corrupted, labels):

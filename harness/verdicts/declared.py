@@ -25,9 +25,10 @@ import json
 
 from harness.verdicts.declaration import Case, Claim, Combine, Kind, PaperValue, Rule, ThresholdKind
 from harness.models.paper import STEERING_MODEL, SUMMARIZATION_MODEL
-from harness.verdicts.protocols import (CIRCUIT_PROTOCOL, D1_PROTOCOL, LAYER_CHOICE_PROTOCOL, NATURAL_TEXT_PROTOCOL,
-                                         SST_ABLATION_PROTOCOL, SST_PATCHING_PROTOCOL, STEERING_PROTOCOL,
-                                         SUMMARIZATION_PROTOCOL, TOY_PATCHING_PROTOCOL, TRANSFER_PROTOCOL)
+from harness.verdicts.protocols import (
+    CIRCUIT_PROTOCOL, D1_PROTOCOL, LAYER_CHOICE_PROTOCOL, MOOD_STORY_CIRCUIT_PROTOCOL, NATURAL_TEXT_PROTOCOL,
+    SST_ABLATION_PROTOCOL, SST_PATCHING_PROTOCOL, STEERING_PROTOCOL, SUMMARIZATION_PROTOCOL, TOY_PATCHING_PROTOCOL,
+    TRANSFER_PROTOCOL)
 
 PAPER, QUALITATIVE = ThresholdKind.PAPER, ThresholdKind.PAPER_QUALITATIVE
 GENERIC, CONTROL = ThresholdKind.GENERIC, ThresholdKind.SUITE_CONTROL
@@ -162,8 +163,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         "|cos(suite DAS, released DAS)| at mid layers 4-8",
         PaperValue("released directions (authors' data/gpt2-small)", "gpt2-small", "R"),
         Rule(0.7, "above", GENERIC, "the suite's agreement floor for the authors' own directions"),
-        combine=Combine("every", reason="the released directions agree at every mid layer 4-8"),
-        kind=Kind.CONTROL,
+        combine=Combine("every", reason="the released directions agree at every mid layer 4-8"), kind=Kind.CONTROL,
     ),
     # P: directional patching (§5.2, §6.2) ----------------------------------------------------------
     Claim(
@@ -173,24 +173,20 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         PaperValue("100% flip, 109.8% LD", "pythia-1.4b", "3P"), _P_FLIP, unit="%",
         cases={"logit_flip": Case(paper=PaperValue("100%", "pythia-1.4b", "3P")),
                "ld_recovered": Case(paper=PaperValue("109.8%", "pythia-1.4b", "3P"))},
-        protocol=LAYER_CHOICE_PROTOCOL, combine=_EACH_CASE,
-        controls=("P2.random",),
+        protocol=LAYER_CHOICE_PROTOCOL, combine=_EACH_CASE, controls=("P2.random",),
     ),
     Claim(
         "P2", "§6.2", "The other methods' directions flip it too",
         "% logit flip at the layer chosen (by % LD recovered) on the other half of the ToyMovieReview test pairs "
         "(cross-fitted)",
         PaperValue(">= 90%", "pythia-1.4b", "3P"), _P_FLIP, unit="%",
-        protocol=_TOY_LAYER_CHOICE,
-        combine=_EACH_METHOD,
-        controls=("P2.random",),
+        protocol=_TOY_LAYER_CHOICE, combine=_EACH_METHOD, controls=("P2.random",),
     ),
     Claim(
         "P2.random", "§6.2", "A random direction recovers nothing",
         f"{_RANDOM_NULL}, ToyMovieReview test pairs",
         PaperValue("≈ 0 (random ≈ 3%)", "gpt2-small", "3P"), _RANDOM_LD, unit="%", protocol=_TOY_LAYER_CHOICE,
-        combine=_ONE_ROW,
-        kind=Kind.CONTROL,
+        combine=_ONE_ROW, kind=Kind.CONTROL,
     ),
     Claim(
         "P3", "§6.2", "Toy-fitted DAS patched onto SST pairs moves their sentiment",
@@ -213,8 +209,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         Rule(0.35, "abs_below", QUALITATIVE, "strictly inside the first and last 15% of the depth", strict=True,
              centre=0.5),
         preconditions="the model classifies SST (P0.classification replicates)", protocol=_SST_LAYER_CHOICE,
-        combine=_EACH_METHOD,
-        controls=("P5.random",),
+        combine=_EACH_METHOD, controls=("P5.random",),
     ),
     Claim(
         "P5", "§6.2", "DAS recovers at least as much as the other methods on SST",
@@ -231,8 +226,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         f"{_RANDOM_NULL}, SST pairs",
         PaperValue("≈ 0 (random ≈ 3%)", "gpt2-small", "3P"), _RANDOM_LD, unit="%",
         preconditions="the model classifies SST (P0.classification replicates)", protocol=_SST_LAYER_CHOICE,
-        combine=_ONE_ROW,
-        kind=Kind.CONTROL,
+        combine=_ONE_ROW, kind=Kind.CONTROL,
     ),
     Claim(
         "P0", "§2.3, §5.1", "The model classifies SST reviews (the precondition of P3–P5 and A1–A5)",
@@ -261,8 +255,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
                                                                  "random null's upper quantile"),
                                paper_rule=_around(71.0, 8.0, "docs/PAPER.md §6.1 ± 8"))},
         preconditions=ABLATION_GATE, protocol=SST_ABLATION_PROTOCOL,
-        combine=_PAPER_SETUP,
-        controls=("A2",),
+        combine=_PAPER_SETUP, controls=("A2",),
     ),
     Claim(
         "A2", "§5.3, §6.1", "Ablating a random direction the same way does little",
@@ -271,8 +264,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         PaperValue("−0.3% to +0.2% (balanced sets)", "pythia-2.8b", "NB"),
         Rule(2.0, "abs_below", CONTROL, "the paper's random ablations stay within ±0.3%", strict=True), unit="%",
         preconditions=ABLATION_GATE, protocol=SST_ABLATION_PROTOCOL,
-        combine=_PAPER_SETUP,
-        kind=Kind.CONTROL,
+        combine=_PAPER_SETUP, kind=Kind.CONTROL,
     ),
     _comma_ablation("A3", "Ablating the direction at commas alone hurts SST classification",
                     "DAS direction ablated at comma positions only",
@@ -382,6 +374,16 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         Rule(20.0, "above", GENERIC, "at least a fifth"), unit="%", protocol={**CIRCUIT_PROTOCOL, **LAYER_CHOICE_PROTOCOL},
         combine=_ONE_ROW,
     ),
+    Claim(
+        "K4", "§6.4", "The paper's ToyMoodStory circuit heads are among the top heads",
+        f"how many of the paper's {len(MOOD_STORY_CIRCUIT_PROTOCOL['paper_heads'])} ToyMoodStory heads are among "
+        f"the top {MOOD_STORY_CIRCUIT_PROTOCOL['top_heads']} by |path effect| on the final residual (ToyMoodStory "
+        "pairs; CI: name pairs resampled, the ranking redone)",
+        PaperValue(", ".join(MOOD_STORY_CIRCUIT_PROTOCOL["paper_heads"]), SUMMARIZATION_MODEL, "R"),
+        Rule(6.0, "above", GENERIC, "the suite's floor: at least half of them"),
+        preconditions=f"the heads are {SUMMARIZATION_MODEL}'s (needs {SUMMARIZATION_MODEL}), and M1 replicates",
+        protocol=MOOD_STORY_CIRCUIT_PROTOCOL, combine=_ONE_ROW,
+    ),
     # R, S, N: natural text, steering, negation (§5.4–§5.6) ------------------------------------------
     _R1, _R1_AUROC,
     Claim(
@@ -420,8 +422,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         PaperValue("the negative share rises with |coef| (figure; no numbers)", STEERING_MODEL, "R"),
         Rule(20.0, "below", CONTROL, "a low baseline"), unit="%",
         cases={"mirror": Case(paper=PaperValue("not in the paper (the suite's mirror of its experiment)"))},
-        protocol=STEERING_PROTOCOL, combine=_PAPER_PROMPT,
-        kind=Kind.CONTROL,
+        protocol=STEERING_PROTOCOL, combine=_PAPER_PROMPT, kind=Kind.CONTROL,
     ),
     Claim(
         "N1", "§5.6", "Negation flips the negated word's projection between early and late layers",
@@ -472,8 +473,7 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         "method's SST-chosen layer (each dataset's items resampled independently)",
         PaperValue("not in the paper (a control the suite adds: is the direction about sentiment at all?)"),
         Rule(0.0, "above", GENERIC, "sentiment is separated more than the control distinction", strict=True),
-        protocol=TRANSFER_PROTOCOL, combine=_EACH_METHOD,
-        kind=Kind.BEYOND,
+        protocol=TRANSFER_PROTOCOL, combine=_EACH_METHOD, kind=Kind.BEYOND,
     ),
 )}
 

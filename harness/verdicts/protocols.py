@@ -166,6 +166,17 @@ CIRCUIT_PROTOCOL = _protocol(  # K1-K3 (§6.4), fixed before measuring (fixtures
                     "unpruned one, at a tenth of step (b)'s cost",
 )
 
+MOOD_STORY_CIRCUIT_PROTOCOL = _protocol(  # K4 (§6.4), fixed before measuring (fixtures/circuit.py)
+    {"paper_heads": ("17.19", "22.5", "14.4", "20.10", "12.2", "10.26", "12.4", "12.17", "14.2", "13.20", "9.29",
+                     "11.16"), "top_heads": 24},
+    ranking="every head's stage-1 path effect (head output → final residual at the last position, K1's ranking) "
+            "on ToyMoodStory's clean/corrupted pairs (each story against the one that swaps who loves parties); "
+            "the paper's heads (docs/PAPER.md §6.4 [R], pythia-2.8b, roles not recoverable) looked for among the "
+            "top {top_heads}, twice their number",
+    unit="the name pair (its four variants share the names): cluster bootstrap, the ranking redone in each "
+         "resample",
+)
+
 D1_PROTOCOL = _protocol(  # D1, D1.random (§6.3), fixed before measuring (fixtures/directions.py passes the numbers)
     {"refit_resamples": 200, "das_refit_resamples": 30, "das_refit_epochs": 1},
     resampling="both methods of a pair refitted on each bootstrap resample of the train prompts (one set of "
