@@ -136,14 +136,17 @@ class ReportBuilder:
         write is the first seed's, as the report's rows are; sections only another seed writes (its DAS
         training) follow."""
         first = min((seed for seed, _ in self.results), default=0)
-        for seed, result in sorted(self.results, key=lambda item: item[0] != first):
-            self.rendering_seed = seed
-            render(result, self)
+        for seed, result in self.results:
             if seed == first:
-                kept = (dict(self.sections), dict(self.figures), copy.deepcopy(self.data))  # renderers nest data
-        if self.results:
-            for mine, theirs in zip((self.sections, self.figures, self.data), kept):
-                mine.update(theirs)
+                self.rendering_seed = seed
+                render(result, self)
+        kept = (dict(self.sections), dict(self.figures), copy.deepcopy(self.data))  # renderers nest data
+        for seed, result in self.results:
+            if seed != first:
+                self.rendering_seed = seed
+                render(result, self)
+        for mine, theirs in zip((self.sections, self.figures, self.data), kept):
+            mine.update(theirs)
         self.rendering_seed = first
 
     def _add_forest(self) -> None:

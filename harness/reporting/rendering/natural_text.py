@@ -169,7 +169,7 @@ def _steering(setup: SteeringSetup, report) -> None:
                  " / ".join(repr(t.strip()[:90]).replace("|", "\\|") for t in run.continuations[i][:3])]
                 for i, c in enumerate(run.coefficients)]
         trend = setup.trend(name)
-        data[name]["trend"] = [trend.value, trend.ci_low, trend.ci_high]
+        data[name]["trend"] = _interval(trend)
         lines += [f"\n**{name}**: `{run.prompt}`; Spearman ρ over the whole grid (|coef| vs "
                   f"{LABEL_NAMES[run.target]}, over samples; shown: S1 reads the fluent range, next section) "
                   f"{_with_ci(trend)}\n",
